@@ -1,0 +1,81 @@
+// Mount options: a pure parser (no I/O) and a validator that checks the
+// parsed branches against the filesystem. Both report the first problem as
+// one human-readable line.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aufs {
+
+enum class Perm { RW, RO, RR };
+
+struct BranchSpec {
+  std::string path;       // as given; absolute after validate_options()
+  Perm perm = Perm::RO;
+  bool wh = false;        // ro+wh / rr+wh: whiteouts honoured
+  bool nolwh = false;     // rw+nolwh: whiteouts are plain files
+  bool perm_given = false;
+  // Whiteouts and opaque markers on this branch are honoured.
+  bool wh_able() const { return perm == Perm::RW || wh; }
+  bool writable() const { return perm == Perm::RW; }
+};
+
+std::string format_perm(const BranchSpec& b);  // "rw", "ro+wh", "rw+nolwh"
+
+enum class Udba { None, Reval, Notify };
+
+struct MountOptions {
+  std::vector<BranchSpec> branches;
+  std::string mountpoint;
+  bool foreground = false;
+  bool debug = false;
+  bool single_thread = false;
+  bool show_help = false;
+  bool show_version = false;
+
+  // AUFS options.
+  Udba udba = Udba::Reval;
+  bool diropq_always = false;  // diropq=a
+  bool sum = false;            // statfs sums all branches
+  bool warn_perm = true;
+  bool verbose = false;
+  bool dio = true;
+  std::string xino_path;       // accepted for compatibility, see man page
+  bool noxino = false;
+  int rdcache = 10;
+  bool read_only = false;      // -o ro
+
+  // FUSE tuning; negative = derived from udba.
+  double entry_timeout = -1, attr_timeout = -1, negative_timeout = -1;
+  unsigned max_threads = 0;    // 0 = derived from the CPU count
+  bool clone_fd = false;
+
+  // Passed to libfuse verbatim (allow_other, fsname=..., nosuid, ...).
+  std::vector<std::string> fuse_opts;
+  // Non-fatal remarks (ignored obsolete options, dropped attributes).
+  std::vector<std::string> notices;
+};
+
+struct ParseResult {
+  MountOptions opts;
+  std::string error;  // empty on success
+  bool ok() const { return error.empty(); }
+};
+
+// Parses a command line (argv[0] excluded).
+ParseResult parse_command_line(const std::vector<std::string>& args);
+// Applies one comma-separated -o string to `opts`; returns an error line.
+std::string apply_option_string(MountOptions& opts, std::string_view s);
+// Parses "a=rw:b=ro+wh:c" into branch specs (appended); returns an error line.
+std::string parse_branches(std::string_view list, bool read_only_mount,
+                           std::vector<BranchSpec>& out,
+                           std::vector<std::string>& notices);
+
+// Resolves branch paths and the mount point, then checks everything that
+// must hold before mounting. Returns an error line or "".
+std::string validate_options(MountOptions& opts);
+
+std::string usage_text(std::string_view prog);
+
+}  // namespace aufs

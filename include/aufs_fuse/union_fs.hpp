@@ -1,0 +1,205 @@
+// The union file system core: AUFS semantics over branch directories,
+// addressed by NodeId, independent of libfuse. The FUSE adapter translates
+// requests into these calls; core tests call them directly.
+//
+// Every method is thread-safe. Errors are positive errno values.
+#pragma once
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <atomic>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "aufs_fuse/branch.hpp"
+#include "aufs_fuse/creds.hpp"
+#include "aufs_fuse/node.hpp"
+#include "aufs_fuse/options.hpp"
+#include "aufs_fuse/result.hpp"
+#include "aufs_fuse/vdir.hpp"
+#include "aufs_fuse/xino.hpp"
+
+namespace aufs {
+
+struct Entry {
+  NodeId id = 0;
+  struct stat attr {};
+};
+
+// An open file. `fd` is the backing file; for read-only handles it is
+// reopened on the current top branch when the file was copied up meanwhile.
+struct FileHandle {
+  NodePtr node;
+  UniqueFd fd;
+  int flags = 0;
+  uint64_t data_gen = 0;
+  std::mutex mu;  // guards fd/data_gen swaps
+};
+
+struct DirHandle {
+  NodePtr node;
+  std::vector<VEntry> entries;  // snapshot taken at opendir / rewind
+  bool started = false;         // a read at offset 0 after this rewinds
+  std::mutex mu;
+};
+
+struct SetAttrIn {
+  int valid = 0;  // SET_* bits below
+  mode_t mode = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  off_t size = 0;
+  struct timespec atime {}, mtime {};
+  enum : int {
+    kMode = 1, kUid = 2, kGid = 4, kSize = 8, kAtime = 16, kMtime = 32,
+    kAtimeNow = 64, kMtimeNow = 128, kCtime = 256,
+  };
+};
+
+struct Counters {
+  std::atomic<uint64_t> copyups{0}, copyup_bytes{0}, whiteouts{0};
+};
+
+class Union {
+ public:
+  // Opens the branches of validated options and prepares rw branches
+  // (whiteout base, plnk, orph; stale temporaries removed).
+  static Result<std::unique_ptr<Union>> create(const MountOptions& opts);
+  ~Union();
+
+  Result<Entry> lookup(NodeId parent, std::string_view name);
+  void forget(NodeId id, uint64_t n);
+  Result<struct stat> getattr(NodeId id, FileHandle* fh = nullptr);
+  Result<struct stat> setattr(NodeId id, const SetAttrIn& in, FileHandle* fh,
+                              const Ctx& ctx);
+  Result<std::string> readlink(NodeId id);
+
+  Result<Entry> mknod(NodeId parent, std::string_view name, mode_t mode,
+                      dev_t rdev, const Ctx& ctx);
+  Result<Entry> mkdir(NodeId parent, std::string_view name, mode_t mode,
+                      const Ctx& ctx);
+  Result<Entry> symlink(const std::string& target, NodeId parent,
+                        std::string_view name, const Ctx& ctx);
+  Result<Entry> link(NodeId src, NodeId newparent, std::string_view name,
+                     const Ctx& ctx);
+  Status unlink(NodeId parent, std::string_view name);
+  Status rmdir(NodeId parent, std::string_view name);
+  Status rename(NodeId parent, std::string_view name, NodeId newparent,
+                std::string_view newname, unsigned flags);
+
+  Result<std::unique_ptr<FileHandle>> open(NodeId id, int flags, const Ctx& ctx);
+  struct Created {
+    Entry entry;
+    std::unique_ptr<FileHandle> fh;
+  };
+  Result<Created> create(NodeId parent, std::string_view name, mode_t mode,
+                         int flags, const Ctx& ctx);
+  // The fd to use for I/O on fh (revalidated after a copy-up).
+  Result<int> io_fd(FileHandle& fh);
+  void release(std::unique_ptr<FileHandle> fh);
+
+  Result<std::unique_ptr<DirHandle>> opendir(NodeId id);
+  Status rewinddir(DirHandle& dh);
+  // Lookup of one listed entry (readdirplus), adds a reference.
+  Result<Entry> lookup_entry(DirHandle& dh, const VEntry& e);
+  // d_ino for a listed entry, equal to the st_ino a lookup reports.
+  uint64_t entry_ino(const VEntry& e) const;
+  void releasedir(std::unique_ptr<DirHandle> dh);
+
+  Status fsyncdir(NodeId id, bool datasync);
+  // access(2) on the union's view, for callers that ask (the kernel checks
+  // permissions itself under default_permissions).
+  Status access(NodeId id, int mask, const Ctx& ctx);
+  Result<struct statvfs> statfs();
+  Result<std::vector<char>> getxattr(NodeId id, const char* key, size_t size);
+  Result<std::vector<char>> listxattr(NodeId id, size_t size);
+  Status setxattr(NodeId id, const char* key, const void* val, size_t size, int flags);
+  Status removexattr(NodeId id, const char* key);
+
+  size_t node_count() const { return table_.size(); }
+  const Counters& counters() const { return counters_; }
+  BranchSetPtr branches() const;
+  const MountOptions& options() const { return opts_; }
+  uint64_t root_ino() const { return kRootIno; }
+  uint64_t ino_of_node(NodeId id) const;  // st_ino of a node (0 if unknown)
+  uint64_t parent_ino(NodeId id) const;   // st_ino of its parent directory
+
+  // Attribute as the union shows it (own st_dev/st_ino, dir nlink rule).
+  struct stat present(const Node& n, const struct stat& st) const;
+
+ private:
+  explicit Union(const MountOptions& opts);
+  struct Hit {
+    int branch;
+    struct stat st;
+  };
+  struct Resolution {
+    std::vector<Hit> hits;      // top first; dirs: every merged layer
+    bool whiteout = false;      // search stopped at a whiteout
+    int whiteout_branch = -1;
+    int opaque_branch = -1;     // dirs: layer carrying .wh..wh..opq
+    bool lower_exists = false;  // some entry below the top hit (full scan)
+    bool positive() const { return !hits.empty(); }
+  };
+  struct Where {  // a resolved node: its path and layers
+    std::string rel;
+    std::vector<int> layers;
+    std::string data_rel;
+  };
+
+  Status prepare_rw_branch(const Branch& b);
+  Result<Resolution> resolve_child(const BranchSet& bs, const std::vector<int>& parent_layers,
+                                   const std::string& parent_rel, std::string_view name,
+                                   bool full) const;
+  Result<std::vector<int>> root_layers(const BranchSet& bs) const;
+  NodePtr node(NodeId id) const;
+  std::string rel_path(const Node& n) const;  // takes tree_mu_ shared
+  std::string rel_path_locked(const Node& n) const;
+  Result<Where> where(const NodePtr& n);
+  Result<Entry> make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
+                           const Resolution& r, const std::string& parent_rel);
+  void detach(const NodePtr& n);
+  void mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
+                     int top, const struct stat& st);
+  NodePtr node_for(const BranchSet& bs, const NodePtr& parent, const std::string& name,
+                   const Resolution& r, const std::string& parent_rel);
+  void set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name);
+
+  Result<struct stat> stat_at(const BranchSet& bs, int b, const std::string& rel) const;
+  uint64_t ino_of(const BranchSet& bs, int b, const struct stat& st) const;
+
+  int first_writable(const BranchSet& bs) const;
+  Result<int> target_branch(const BranchSet& bs, const std::vector<int>& parent_layers) const;
+  Status ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir);
+  Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel);
+  Status copy_up(const NodePtr& n, bool with_data, off_t max_size = -1);
+  Status copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
+                    const std::string& dst_name, const struct stat& st);
+  Status make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name);
+  Status remove_whiteout_if_any(int dirfd, std::string_view name, bool* removed);
+  Status make_opaque(const BranchSet& bs, int bw, int dirfd);
+  Status remove_dir_tree_meta(int parentfd, const std::string& name);
+  Result<std::vector<VEntry>> list_dir(const BranchSet& bs, const std::vector<int>& layers,
+                                       const std::string& rel) const;
+  Result<Entry> create_common(NodeId parent, std::string_view name, mode_t mode, dev_t rdev,
+                              const std::string* symlink_target, int open_flags,
+                              const Ctx& ctx, std::unique_ptr<FileHandle>* fh_out);
+  Status check_name(std::string_view name) const;
+  uint32_t next_temp_seq() { return temp_seq_.fetch_add(1); }
+
+  MountOptions opts_;
+  BranchSetPtr branches_;
+  mutable std::mutex branches_mu_;
+  Xino xino_;
+  InodeTable table_;
+  NodePtr root_;
+  mutable std::shared_mutex tree_mu_;
+  std::atomic<uint32_t> temp_seq_{0};
+  Counters counters_;
+  dev_t st_dev_ = 0;
+};
+
+}  // namespace aufs

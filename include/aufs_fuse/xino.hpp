@@ -1,0 +1,43 @@
+// Inode numbers (AUFS "xino"). A union object's number is derived from the
+// branch inode that first supplied it: XXH3(branch seed, branch ino). The
+// branch seed comes from the branch's absolute path, so numbers of untouched
+// objects are the same after a remount. Copy-up records the new backing
+// inode as an alias of the old number, so st_ino never changes under a user.
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+namespace aufs {
+
+inline constexpr uint64_t kRootIno = 2;
+inline constexpr uint64_t kFirstIno = 16;  // below: reserved (root, control)
+
+uint64_t branch_seed(const char* abs_path);
+uint64_t hash_ino(uint64_t seed, uint64_t branch_ino);
+
+class Xino {
+ public:
+  // Number for (branch seed, branch ino); honours aliases from copy-up.
+  uint64_t get(uint64_t seed, ino_t branch_ino) const;
+  // Future lookups of (seed, branch_ino) yield `ino`.
+  void alias(uint64_t seed, ino_t branch_ino, uint64_t ino);
+  void unalias(uint64_t seed, ino_t branch_ino);
+  size_t alias_count() const;
+
+ private:
+  struct Key {
+    uint64_t seed;
+    uint64_t ino;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return static_cast<size_t>(hash_ino(k.seed, k.ino)); }
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<Key, uint64_t, KeyHash> alias_;  // guarded by mu_
+};
+
+}  // namespace aufs

@@ -1,0 +1,547 @@
+// Each callback: decode, call the core, reply. The core never sees libfuse
+// types; no exception crosses back into libfuse (guard() maps them).
+#include "adapter.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <new>
+
+namespace aufs {
+namespace {
+
+FuseContext& ctx_of(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
+Union& fs_of(fuse_req_t req) { return *ctx_of(req).fs; }
+
+template <class F>
+void guard(fuse_req_t req, const char* op, F&& f) {
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: internal error: {}", op, e.what());
+    fuse_reply_err(req, EIO);
+  }
+}
+
+// Same, for requests that take no reply (forget).
+template <class F>
+void guard_noreply(const char* op, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    spdlog::error("{}: internal error: {}", op, e.what());
+  }
+}
+
+Ctx make_ctx(fuse_req_t req, bool with_groups) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  Ctx x;
+  x.uid = c->uid;
+  x.gid = c->gid;
+  x.pid = c->pid;
+  if (with_groups && daemon_is_root() && c->uid != 0) {
+    gid_t buf[64];
+    int n = fuse_req_getgroups(req, 64, buf);
+    if (n > 64) {
+      x.groups.resize(static_cast<size_t>(n));
+      n = fuse_req_getgroups(req, n, x.groups.data());
+      if (n >= 0) x.groups.resize(static_cast<size_t>(n));
+      x.have_groups = n >= 0;
+    } else if (n >= 0) {
+      x.groups.assign(buf, buf + n);
+      x.have_groups = true;
+    }
+  }
+  return x;
+}
+
+void log_req(fuse_req_t req, const char* op, fuse_ino_t ino, std::string_view name = {}) {
+  if (!ctx_of(req).cfg.debug) return;
+  const fuse_ctx* c = fuse_req_ctx(req);
+  spdlog::debug("{} ino={} name='{}' uid={} pid={}", op, ino, name, c->uid, c->pid);
+}
+
+void reply_entry(fuse_req_t req, const Entry& e) {
+  auto& cfg = ctx_of(req).cfg;
+  fuse_entry_param p{};
+  p.ino = e.id;
+  p.generation = 1;
+  p.attr = e.attr;
+  p.attr_timeout = cfg.attr_timeout;
+  p.entry_timeout = cfg.entry_timeout;
+  if (fuse_reply_entry(req, &p) == -ENOENT) {
+    // The request was interrupted: the kernel will not remember the entry.
+    fs_of(req).forget(e.id, 1);
+  }
+}
+
+FileHandle* fh_of(fuse_file_info* fi) { return fi ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr; }
+DirHandle* dh_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  auto want = [&](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_SPLICE_READ);
+  want(FUSE_CAP_SPLICE_WRITE);
+  want(FUSE_CAP_SPLICE_MOVE);
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_READDIRPLUS_AUTO);
+  want(FUSE_CAP_ATOMIC_O_TRUNC);
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  want(FUSE_CAP_ASYNC_DIO);
+  // Locks are left to the kernel (local semantics, as AUFS: locks live on
+  // the union file, not on the branches).
+  conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_WRITEBACK_CACHE);
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  log_req(req, "lookup", parent, name);
+  guard(req, "lookup", [&] {
+    auto r = fs_of(req).lookup(parent, name);
+    if (r.ok()) return reply_entry(req, r.value());
+    if (r.err() == ENOENT && ctx_of(req).cfg.negative_timeout > 0) {
+      fuse_entry_param p{};
+      p.ino = 0;
+      p.entry_timeout = ctx_of(req).cfg.negative_timeout;
+      fuse_reply_entry(req, &p);
+      return;
+    }
+    fuse_reply_err(req, r.err());
+  });
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+  guard_noreply("forget", [&] { fs_of(req).forget(ino, n); });
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* f) {
+  guard_noreply("forget_multi", [&] {
+    for (size_t i = 0; i < count; ++i) fs_of(req).forget(f[i].ino, f[i].nlookup);
+  });
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  log_req(req, "getattr", ino);
+  guard(req, "getattr", [&] {
+    auto r = fs_of(req).getattr(ino, fh_of(fi));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    fuse_reply_attr(req, &r.value(), ctx_of(req).cfg.attr_timeout);
+  });
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  log_req(req, "setattr", ino);
+  guard(req, "setattr", [&] {
+    SetAttrIn in;
+    if (to_set & FUSE_SET_ATTR_MODE) { in.valid |= SetAttrIn::kMode; in.mode = attr->st_mode; }
+    if (to_set & FUSE_SET_ATTR_UID) { in.valid |= SetAttrIn::kUid; in.uid = attr->st_uid; }
+    if (to_set & FUSE_SET_ATTR_GID) { in.valid |= SetAttrIn::kGid; in.gid = attr->st_gid; }
+    if (to_set & FUSE_SET_ATTR_SIZE) { in.valid |= SetAttrIn::kSize; in.size = attr->st_size; }
+    if (to_set & FUSE_SET_ATTR_ATIME) { in.valid |= SetAttrIn::kAtime; in.atime = attr->st_atim; }
+    if (to_set & FUSE_SET_ATTR_MTIME) { in.valid |= SetAttrIn::kMtime; in.mtime = attr->st_mtim; }
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) in.valid |= SetAttrIn::kAtimeNow;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) in.valid |= SetAttrIn::kMtimeNow;
+    if (to_set & FUSE_SET_ATTR_CTIME) in.valid |= SetAttrIn::kCtime;
+    auto r = fs_of(req).setattr(ino, in, fh_of(fi), make_ctx(req, false));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    fuse_reply_attr(req, &r.value(), ctx_of(req).cfg.attr_timeout);
+  });
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  guard(req, "readlink", [&] {
+    auto r = fs_of(req).readlink(ino);
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    fuse_reply_readlink(req, r->c_str());
+  });
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  log_req(req, "mknod", parent, name);
+  guard(req, "mknod", [&] {
+    auto r = fs_of(req).mknod(parent, name, mode, rdev, make_ctx(req, true));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    reply_entry(req, r.value());
+  });
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  log_req(req, "mkdir", parent, name);
+  guard(req, "mkdir", [&] {
+    auto r = fs_of(req).mkdir(parent, name, mode, make_ctx(req, true));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    reply_entry(req, r.value());
+  });
+}
+
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  log_req(req, "symlink", parent, name);
+  guard(req, "symlink", [&] {
+    auto r = fs_of(req).symlink(link, parent, name, make_ctx(req, true));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    reply_entry(req, r.value());
+  });
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  log_req(req, "link", newparent, newname);
+  guard(req, "link", [&] {
+    auto r = fs_of(req).link(ino, newparent, newname, make_ctx(req, false));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    reply_entry(req, r.value());
+  });
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  log_req(req, "unlink", parent, name);
+  guard(req, "unlink", [&] { fuse_reply_err(req, fs_of(req).unlink(parent, name).err()); });
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  log_req(req, "rmdir", parent, name);
+  guard(req, "rmdir", [&] { fuse_reply_err(req, fs_of(req).rmdir(parent, name).err()); });
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+  log_req(req, "rename", parent, name);
+  guard(req, "rename", [&] {
+    fuse_reply_err(req, fs_of(req).rename(parent, name, newparent, newname, flags).err());
+  });
+}
+
+void fill_open(fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
+  fi->fh = reinterpret_cast<uint64_t>(fh.release());
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  log_req(req, "open", ino);
+  guard(req, "open", [&] {
+    auto r = fs_of(req).open(ino, fi->flags, make_ctx(req, false));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    fill_open(fi, std::move(r.value()));
+    if (fuse_reply_open(req, fi) == -ENOENT) fs_of(req).release(std::unique_ptr<FileHandle>(fh_of(fi)));
+  });
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  log_req(req, "create", parent, name);
+  guard(req, "create", [&] {
+    auto r = fs_of(req).create(parent, name, mode, fi->flags, make_ctx(req, true));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    auto& cfg = ctx_of(req).cfg;
+    fuse_entry_param p{};
+    p.ino = r->entry.id;
+    p.generation = 1;
+    p.attr = r->entry.attr;
+    p.attr_timeout = cfg.attr_timeout;
+    p.entry_timeout = cfg.entry_timeout;
+    fill_open(fi, std::move(r->fh));
+    if (fuse_reply_create(req, &p, fi) == -ENOENT) {
+      fs_of(req).release(std::unique_ptr<FileHandle>(fh_of(fi)));
+      fs_of(req).forget(p.ino, 1);
+    }
+  });
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  (void)ino;
+  guard(req, "read", [&] {
+    auto fd = fs_of(req).io_fd(*fh_of(fi));
+    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
+    fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    buf.buf[0].fd = fd.value();
+    buf.buf[0].pos = off;
+    fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+  });
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
+  (void)ino;
+  guard(req, "write", [&] {
+    auto fd = fs_of(req).io_fd(*fh_of(fi));
+    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
+    fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+    out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    out.buf[0].fd = fd.value();
+    out.buf[0].pos = off;
+    ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+    if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
+    fuse_reply_write(req, static_cast<size_t>(n));
+  });
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  (void)ino;
+  guard(req, "flush", [&] {
+    // close() of a duplicate reports delayed write errors of the branch fs.
+    int d = ::dup(fh_of(fi)->fd.get());
+    int err = 0;
+    if (d < 0) err = errno;
+    else if (::close(d) < 0) err = errno;
+    fuse_reply_err(req, err);
+  });
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  (void)ino;
+  guard(req, "release", [&] {
+    fs_of(req).release(std::unique_ptr<FileHandle>(fh_of(fi)));
+    fuse_reply_err(req, 0);
+  });
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  (void)ino;
+  guard(req, "fsync", [&] {
+    auto fd = fs_of(req).io_fd(*fh_of(fi));
+    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
+    int r = datasync ? ::fdatasync(fd.value()) : ::fsync(fd.value());
+    fuse_reply_err(req, r < 0 ? errno : 0);
+  });
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
+  (void)ino;
+  guard(req, "fallocate", [&] {
+    auto fd = fs_of(req).io_fd(*fh_of(fi));
+    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
+    fuse_reply_err(req, ::fallocate(fd.value(), mode, off, len) < 0 ? errno : 0);
+  });
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in,
+                        fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len,
+                        int flags) {
+  (void)ino_in;
+  (void)ino_out;
+  guard(req, "copy_file_range", [&] {
+    auto in = fs_of(req).io_fd(*fh_of(fi_in));
+    auto out = fs_of(req).io_fd(*fh_of(fi_out));
+    if (!in.ok() || !out.ok()) return (void)fuse_reply_err(req, in.ok() ? out.err() : in.err());
+    loff_t oi = off_in, oo = off_out;
+    ssize_t n = ::copy_file_range(in.value(), &oi, out.value(), &oo, len, static_cast<unsigned>(flags));
+    if (n < 0) return (void)fuse_reply_err(req, errno);
+    fuse_reply_write(req, static_cast<size_t>(n));
+  });
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
+  (void)ino;
+  guard(req, "lseek", [&] {
+    auto fd = fs_of(req).io_fd(*fh_of(fi));
+    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
+    off_t r = ::lseek(fd.value(), off, whence);
+    if (r < 0) return (void)fuse_reply_err(req, errno);
+    fuse_reply_lseek(req, r);
+  });
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  log_req(req, "opendir", ino);
+  guard(req, "opendir", [&] {
+    auto r = fs_of(req).opendir(ino);
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    fi->fh = reinterpret_cast<uint64_t>(r.value().release());
+    if (fuse_reply_open(req, fi) == -ENOENT) fs_of(req).releasedir(std::unique_ptr<DirHandle>(dh_of(fi)));
+  });
+}
+
+// Offsets are cookies: entry index + 1 into the snapshot, with "." and ".."
+// as indices 0 and 1. They stay valid until releasedir (seekdir works).
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  DirHandle& dh = *dh_of(fi);
+  Union& fs = fs_of(req);
+  std::lock_guard<std::mutex> g(dh.mu);
+  if (off == 0 && dh.started) {
+    // rewinddir: AUFS refreshes the merged listing.
+    if (auto st = fs.rewinddir(dh); !st.ok()) return (void)fuse_reply_err(req, st.err());
+  }
+  dh.started = true;
+  std::vector<char> buf(size);
+  size_t used = 0;
+  size_t total = dh.entries.size() + 2;
+  auto& cfg = ctx_of(req).cfg;
+  for (size_t i = static_cast<size_t>(off); i < total; ++i) {
+    const char* name;
+    struct stat st {};
+    Entry ent{};
+    bool have_entry = false;
+    if (i < 2) {
+      name = i == 0 ? "." : "..";
+      st.st_mode = S_IFDIR;
+      // d_ino 0 makes libc skip the entry, so ".." always gets a number.
+      st.st_ino = i == 0 ? fs.ino_of_node(ino) : fs.parent_ino(ino);
+    } else {
+      const VEntry& e = dh.entries[i - 2];
+      name = e.name.c_str();
+      st.st_mode = static_cast<mode_t>(DTTOIF(e.type));
+      st.st_ino = fs.entry_ino(e);
+      if (plus) {
+        auto r = fs.lookup_entry(dh, e);
+        if (r.ok()) {
+          ent = r.value();
+          have_entry = true;
+        }
+      }
+    }
+    size_t rem = size - used;
+    size_t n;
+    if (plus) {
+      fuse_entry_param p{};
+      if (have_entry) {
+        p.ino = ent.id;
+        p.generation = 1;
+        p.attr = ent.attr;
+        p.attr_timeout = cfg.attr_timeout;
+        p.entry_timeout = cfg.entry_timeout;
+      } else {
+        p.attr = st;
+      }
+      n = fuse_add_direntry_plus(req, buf.data() + used, rem, name, &p, static_cast<off_t>(i + 1));
+    } else {
+      n = fuse_add_direntry(req, buf.data() + used, rem, name, &st, static_cast<off_t>(i + 1));
+    }
+    if (n > rem) {
+      if (have_entry) fs.forget(ent.id, 1);
+      break;
+    }
+    used += n;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  guard(req, "readdir", [&] { do_readdir(req, ino, size, off, fi, false); });
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  guard(req, "readdirplus", [&] { do_readdir(req, ino, size, off, fi, true); });
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  (void)ino;
+  guard(req, "releasedir", [&] {
+    fs_of(req).releasedir(std::unique_ptr<DirHandle>(dh_of(fi)));
+    fuse_reply_err(req, 0);
+  });
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  (void)fi;
+  guard(req, "fsyncdir", [&] { fuse_reply_err(req, fs_of(req).fsyncdir(ino, datasync != 0).err()); });
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  (void)ino;
+  guard(req, "statfs", [&] {
+    auto r = fs_of(req).statfs();
+    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    fuse_reply_statfs(req, &r.value());
+  });
+}
+
+void reply_xattr_result(fuse_req_t req, Result<std::vector<char>>& r, size_t size) {
+  if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+  if (size == 0) return (void)fuse_reply_xattr(req, r->size());
+  if (r->size() > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, r->data(), r->size());
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  guard(req, "getxattr", [&] {
+    auto r = fs_of(req).getxattr(ino, name, size);
+    reply_xattr_result(req, r, size);
+  });
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  guard(req, "listxattr", [&] {
+    auto r = fs_of(req).listxattr(ino, size);
+    reply_xattr_result(req, r, size);
+  });
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int flags) {
+  guard(req, "setxattr", [&] {
+    fuse_reply_err(req, fs_of(req).setxattr(ino, name, value, size, flags).err());
+  });
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  guard(req, "removexattr", [&] { fuse_reply_err(req, fs_of(req).removexattr(ino, name).err()); });
+}
+
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  guard(req, "access", [&] {
+    Ctx c = make_ctx(req, true);
+    fuse_reply_err(req, fs_of(req).access(ino, mask, c).err());
+  });
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops o{};
+  o.init = op_init;
+  o.lookup = op_lookup;
+  o.forget = op_forget;
+  o.forget_multi = op_forget_multi;
+  o.getattr = op_getattr;
+  o.setattr = op_setattr;
+  o.readlink = op_readlink;
+  o.mknod = op_mknod;
+  o.mkdir = op_mkdir;
+  o.symlink = op_symlink;
+  o.link = op_link;
+  o.unlink = op_unlink;
+  o.rmdir = op_rmdir;
+  o.rename = op_rename;
+  o.open = op_open;
+  o.create = op_create;
+  o.read = op_read;
+  o.write_buf = op_write_buf;
+  o.flush = op_flush;
+  o.release = op_release;
+  o.fsync = op_fsync;
+  o.fallocate = op_fallocate;
+  o.copy_file_range = op_copy_file_range;
+  o.lseek = op_lseek;
+  o.opendir = op_opendir;
+  o.readdir = op_readdir;
+  o.readdirplus = op_readdirplus;
+  o.releasedir = op_releasedir;
+  o.fsyncdir = op_fsyncdir;
+  o.statfs = op_statfs;
+  o.getxattr = op_getxattr;
+  o.listxattr = op_listxattr;
+  o.setxattr = op_setxattr;
+  o.removexattr = op_removexattr;
+  o.access = op_access;
+  return o;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& fuse_operations() {
+  static const fuse_lowlevel_ops ops = make_ops();
+  return ops;
+}
+
+}  // namespace aufs

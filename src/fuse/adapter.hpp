@@ -1,0 +1,24 @@
+// FUSE low-level adapter: decodes requests, runs the core, encodes replies.
+#pragma once
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include "aufs_fuse/union_fs.hpp"
+
+namespace aufs {
+
+struct AdapterConfig {
+  double entry_timeout = 1.0;
+  double attr_timeout = 1.0;
+  double negative_timeout = 1.0;
+  bool debug = false;
+};
+
+const fuse_lowlevel_ops& fuse_operations();
+
+struct FuseContext {
+  Union* fs;
+  AdapterConfig cfg;
+};
+
+}  // namespace aufs

@@ -1,0 +1,372 @@
+#include "aufs_fuse/options.hpp"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstring>
+#include <set>
+
+namespace aufs {
+namespace {
+
+bool parse_uint(std::string_view s, long long max, long long& out) {
+  if (s.empty()) return false;
+  long long v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 0 || v > max) return false;
+  out = v;
+  return true;
+}
+
+bool parse_seconds(std::string_view s, double& out) {
+  if (s.empty()) return false;
+  std::string tmp(s);
+  char* end = nullptr;
+  double v = std::strtod(tmp.c_str(), &end);
+  if (!end || *end || v < 0 || v > 1e9) return false;
+  out = v;
+  return true;
+}
+
+// Options libfuse handles (mount flags or session options): passed through.
+const std::set<std::string_view> kFuseFlags = {
+    "allow_other", "allow_root", "default_permissions", "auto_unmount",
+    "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime",
+    "nodiratime", "diratime", "sync", "async", "dirsync", "lazytime", "nolazytime",
+};
+const std::set<std::string_view> kFuseKeys = {"fsname", "subtype", "max_read",
+                                              "blksize"};
+// AUFS options that are obsolete; AUFS accepts and ignores them.
+const std::set<std::string_view> kObsolete = {"clean_plink", "debug", "delete",
+                                              "imap", "nodlgt", "relatime", "si"};
+// AUFS options this version recognises but does not implement yet.
+const std::set<std::string_view> kUnsupported = {
+    "create", "create_policy", "cpup", "copyup", "copyup_policy", "dirren",
+    "nodirren", "noplink", "list_plink", "shwh", "nodirperm1", "wsum",
+    "trunc_xino", "notrunc_xino", "itrunc_xino", "trunc_xib", "notrunc_xib",
+    "add", "ins", "append", "prepend", "del", "mod", "acl", "fhsm_sec",
+    "droplvl", "rdblk", "rdhash"};
+
+}  // namespace
+
+std::string format_perm(const BranchSpec& b) {
+  std::string s = b.perm == Perm::RW ? "rw" : b.perm == Perm::RO ? "ro" : "rr";
+  if (b.wh) s += "+wh";
+  if (b.nolwh) s += "+nolwh";
+  return s;
+}
+
+std::string parse_branches(std::string_view list, bool read_only_mount,
+                           std::vector<BranchSpec>& out,
+                           std::vector<std::string>& notices) {
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t colon = list.find(':', pos);
+    if (colon == std::string_view::npos) colon = list.size();
+    std::string_view elem = list.substr(pos, colon - pos);
+    pos = colon + 1;
+    if (elem.empty()) break;  // AUFS: an empty element ends the list
+    BranchSpec b;
+    size_t eq = elem.find('=');
+    b.path = std::string(elem.substr(0, eq));
+    if (b.path.empty()) return "empty branch path in '" + std::string(elem) + "'";
+    bool first = out.empty();
+    b.perm = (first && !read_only_mount) ? Perm::RW : Perm::RO;
+    if (eq != std::string_view::npos) {
+      std::string_view spec = elem.substr(eq + 1);
+      size_t plus = spec.find('+');
+      std::string_view perm = spec.substr(0, plus);
+      if (perm == "rw") b.perm = Perm::RW;
+      else if (perm == "ro") b.perm = Perm::RO;
+      else if (perm == "rr") b.perm = Perm::RR;
+      else
+        return "branch '" + b.path + "': unknown permission '" + std::string(perm) +
+               "' (expected rw, ro or rr)";
+      b.perm_given = true;
+      while (plus != std::string_view::npos) {
+        size_t next = spec.find('+', plus + 1);
+        std::string_view attr = spec.substr(plus + 1, next == std::string_view::npos
+                                                          ? std::string_view::npos
+                                                          : next - plus - 1);
+        plus = next;
+        if (attr == "wh") {
+          if (b.perm == Perm::RW)
+            notices.push_back("branch '" + b.path + "': attribute 'wh' ignored on an rw branch");
+          else
+            b.wh = true;
+        } else if (attr == "nolwh") {
+          if (b.perm != Perm::RW)
+            notices.push_back("branch '" + b.path + "': attribute 'nolwh' ignored on a read-only branch");
+          else
+            b.nolwh = true;
+        } else if (attr == "unpin") {
+          notices.push_back("branch '" + b.path + "': attribute 'unpin' is obsolete and ignored");
+        } else if (attr == "coo_reg" || attr == "coo_all" || attr == "moo" ||
+                   attr == "fhsm" || attr.starts_with("icex")) {
+          return "branch '" + b.path + "': attribute '" + std::string(attr) +
+                 "' is not supported by this version";
+        } else {
+          return "branch '" + b.path + "': unknown attribute '" + std::string(attr) + "'";
+        }
+      }
+    }
+    out.push_back(std::move(b));
+  }
+  return {};
+}
+
+std::string apply_option_string(MountOptions& o, std::string_view s) {
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t comma = s.find(',', pos);
+    if (comma == std::string_view::npos) comma = s.size();
+    std::string_view opt = s.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (opt.empty()) continue;
+    // "br:..." is the same as "br=..." (the first ':' of these keys).
+    size_t eq = opt.find('=');
+    size_t colon = opt.find(':');
+    std::string_view key = opt.substr(0, eq);
+    if (colon != std::string_view::npos && (eq == std::string_view::npos || colon < eq)) {
+      std::string_view k2 = opt.substr(0, colon);
+      if (k2 == "br" || k2 == "dirs" || k2 == "add" || k2 == "ins" || k2 == "append" ||
+          k2 == "prepend" || k2 == "del" || k2 == "mod") {
+        key = k2;
+        eq = colon;
+      }
+    }
+    bool has_val = eq != std::string_view::npos;
+    std::string_view val = has_val ? opt.substr(eq + 1) : std::string_view{};
+    std::string k(key);
+    auto need_val = [&]() -> std::string {
+      return has_val ? std::string() : "option '" + k + "' needs a value";
+    };
+    auto bad_val = [&](const char* what) {
+      return "option '" + k + "': invalid value '" + std::string(val) + "' (" + what + ")";
+    };
+
+    if (k == "br" || k == "dirs") {
+      if (auto e = need_val(); !e.empty()) return e;
+      if (!o.branches.empty()) return "branches given twice ('" + k + "')";
+      if (val.empty()) return "no branches";
+      std::string e = parse_branches(val, o.read_only, o.branches, o.notices);
+      if (!e.empty()) return e;
+      if (o.branches.empty()) return "no branches";
+    } else if (k == "udba") {
+      if (val == "none") o.udba = Udba::None;
+      else if (val == "reval") o.udba = Udba::Reval;
+      else if (val == "notify" || val == "fsnotify" || val == "inotify")
+        return "option 'udba=notify' is not supported by this version (use reval or none)";
+      else return bad_val("none, reval or notify");
+    } else if (k == "diropq") {
+      if (val == "w" || val == "whiteouted") o.diropq_always = false;
+      else if (val == "a" || val == "always") o.diropq_always = true;
+      else return bad_val("w or a");
+    } else if (k == "dirwh") {
+      long long v;
+      if (!parse_uint(val, INT_MAX, v)) return bad_val("a number");
+      o.notices.push_back("dirwh: directories are always removed synchronously");
+    } else if (k == "rdcache") {
+      long long v;
+      if (!parse_uint(val, 3600, v)) return bad_val("seconds, at most 3600");
+      o.rdcache = static_cast<int>(v);
+    } else if (k == "sum") o.sum = true;
+    else if (k == "nosum") o.sum = false;
+    else if (k == "warn_perm") o.warn_perm = true;
+    else if (k == "nowarn_perm") o.warn_perm = false;
+    else if (k == "verbose" || k == "v") o.verbose = true;
+    else if (k == "noverbose" || k == "quiet" || k == "q" || k == "silent") o.verbose = false;
+    else if (k == "dio") o.dio = true;
+    else if (k == "nodio") o.notices.push_back("nodio is ignored (O_DIRECT is always passed through, as in aufs 6.10+)");
+    else if (k == "dirperm1") {
+      // default_permissions checks the top directory only, which is dirperm1.
+    } else if (k == "plink") {
+      // In-memory pseudo-links are always on in this version.
+    } else if (k == "xino") {
+      if (auto e = need_val(); !e.empty()) return e;
+      if (val.empty()) return bad_val("a file path");
+      o.xino_path = std::string(val);
+      o.noxino = false;
+    } else if (k == "noxino") {
+      o.noxino = true;
+      o.xino_path.clear();
+    } else if (k == "ro") {
+      o.read_only = true;
+    } else if (k == "rw") {
+      o.read_only = false;
+    } else if (k == "entry_timeout" || k == "attr_timeout" || k == "negative_timeout") {
+      double v;
+      if (!parse_seconds(val, v)) return bad_val("seconds");
+      (k == "entry_timeout" ? o.entry_timeout
+       : k == "attr_timeout" ? o.attr_timeout
+                             : o.negative_timeout) = v;
+    } else if (k == "threads" || k == "max_threads") {
+      long long v;
+      if (!parse_uint(val, 256, v) || v == 0) return bad_val("1 to 256");
+      o.max_threads = static_cast<unsigned>(v);
+    } else if (k == "clone_fd") {
+      o.clone_fd = true;
+    } else if (kFuseFlags.count(k) && !has_val) {
+      o.fuse_opts.push_back(k);
+    } else if (kFuseKeys.count(k) && has_val) {
+      if (val.empty()) return bad_val("non-empty");
+      o.fuse_opts.push_back(std::string(opt));
+    } else if (kObsolete.count(k)) {
+      o.notices.push_back("option '" + k + "' is obsolete and ignored");
+    } else if (kUnsupported.count(k)) {
+      return "option '" + k + "' is not supported by this version";
+    } else {
+      return "unknown option '" + std::string(opt) + "'";
+    }
+  }
+  return {};
+}
+
+ParseResult parse_command_line(const std::vector<std::string>& args) {
+  ParseResult r;
+  MountOptions& o = r.opts;
+  std::vector<std::string> positional;
+  std::vector<std::string> ostrings;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-h" || a == "--help") o.show_help = true;
+    else if (a == "-V" || a == "--version") o.show_version = true;
+    else if (a == "-f") o.foreground = true;
+    else if (a == "-d" || a == "--debug") { o.debug = true; o.foreground = true; }
+    else if (a == "-s") o.single_thread = true;
+    else if (a == "-o") {
+      if (i + 1 >= args.size()) { r.error = "option '-o' needs a value"; return r; }
+      ostrings.push_back(args[++i]);
+    } else if (a.starts_with("-o")) ostrings.push_back(a.substr(2));
+    else if (a.starts_with("--threads=")) ostrings.push_back("threads=" + a.substr(10));
+    else if (a.size() > 1 && a[0] == '-') { r.error = "unknown option '" + a + "'"; return r; }
+    else positional.push_back(a);
+  }
+  if (o.show_help || o.show_version) return r;
+  // "ro" decides the default permission of the first branch, so look for it
+  // before the branch list is parsed.
+  for (auto& s : ostrings) {
+    size_t p = 0;
+    while (p <= s.size()) {
+      size_t c = s.find(',', p);
+      if (c == std::string::npos) c = s.size();
+      std::string_view t(s.data() + p, c - p);
+      if (t == "ro") o.read_only = true;
+      if (t == "rw") o.read_only = false;
+      p = c + 1;
+    }
+  }
+  for (auto& s : ostrings) {
+    std::string e = apply_option_string(o, s);
+    if (!e.empty()) { r.error = e; return r; }
+  }
+  if (positional.empty()) { r.error = "no mount point given"; return r; }
+  if (positional.size() > 1) {
+    r.error = "too many arguments: '" + positional[1] + "' (expected one mount point)";
+    return r;
+  }
+  o.mountpoint = positional[0];
+  if (o.branches.empty()) { r.error = "no branches (use -o br=DIR[=PERM]:DIR...)"; return r; }
+  return r;
+}
+
+namespace {
+
+bool is_under(const std::string& child, const std::string& parent) {
+  if (parent == "/") return child != "/";
+  return child.size() > parent.size() && child.compare(0, parent.size(), parent) == 0 &&
+         child[parent.size()] == '/';
+}
+
+}  // namespace
+
+std::string validate_options(MountOptions& o) {
+  char buf[PATH_MAX];
+  if (!::realpath(o.mountpoint.c_str(), buf))
+    return "mount point '" + o.mountpoint + "': " + std::strerror(errno);
+  std::string mnt = buf;
+  struct stat mst;
+  if (::stat(mnt.c_str(), &mst) < 0 || !S_ISDIR(mst.st_mode))
+    return "mount point '" + o.mountpoint + "': not a directory";
+  o.mountpoint = mnt;
+
+  std::vector<std::pair<dev_t, ino_t>> ids;
+  for (size_t i = 0; i < o.branches.size(); ++i) {
+    BranchSpec& b = o.branches[i];
+    std::string given = b.path;
+    if (!::realpath(b.path.c_str(), buf))
+      return "branch '" + given + "': " + std::strerror(errno);
+    b.path = buf;
+    struct stat st;
+    if (::stat(b.path.c_str(), &st) < 0) return "branch '" + given + "': " + std::strerror(errno);
+    if (!S_ISDIR(st.st_mode)) return "branch '" + given + "': not a directory";
+    for (size_t j = 0; j < i; ++j) {
+      if (ids[j] == std::make_pair(st.st_dev, st.st_ino) || o.branches[j].path == b.path)
+        return "branch '" + given + "': duplicated (same directory as branch " +
+               std::to_string(j) + ")";
+      if (is_under(b.path, o.branches[j].path) || is_under(o.branches[j].path, b.path))
+        return "branch '" + given + "': overlaps branch '" + o.branches[j].path +
+               "' (one lies inside the other)";
+    }
+    ids.emplace_back(st.st_dev, st.st_ino);
+    if (b.path == mnt) return "branch '" + given + "': is the mount point";
+    if (is_under(b.path, mnt)) return "branch '" + given + "': lies under the mount point";
+    if (is_under(mnt, b.path)) return "branch '" + given + "': contains the mount point";
+    if (b.writable() && !o.read_only) {
+      struct statvfs sv;
+      if (::statvfs(b.path.c_str(), &sv) == 0) {
+        if (sv.f_flag & ST_RDONLY)
+          return "branch '" + given + "': rw requested but its filesystem is read-only";
+        if (sv.f_namemax < 255)
+          return "branch '" + given + "': rw branch filesystem allows only " +
+                 std::to_string(sv.f_namemax) + "-byte names (255 needed)";
+      }
+      if (::access(b.path.c_str(), W_OK) < 0)
+        return "branch '" + given + "': rw requested but not writable: " + std::strerror(errno);
+    }
+  }
+  if (!o.read_only && !o.branches[0].writable())
+    o.notices.push_back("first branch should be rw");
+  if (o.warn_perm) {
+    struct stat s0;
+    if (::stat(o.branches[0].path.c_str(), &s0) == 0) {
+      for (size_t i = 1; i < o.branches.size(); ++i) {
+        struct stat s;
+        if (::stat(o.branches[i].path.c_str(), &s) == 0 &&
+            (s.st_uid != s0.st_uid || s.st_gid != s0.st_gid ||
+             (s.st_mode & 07777) != (s0.st_mode & 07777)))
+          o.notices.push_back("branch '" + o.branches[i].path +
+                              "': owner, group or mode differs from branch 0");
+      }
+    }
+  }
+  return {};
+}
+
+std::string usage_text(std::string_view prog) {
+  std::string p(prog);
+  return "usage: " + p + " [-f] [-d] [-s] -o br=DIR[=PERM]:DIR[=PERM]...[,OPTIONS] MOUNTPOINT\n"
+         "\n"
+         "AUFS-style union mount over FUSE.\n"
+         "\n"
+         "  -f                 stay in the foreground\n"
+         "  -d                 debug: foreground and log every request\n"
+         "  -s                 single-threaded\n"
+         "  -h, --help         this text\n"
+         "  -V, --version      print the version\n"
+         "\n"
+         "Branches (br=, br:, dirs=): DIR[=PERM[+ATTR]] joined by ':', top first.\n"
+         "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), nolwh (rw).\n"
+         "Options: udba=none|reval, diropq=w|a, sum, nosum, warn_perm, nowarn_perm,\n"
+         "  verbose, rdcache=SEC, dio, xino=PATH, noxino, ro, rw,\n"
+         "  entry_timeout=SEC, attr_timeout=SEC, negative_timeout=SEC, threads=N,\n"
+         "  and FUSE options: allow_other, allow_root, default_permissions,\n"
+         "  auto_unmount, fsname=NAME, subtype=NAME, nosuid, nodev, noexec, noatime.\n"
+         "See aufs-fuse(8).\n";
+}
+
+}  // namespace aufs

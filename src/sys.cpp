@@ -1,0 +1,330 @@
+#include "aufs_fuse/sys.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace aufs::sys {
+namespace {
+
+std::atomic<bool> g_no_openat2{false};
+std::atomic<bool> g_no_ficlone{false};
+std::atomic<bool> g_no_cfr{false};
+
+template <class F>
+auto retry_eintr(F f) {
+  for (;;) {
+    auto r = f();
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    return r;
+  }
+}
+
+// Component walk used when the kernel lacks openat2: every component is
+// opened with O_NOFOLLOW, ".." and empty components are refused.
+Result<UniqueFd> walk_beneath(int root, const std::string& rel, int flags,
+                              mode_t mode) {
+  UniqueFd cur(::openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!cur.valid()) return last_errno();
+  size_t pos = 0;
+  std::string comp;
+  while (pos <= rel.size()) {
+    size_t slash = rel.find('/', pos);
+    if (slash == std::string::npos) slash = rel.size();
+    comp = rel.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (comp.empty() || comp == ".") {
+      if (pos > rel.size()) break;
+      continue;
+    }
+    if (comp == "..") return Errno{EXDEV};
+    bool last = pos > rel.size();
+    int f = last ? (flags | O_NOFOLLOW | O_CLOEXEC)
+                 : (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = retry_eintr([&] { return ::openat(cur.get(), comp.c_str(), f, mode); });
+    if (fd < 0) return last_errno();
+    cur.reset(fd);
+  }
+  if (rel.empty() || rel == ".") {
+    int fd = ::openat(root, ".", flags | O_CLOEXEC, mode);
+    if (fd < 0) return last_errno();
+    return UniqueFd(fd);
+  }
+  return cur;
+}
+
+}  // namespace
+
+Result<UniqueFd> open_beneath(int root, const std::string& rel, int flags,
+                              mode_t mode) {
+  const std::string& p = rel.empty() ? std::string(".") : rel;
+  if (!g_no_openat2.load(std::memory_order_relaxed)) {
+    struct open_how how {};
+    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd = retry_eintr(
+        [&] { return ::syscall(SYS_openat2, root, p.c_str(), &how, sizeof how); });
+    if (fd >= 0) return UniqueFd(static_cast<int>(fd));
+    if (errno != ENOSYS) return last_errno();
+    g_no_openat2.store(true);
+  }
+  return walk_beneath(root, rel, flags, mode);
+}
+
+std::pair<std::string, std::string> split_parent(const std::string& rel) {
+  auto pos = rel.rfind('/');
+  if (pos == std::string::npos) return {"", rel};
+  return {rel.substr(0, pos), rel.substr(pos + 1)};
+}
+
+std::string join(const std::string& dir, std::string_view name) {
+  if (dir.empty()) return std::string(name);
+  std::string r = dir;
+  r += '/';
+  r += name;
+  return r;
+}
+
+Result<struct stat> fstat_fd(int fd) {
+  struct stat st;
+  if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+    return last_errno();
+  return st;
+}
+
+Result<struct stat> lstat_at(int dirfd, const std::string& name) {
+  struct stat st;
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return last_errno();
+  return st;
+}
+
+Result<bool> exists_at(int dirfd, const std::string& name) {
+  struct stat st;
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG) return false;
+  return last_errno();
+}
+
+Status mkdir_at(int dirfd, const std::string& name, mode_t mode) {
+  if (::mkdirat(dirfd, name.c_str(), mode) < 0) return last_errno();
+  return {};
+}
+
+Status unlink_at(int dirfd, const std::string& name, int flags) {
+  if (::unlinkat(dirfd, name.c_str(), flags) < 0) return last_errno();
+  return {};
+}
+
+Status rename_at(int olddir, const std::string& oldname, int newdir,
+                 const std::string& newname, unsigned flags) {
+  if (::renameat2(olddir, oldname.c_str(), newdir, newname.c_str(), flags) < 0)
+    return last_errno();
+  return {};
+}
+
+Status link_at(int olddir, const std::string& oldname, int newdir,
+               const std::string& newname) {
+  if (::linkat(olddir, oldname.c_str(), newdir, newname.c_str(), 0) < 0)
+    return last_errno();
+  return {};
+}
+
+Status symlink_at(const std::string& target, int dirfd, const std::string& name) {
+  if (::symlinkat(target.c_str(), dirfd, name.c_str()) < 0) return last_errno();
+  return {};
+}
+
+Status mknod_at(int dirfd, const std::string& name, mode_t mode, dev_t rdev) {
+  if (::mknodat(dirfd, name.c_str(), mode, rdev) < 0) return last_errno();
+  return {};
+}
+
+Result<std::string> readlink_at(int dirfd, const std::string& name) {
+  std::string buf(256, '\0');
+  for (;;) {
+    ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
+    if (n < 0) return last_errno();
+    if (static_cast<size_t>(n) < buf.size()) {
+      buf.resize(static_cast<size_t>(n));
+      return buf;
+    }
+    buf.resize(buf.size() * 2);
+  }
+}
+
+Status fchownat_nofollow(int dirfd, const std::string& name, uid_t uid, gid_t gid) {
+  if (::fchownat(dirfd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return last_errno();
+  return {};
+}
+
+Status utimens_at(int dirfd, const std::string& name, const struct timespec ts[2]) {
+  if (::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0)
+    return last_errno();
+  return {};
+}
+
+std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+Status chmod_path_fd(int opath_fd, mode_t mode) {
+  if (::fchmodat(AT_FDCWD, proc_fd_path(opath_fd).c_str(), mode, 0) < 0)
+    return last_errno();
+  return {};
+}
+
+Result<UniqueFd> reopen(int opath_fd, int flags) {
+  int fd = retry_eintr([&] {
+    return ::open(proc_fd_path(opath_fd).c_str(), flags | O_CLOEXEC);
+  });
+  if (fd < 0) return last_errno();
+  return UniqueFd(fd);
+}
+
+namespace {
+std::string at_path(int dirfd, const std::string& name) {
+  std::string p = proc_fd_path(dirfd);
+  p += '/';
+  p += name.empty() ? std::string(".") : name;
+  return p;
+}
+}  // namespace
+
+Result<std::vector<char>> getxattr_at(int dirfd, const std::string& name,
+                                      const char* key, size_t size) {
+  std::string p = at_path(dirfd, name);
+  std::vector<char> buf(size);
+  ssize_t n = ::lgetxattr(p.c_str(), key, size ? buf.data() : nullptr, size);
+  if (n < 0) return last_errno();
+  buf.resize(static_cast<size_t>(n));  // size probe: a vector of the needed size
+  return buf;
+}
+
+Result<std::vector<char>> listxattr_at(int dirfd, const std::string& name, size_t size) {
+  std::string p = at_path(dirfd, name);
+  std::vector<char> buf(size);
+  ssize_t n = ::llistxattr(p.c_str(), size ? buf.data() : nullptr, size);
+  if (n < 0) return last_errno();
+  buf.resize(static_cast<size_t>(n));
+  return buf;
+}
+
+Status setxattr_at(int dirfd, const std::string& name, const char* key,
+                   const void* value, size_t size, int flags) {
+  std::string p = at_path(dirfd, name);
+  if (::lsetxattr(p.c_str(), key, value, size, flags) < 0) return last_errno();
+  return {};
+}
+
+Status removexattr_at(int dirfd, const std::string& name, const char* key) {
+  std::string p = at_path(dirfd, name);
+  if (::lremovexattr(p.c_str(), key) < 0) return last_errno();
+  return {};
+}
+
+Result<std::vector<RawDirent>> read_dir(int dirfd_opath) {
+  int fd = ::openat(dirfd_opath, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return last_errno();
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    ::close(fd);
+    return Errno{e};
+  }
+  std::vector<RawDirent> out;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.' &&
+        (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
+      continue;
+    out.push_back({e->d_name, e->d_ino, e->d_type});
+  }
+  int e = errno;
+  ::closedir(d);
+  if (e) return Errno{e};
+  return out;
+}
+
+namespace {
+
+Status copy_range_rw(int in, int out, off_t start, off_t end) {
+  static thread_local std::vector<char> buf(1 << 20);
+  off_t off = start;
+  while (off < end) {
+    size_t want = static_cast<size_t>(std::min<off_t>(end - off, static_cast<off_t>(buf.size())));
+    ssize_t n = retry_eintr([&] { return ::pread(in, buf.data(), want, off); });
+    if (n < 0) return last_errno();
+    if (n == 0) break;
+    ssize_t done = 0;
+    while (done < n) {
+      ssize_t w = retry_eintr([&] { return ::pwrite(out, buf.data() + done, static_cast<size_t>(n - done), off + done); });
+      if (w < 0) return last_errno();
+      done += w;
+    }
+    off += n;
+  }
+  return {};
+}
+
+Status copy_range(int in, int out, off_t start, off_t end) {
+  if (!g_no_cfr.load(std::memory_order_relaxed)) {
+    loff_t ioff = start, ooff = start;
+    while (ioff < end) {
+      ssize_t n = ::copy_file_range(in, &ioff, out, &ooff, static_cast<size_t>(end - ioff), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+          if (errno == ENOSYS) g_no_cfr.store(true);
+          return copy_range_rw(in, out, ioff, end);
+        }
+        return last_errno();
+      }
+      if (n == 0) break;  // source shrank
+    }
+    return {};
+  }
+  return copy_range_rw(in, out, start, end);
+}
+
+}  // namespace
+
+Result<uint64_t> copy_data(int in, int out, off_t size) {
+  if (size == 0) return uint64_t{0};
+  if (!g_no_ficlone.load(std::memory_order_relaxed)) {
+    if (::ioctl(out, FICLONE, in) == 0) return static_cast<uint64_t>(size);
+    if (errno == ENOTTY || errno == ENOSYS) g_no_ficlone.store(true);
+  }
+  // Walk data extents so holes stay holes.
+  off_t pos = 0;
+  while (pos < size) {
+    off_t data = ::lseek(in, pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole remains
+      if (errno == EINVAL || errno == ENOTSUP) {  // no SEEK_DATA support
+        AUFS_TRY(copy_range(in, out, pos, size));
+        pos = size;
+        break;
+      }
+      return last_errno();
+    }
+    if (data >= size) break;
+    off_t hole = ::lseek(in, data, SEEK_HOLE);
+    if (hole < 0) return last_errno();
+    if (hole > size) hole = size;
+    AUFS_TRY(copy_range(in, out, data, hole));
+    pos = hole;
+  }
+  if (::ftruncate(out, size) < 0) return last_errno();
+  return static_cast<uint64_t>(size);
+}
+
+}  // namespace aufs::sys

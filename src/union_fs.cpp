@@ -1,0 +1,1490 @@
+// Union operations with AUFS semantics. See union_fs.hpp for the contract and
+// node.hpp for the locking rules.
+//
+// Crash-safety orderings (the daemon may die between any two steps):
+//  * copy-up: build the copy under a hidden temporary name, rename it into
+//    place with RENAME_NOREPLACE; only a hidden temporary can be left over.
+//  * unlink/rmdir: the whiteout is made first, then the upper entry goes.
+//  * create over a whiteout: the entry is made first, then the whiteout goes.
+// An interruption can therefore leave a name and its whiteout together on a
+// writable branch; on writable branches the real entry wins (it is the state
+// either before an unlink or after a create), where AUFS would report EIO.
+#include "aufs_fuse/union_fs.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "aufs_fuse/sys.hpp"
+#include "aufs_fuse/whiteout.hpp"
+
+namespace aufs {
+namespace {
+
+bool is_dir_mode(mode_t m) { return S_ISDIR(m); }
+bool absent(int e) { return e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG; }
+
+// Restores a directory's atime/mtime when it goes out of scope, so internal
+// steps (copy-up, whiteouts) do not change the visible parent timestamps.
+class KeepTimes {
+ public:
+  explicit KeepTimes(int dirfd) : fd_(dirfd) {
+    struct stat st;
+    if (::fstatat(fd_, "", &st, AT_EMPTY_PATH) == 0) {
+      ts_[0] = st.st_atim;
+      ts_[1] = st.st_mtim;
+      ok_ = true;
+    }
+  }
+  ~KeepTimes() {
+    if (ok_) ::utimensat(AT_FDCWD, sys::proc_fd_path(fd_).c_str(), ts_, 0);
+  }
+
+ private:
+  int fd_;
+  bool ok_ = false;
+  struct timespec ts_[2] {};
+};
+
+}  // namespace
+
+Union::Union(const MountOptions& opts) : opts_(opts) {}
+Union::~Union() = default;
+
+Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
+  std::unique_ptr<Union> u(new Union(opts));
+  auto bs = std::make_shared<BranchSet>();
+  bs->generation = 1;
+  uint32_t id = 0;
+  for (const auto& spec : opts.branches) {
+    auto b = std::make_shared<Branch>();
+    b->id = id++;
+    b->spec = spec;
+    int fd = ::open(spec.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      spdlog::error("branch {}: {}", spec.path, std::strerror(e));
+      return Errno{e};
+    }
+    b->root.reset(fd);
+    struct stat st;
+    if (::fstat(fd, &st) < 0) return last_errno();
+    b->dev = st.st_dev;
+    b->root_ino = st.st_ino;
+    b->seed = branch_seed(spec.path.c_str());
+    if (b->writable() && !opts.read_only) {
+      if (auto s = u->prepare_rw_branch(*b); !s.ok()) {
+        spdlog::error("branch {}: cannot prepare rw branch: {}", spec.path, std::strerror(s.err()));
+        return Errno{s.err()};
+      }
+    }
+    bs->br.push_back(std::move(b));
+  }
+  u->branches_ = bs;
+  u->root_ = std::make_shared<Node>(kRootId, kRootIno, S_IFDIR);
+  auto rl = u->root_layers(*bs);
+  if (!rl.ok()) return Errno{rl.err()};
+  u->root_->layers = rl.value();
+  u->root_->bgen = bs->generation;
+  u->table_.find_or_insert(kRootId, u->root_, 1);
+  std::random_device rd;
+  u->temp_seq_.store(rd());
+  return u;
+}
+
+Status Union::prepare_rw_branch(const Branch& b) {
+  int root = b.root.get();
+  auto base = sys::lstat_at(root, std::string(wh::kBase));
+  if (b.spec.nolwh) {
+    if (base.ok() && S_ISREG(base->st_mode))
+      (void)sys::unlink_at(root, std::string(wh::kBase), 0);
+  } else if (!base.ok()) {
+    int fd = ::openat(root, std::string(wh::kBase).c_str(),
+                      O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444);
+    if (fd < 0 && errno != EEXIST) return last_errno();
+    if (fd >= 0) {
+      ::fchmod(fd, 0444);
+      ::close(fd);
+    }
+  } else if (!S_ISREG(base->st_mode)) {
+    spdlog::warn("branch {}: {} is not a regular file; whiteouts will be plain files",
+                 b.spec.path, wh::kBase);
+  }
+  for (auto d : {wh::kPlink, wh::kOrph}) {
+    if (::mkdirat(root, std::string(d).c_str(), 0700) < 0 && errno != EEXIST)
+      return last_errno();
+  }
+  return {};
+}
+
+BranchSetPtr Union::branches() const {
+  std::lock_guard<std::mutex> g(branches_mu_);
+  return branches_;
+}
+
+NodePtr Union::node(NodeId id) const {
+  if (id == kRootId) return root_;
+  return table_.get(id);
+}
+
+std::string Union::rel_path_locked(const Node& n) const {
+  std::vector<const std::string*> parts;
+  const Node* cur = &n;
+  while (cur && cur->id != kRootId) {
+    parts.push_back(&cur->name);
+    cur = cur->parent.get();
+  }
+  std::string r;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    if (!r.empty()) r += '/';
+    r += **it;
+  }
+  return r;
+}
+
+std::string Union::rel_path(const Node& n) const {
+  std::shared_lock<std::shared_mutex> g(tree_mu_);
+  return rel_path_locked(n);
+}
+
+Status Union::check_name(std::string_view name) const {
+  if (int e = wh::check_user_name(name); e) return Errno{e};
+  if (name.find('/') != std::string_view::npos || name.empty()) return Errno{EINVAL};
+  return {};
+}
+
+Result<std::vector<int>> Union::root_layers(const BranchSet& bs) const {
+  std::vector<int> layers;
+  for (size_t i = 0; i < bs.size(); ++i) {
+    layers.push_back(static_cast<int>(i));
+    if (bs[i].wh_able()) {
+      auto st = sys::lstat_at(bs[i].root.get(), std::string(wh::kOpaque));
+      if (st.ok() && S_ISREG(st->st_mode)) break;
+    }
+  }
+  return layers;
+}
+
+uint64_t Union::ino_of(const BranchSet& bs, int b, const struct stat& st) const {
+  return xino_.get(bs[static_cast<size_t>(b)].seed, st.st_ino);
+}
+
+Result<struct stat> Union::stat_at(const BranchSet& bs, int b, const std::string& rel) const {
+  auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) return Errno{fd.err()};
+  return sys::fstat_fd(fd->get());
+}
+
+Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
+                                               const std::vector<int>& parent_layers,
+                                               const std::string& parent_rel,
+                                               std::string_view name_sv, bool full) const {
+  Resolution r;
+  std::string name(name_sv);
+  std::string whname = wh::whiteout_of(name);
+  for (int b : parent_layers) {
+    const Branch& br = bs[static_cast<size_t>(b)];
+    auto pfd = sys::open_beneath(br.root.get(), parent_rel, O_PATH | O_DIRECTORY);
+    if (!pfd.ok()) {
+      if (absent(pfd.err())) continue;
+      return Errno{pfd.err()};
+    }
+    bool whiteout = false;
+    if (br.wh_able()) {
+      auto w = sys::lstat_at(pfd->get(), whname);
+      if (w.ok()) {
+        if (!S_ISREG(w->st_mode)) {
+          spdlog::warn("invalid whiteout {}/{} on branch {} (not a regular file)", parent_rel,
+                       whname, br.spec.path);
+          return Errno{EIO};
+        }
+        whiteout = true;
+      } else if (!absent(w.err())) {
+        return Errno{w.err()};
+      }
+    }
+    auto st = sys::lstat_at(pfd->get(), name);
+    if (!st.ok() && !absent(st.err())) return Errno{st.err()};
+    if (whiteout) {
+      if (st.ok() && br.writable() && r.hits.empty()) {
+        // Interrupted create/unlink left both: the real entry wins.
+        spdlog::warn("{}/{} and its whiteout both exist on branch {}; using the entry",
+                     parent_rel, name, br.spec.path);
+        r.hits.push_back({b, st.value()});
+      }
+      r.whiteout = true;
+      r.whiteout_branch = b;
+      break;
+    }
+    if (!st.ok()) continue;
+    if (!r.hits.empty()) {
+      bool top_dir = is_dir_mode(r.hits[0].st.st_mode);
+      if (!top_dir || !is_dir_mode(st->st_mode)) {
+        // Non-dirs do not merge; mismatching lower types are skipped.
+        r.lower_exists = true;
+        if (!full) break;
+        continue;
+      }
+      r.lower_exists = true;
+    }
+    r.hits.push_back({b, st.value()});
+    if (!is_dir_mode(st->st_mode)) {
+      if (!full) break;
+      continue;
+    }
+    if (br.wh_able()) {
+      auto o = sys::lstat_at(pfd->get(), name + "/" + std::string(wh::kOpaque));
+      if (o.ok() && S_ISREG(o->st_mode)) {
+        r.opaque_branch = b;
+        break;
+      }
+    }
+  }
+  return r;
+}
+
+struct stat Union::present(const Node& n, const struct stat& st) const {
+  struct stat out = st;
+  out.st_ino = n.id == kRootId ? kRootIno : n.ino;
+  return out;
+}
+
+void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name) {
+  std::unique_lock<std::shared_mutex> g(tree_mu_);
+  if (n->parent == parent && n->name == name && !n->unlinked) return;
+  NodePtr old = n->parent;
+  if (old != parent) {
+    if (parent) parent->children++;
+    n->parent = parent;
+    if (old) {
+      old->children--;
+      if (old->children == 0 && old->nlookup.load() == 0 && old->id != kRootId) {
+        g.unlock();
+        detach(old);
+        g.lock();
+      }
+    }
+  }
+  n->name = std::string(name);
+  n->unlinked = false;
+}
+
+void Union::detach(const NodePtr& start) {
+  NodePtr n = start;
+  while (n && n->id != kRootId) {
+    NodePtr parent;
+    {
+      std::unique_lock<std::shared_mutex> g(tree_mu_);
+      if (!table_.erase_if_unused(n->id, n->children)) return;
+      parent = n->parent;
+      if (parent) parent->children--;
+      if (!parent || parent->children != 0 || parent->nlookup.load() != 0) return;
+    }
+    n = parent;
+  }
+}
+
+void Union::forget(NodeId id, uint64_t n) {
+  if (NodePtr node = table_.forget(id, n)) detach(node);
+}
+
+Result<Union::Where> Union::where(const NodePtr& n) {
+  Where w;
+  w.rel = rel_path(*n);
+  std::lock_guard<std::mutex> g(n->mu);
+  w.layers = n->layers;
+  w.data_rel = n->is_dir() ? w.rel : n->data_rel;
+  if (w.layers.empty()) return Errno{ESTALE};
+  return w;
+}
+
+Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
+                                const Resolution& r, const std::string& parent_rel) {
+  const Hit& top = r.hits[0];
+  uint64_t ino = ino_of(bs, top.branch, top.st);
+  mode_t type = top.st.st_mode & S_IFMT;
+  auto fresh = std::make_shared<Node>(ino, ino, type);
+  NodePtr n = table_.find_or_insert(ino, fresh, 1);
+  if (n->type != type) {
+    spdlog::warn("{}/{}: inode {} changed type behind the mount", parent_rel, name, ino);
+    forget(ino, 1);
+    return Errno{EIO};
+  }
+  set_parent(n, parent, name);
+  struct stat st = top.st;
+  std::string rel = sys::join(parent_rel, name);
+  {
+    std::lock_guard<std::mutex> g(n->mu);
+    if (n->is_dir()) {
+      n->layers.clear();
+      for (auto& h : r.hits) n->layers.push_back(h.branch);
+      // AUFS: nlink = top's plus (nlink - 2) of each lower dir, so that find
+      // never under-counts subdirectories.
+      for (size_t i = 1; i < r.hits.size(); ++i)
+        if (r.hits[i].st.st_nlink > 2) st.st_nlink += r.hits[i].st.st_nlink - 2;
+    } else {
+      bool keep = false;
+      if (!n->layers.empty() && n->layers[0] < top.branch) {
+        // A hard-linked lower file whose inode was copied up under another
+        // name: keep serving the upper copy (in-memory pseudo-link).
+        auto up = stat_at(bs, n->layers[0], n->data_rel);
+        if (up.ok() && ino_of(bs, n->layers[0], up.value()) == n->ino) {
+          keep = true;
+          st = up.value();
+        }
+      }
+      if (!keep) {
+        if (n->layers.empty() || n->layers[0] != top.branch || n->data_rel != rel) n->data_gen++;
+        n->layers = {top.branch};
+        n->data_rel = rel;
+      }
+    }
+    n->bgen = bs.generation;
+  }
+  return Entry{n->id, present(*n, st)};
+}
+
+Result<Entry> Union::lookup(NodeId parent_id, std::string_view name) {
+  if (auto s = check_name(name); !s.ok()) return Errno{s.err()};
+  NodePtr p = node(parent_id);
+  if (!p) return Errno{ESTALE};
+  if (!p->is_dir()) return Errno{ENOTDIR};
+  auto bs = branches();
+  auto pw = where(p);
+  if (!pw.ok()) return Errno{pw.err()};
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  if (!r.ok()) return Errno{r.err()};
+  if (!r->positive()) return Errno{ENOENT};
+  return make_entry(*bs, p, name, r.value(), pw->rel);
+}
+
+Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  if (fh) {
+    std::lock_guard<std::mutex> g(fh->mu);
+    if (fh->fd.valid()) {
+      auto st = sys::fstat_fd(fh->fd.get());
+      if (st.ok() && (fh->data_gen == n->data_gen || (fh->flags & O_ACCMODE) != O_RDONLY))
+        return present(*n, st.value());
+    }
+  }
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  auto st = stat_at(*bs, w->layers[0], w->data_rel);
+  if (st.ok() && ino_of(*bs, w->layers[0], st.value()) == n->ino) {
+    struct stat out = st.value();
+    if (n->is_dir()) {
+      for (size_t i = 1; i < w->layers.size(); ++i) {
+        auto ls = stat_at(*bs, w->layers[i], w->rel);
+        if (ls.ok() && ls->st_nlink > 2) out.st_nlink += ls->st_nlink - 2;
+      }
+    }
+    return present(*n, out);
+  }
+  if (n->id == kRootId) {
+    if (!st.ok()) return Errno{st.err()};
+    return present(*n, st.value());
+  }
+  // udba=reval: the backing entry moved or vanished; look the name up again.
+  NodePtr parent;
+  std::string name;
+  {
+    std::shared_lock<std::shared_mutex> g(tree_mu_);
+    if (n->unlinked) return Errno{ENOENT};
+    parent = n->parent;
+    name = n->name;
+  }
+  if (!parent) return Errno{ENOENT};
+  auto pw = where(parent);
+  if (!pw.ok()) return Errno{pw.err()};
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  if (!r.ok()) return Errno{r.err()};
+  if (!r->positive() || ino_of(*bs, r->hits[0].branch, r->hits[0].st) != n->ino)
+    return Errno{ENOENT};
+  auto e = make_entry(*bs, parent, name, r.value(), pw->rel);
+  if (!e.ok()) return Errno{e.err()};
+  forget(n->id, 1);  // make_entry took a reference the kernel does not know of
+  return e->attr;
+}
+
+Result<std::string> Union::readlink(NodeId id) {
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  if (!S_ISLNK(n->type)) return Errno{EINVAL};
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  auto [prel, leaf] = sys::split_parent(w->data_rel);
+  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel,
+                               O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  return sys::readlink_at(pfd->get(), leaf);
+}
+
+int Union::first_writable(const BranchSet& bs) const {
+  if (opts_.read_only) return -1;
+  for (size_t i = 0; i < bs.size(); ++i)
+    if (bs[i].writable()) return static_cast<int>(i);
+  return -1;
+}
+
+// create=tdp: the parent's top branch if writable; else the first writable
+// branch holding the parent; else the nearest writable branch above the
+// parent's top (its ancestors are copied up there).
+Result<int> Union::target_branch(const BranchSet& bs, const std::vector<int>& parent_layers) const {
+  if (opts_.read_only) return Errno{EROFS};
+  for (int b : parent_layers)
+    if (bs[static_cast<size_t>(b)].writable()) return b;
+  int top = parent_layers.empty() ? static_cast<int>(bs.size()) : parent_layers[0];
+  for (int b = top - 1; b >= 0; --b)
+    if (bs[static_cast<size_t>(b)].writable()) return b;
+  return Errno{EROFS};
+}
+
+Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
+                         const std::string& dst_name, const struct stat& st) {
+  // xattrs first: security.capability is never carried up (it would grant
+  // privileges the copy's new owner check did not vet).
+  auto list = sys::listxattr_at(src_dir, src_name, 0);
+  if (list.ok() && !list->empty()) {
+    auto names = sys::listxattr_at(src_dir, src_name, list->size() + 256);
+    if (names.ok()) {
+      const char* p = names->data();
+      const char* end = p + names->size();
+      while (p < end) {
+        std::string key(p);
+        p += key.size() + 1;
+        if (key.empty() || key == "security.capability") continue;
+        auto sz = sys::getxattr_at(src_dir, src_name, key.c_str(), 0);
+        if (!sz.ok()) continue;
+        auto val = sys::getxattr_at(src_dir, src_name, key.c_str(), sz->size() + 64);
+        if (!val.ok()) continue;
+        auto s = sys::setxattr_at(dst_dir, dst_name, key.c_str(), val->data(), val->size(), 0);
+        if (!s.ok() && s.err() != ENOTSUP && s.err() != EPERM && s.err() != EOPNOTSUPP)
+          return s;
+      }
+    }
+  }
+  if (daemon_is_root()) AUFS_TRY(sys::fchownat_nofollow(dst_dir, dst_name, st.st_uid, st.st_gid));
+  if (!S_ISLNK(st.st_mode)) {
+    // After chown, which clears set-id bits.
+    if (::fchmodat(dst_dir, dst_name.c_str(), st.st_mode & 07777, 0) < 0) return last_errno();
+  }
+  struct timespec ts[2] = {st.st_atim, st.st_mtim};
+  AUFS_TRY(sys::utimens_at(dst_dir, dst_name, ts));
+  return {};
+}
+
+Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel) {
+  auto [prel, name] = sys::split_parent(rel);
+  auto spfd = sys::open_beneath(bs[static_cast<size_t>(src_b)].root.get(), prel, O_PATH | O_DIRECTORY);
+  if (!spfd.ok()) return Errno{spfd.err()};
+  auto st = sys::lstat_at(spfd->get(), name);
+  if (!st.ok()) return Errno{st.err()};
+  auto dpfd = sys::open_beneath(bs[static_cast<size_t>(bw)].root.get(), prel, O_PATH | O_DIRECTORY);
+  if (!dpfd.ok()) return Errno{dpfd.err()};
+  auto have = sys::lstat_at(dpfd->get(), name);
+  if (have.ok()) return S_ISDIR(have->st_mode) ? Status{} : Status{Errno{ENOTDIR}};
+  KeepTimes keep(dpfd->get());
+  std::string tmp;
+  for (int i = 0;; ++i) {
+    tmp = wh::temp_name(name, next_temp_seq());
+    if (::mkdirat(dpfd->get(), tmp.c_str(), 0700) == 0) break;
+    if (errno != EEXIST || i > 32) return last_errno();
+  }
+  auto s = copy_attrs(spfd->get(), name, dpfd->get(), tmp, st.value());
+  if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), name, RENAME_NOREPLACE);
+  if (!s.ok()) {
+    ::unlinkat(dpfd->get(), tmp.c_str(), AT_REMOVEDIR);
+    if (s.err() == EEXIST) return {};  // made meanwhile by another request
+    return s;
+  }
+  auto nst = sys::lstat_at(dpfd->get(), name);
+  if (nst.ok()) {
+    // The union directory keeps its inode number across copy-up.
+    xino_.alias(bs[static_cast<size_t>(bw)].seed, nst->st_ino,
+                xino_.get(bs[static_cast<size_t>(src_b)].seed, st->st_ino));
+  }
+  counters_.copyups++;
+  return {};
+}
+
+Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
+  {
+    std::lock_guard<std::mutex> g(dir->mu);
+    if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
+  }
+  NodePtr parent;
+  {
+    std::shared_lock<std::shared_mutex> g(tree_mu_);
+    parent = dir->parent;
+    if (dir->unlinked) return Errno{ENOENT};
+  }
+  if (dir->id == kRootId || !parent) return Errno{EIO};  // root exists on every branch
+  AUFS_TRY(ensure_dir_path(bs, bw, parent));
+  std::string rel = rel_path(*dir);
+  std::lock_guard<std::mutex> g(dir->mu);
+  if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
+  if (dir->layers.empty()) return Errno{ESTALE};
+  AUFS_TRY(copy_dir_entry(bs, dir->layers[0], bw, rel));
+  // bw is above every current layer (it was chosen above the top).
+  dir->layers.insert(dir->layers.begin(), bw);
+  std::sort(dir->layers.begin(), dir->layers.end());
+  return {};
+}
+
+Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size) {
+  auto bs = branches();
+  if (n->is_dir()) {
+    int bw;
+    {
+      std::lock_guard<std::mutex> g(n->mu);
+      if (n->layers.empty()) return Errno{ESTALE};
+      if ((*bs)[static_cast<size_t>(n->layers[0])].writable()) return {};
+      auto t = target_branch(*bs, {n->layers[0]});
+      if (!t.ok()) return Errno{t.err()};
+      bw = t.value();
+    }
+    return ensure_dir_path(*bs, bw, n);
+  }
+  NodePtr parent;
+  std::string name;
+  {
+    std::shared_lock<std::shared_mutex> g(tree_mu_);
+    if (n->unlinked) return Errno{ESTALE};
+    parent = n->parent;
+    name = n->name;
+  }
+  if (!parent) return Errno{ESTALE};
+  std::vector<int> parent_layers;
+  {
+    std::lock_guard<std::mutex> g(parent->mu);
+    parent_layers = parent->layers;
+  }
+  int src_b;
+  std::string src_rel;
+  {
+    std::lock_guard<std::mutex> g(n->mu);
+    if (n->layers.empty()) return Errno{ESTALE};
+    src_b = n->layers[0];
+    src_rel = n->data_rel;
+  }
+  if ((*bs)[static_cast<size_t>(src_b)].writable()) return {};
+  // cpup=tdp: a writable branch above the source, preferring one that holds
+  // the parent already.
+  int bw = -1;
+  for (int b : parent_layers)
+    if (b < src_b && (*bs)[static_cast<size_t>(b)].writable()) { bw = b; break; }
+  if (bw < 0)
+    for (int b = src_b - 1; b >= 0; --b)
+      if ((*bs)[static_cast<size_t>(b)].writable()) { bw = b; break; }
+  if (bw < 0 || opts_.read_only) return Errno{EROFS};
+  AUFS_TRY(ensure_dir_path(*bs, bw, parent));
+
+  std::lock_guard<std::mutex> g(n->mu);  // one copy-up per node at a time
+  if (n->layers.empty()) return Errno{ESTALE};
+  if ((*bs)[static_cast<size_t>(n->layers[0])].writable()) return {};  // raced, done
+  std::string rel = rel_path(*parent);
+  rel = sys::join(rel, name);
+  const Branch& sb = (*bs)[static_cast<size_t>(src_b)];
+  const Branch& wb = (*bs)[static_cast<size_t>(bw)];
+  auto [sprel, sname] = sys::split_parent(src_rel);
+  auto spfd = sys::open_beneath(sb.root.get(), sprel, O_PATH | O_DIRECTORY);
+  if (!spfd.ok()) return Errno{spfd.err()};
+  auto st = sys::lstat_at(spfd->get(), sname);
+  if (!st.ok()) return Errno{st.err()};
+  auto [dprel, dname] = sys::split_parent(rel);
+  auto dpfd = sys::open_beneath(wb.root.get(), dprel, O_PATH | O_DIRECTORY);
+  if (!dpfd.ok()) return Errno{dpfd.err()};
+  KeepTimes keep(dpfd->get());
+
+  std::string tmp;
+  UniqueFd out;
+  uint64_t copied = 0;
+  mode_t fmt = st->st_mode & S_IFMT;
+  for (int i = 0;; ++i) {
+    tmp = wh::temp_name(dname, next_temp_seq());
+    int r;
+    if (fmt == S_IFREG) {
+      r = ::openat(dpfd->get(), tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (r >= 0) out.reset(r);
+    } else if (fmt == S_IFLNK) {
+      auto target = sys::readlink_at(spfd->get(), sname);
+      if (!target.ok()) return Errno{target.err()};
+      r = ::symlinkat(target->c_str(), dpfd->get(), tmp.c_str());
+    } else {
+      r = ::mknodat(dpfd->get(), tmp.c_str(), fmt | 0600, st->st_rdev);
+    }
+    if (r >= 0) break;
+    if (errno != EEXIST || i > 32) return last_errno();
+  }
+  Status s;
+  if (fmt == S_IFREG) {
+    off_t size = st->st_size;
+    if (!with_data) size = 0;
+    else if (max_size >= 0 && max_size < size) size = max_size;
+    auto in = sys::open_beneath(sb.root.get(), src_rel, O_RDONLY | O_NOFOLLOW);
+    if (!in.ok()) s = Errno{in.err()};
+    else {
+      auto c = sys::copy_data(in->get(), out.get(), size);
+      if (!c.ok()) s = Errno{c.err()};
+      else copied = c.value();
+    }
+  }
+  if (s.ok()) s = copy_attrs(spfd->get(), sname, dpfd->get(), tmp, st.value());
+  out.reset();
+  if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), dname, RENAME_NOREPLACE);
+  if (!s.ok()) {
+    ::unlinkat(dpfd->get(), tmp.c_str(), 0);
+    if (s.err() != EEXIST) return s;
+    // An upper entry appeared meanwhile (direct branch edit): use it.
+  }
+  auto nst = sys::lstat_at(dpfd->get(), dname);
+  if (!nst.ok()) return Errno{nst.err()};
+  xino_.alias(wb.seed, nst->st_ino, n->ino);
+  n->layers = {bw};
+  n->data_rel = rel;
+  n->data_gen++;
+  counters_.copyups++;
+  counters_.copyup_bytes += copied;
+  return {};
+}
+
+Status Union::make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name) {
+  const Branch& b = bs[static_cast<size_t>(bw)];
+  std::string whname = name == wh::kOpaque ? std::string(name) : wh::whiteout_of(name);
+  if (!b.spec.nolwh) {
+    if (::linkat(b.root.get(), std::string(wh::kBase).c_str(), dirfd, whname.c_str(), 0) == 0) {
+      counters_.whiteouts++;
+      return {};
+    }
+    if (errno == EEXIST) return {};
+    // EMLINK, missing base, ...: fall back to a plain whiteout file.
+  }
+  int fd = ::openat(dirfd, whname.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444);
+  if (fd < 0) return errno == EEXIST ? Status{} : Status{last_errno()};
+  ::fchmod(fd, 0444);
+  ::close(fd);
+  counters_.whiteouts++;
+  return {};
+}
+
+Status Union::make_opaque(const BranchSet& bs, int bw, int dirfd) {
+  return make_whiteout(bs, bw, dirfd, wh::kOpaque);
+}
+
+Status Union::remove_whiteout_if_any(int dirfd, std::string_view name, bool* removed) {
+  std::string whname = wh::whiteout_of(name);
+  if (::unlinkat(dirfd, whname.c_str(), 0) == 0) {
+    if (removed) *removed = true;
+    return {};
+  }
+  if (errno == ENOENT) return {};
+  return last_errno();
+}
+
+// Deletes a directory that holds only AUFS metadata (whiteouts, opaque
+// marker, leftover temporaries). Refuses (ENOTEMPTY) if it finds anything
+// else, which means the directory gained an entry meanwhile.
+Status Union::remove_dir_tree_meta(int parentfd, const std::string& name) {
+  auto dfd = sys::open_beneath(parentfd, name, O_PATH | O_DIRECTORY);
+  if (!dfd.ok()) return Errno{dfd.err()};
+  auto ents = sys::read_dir(dfd->get());
+  if (!ents.ok()) return Errno{ents.err()};
+  for (auto& e : *ents)
+    if (!wh::is_whiteout_name(e.name)) return Errno{ENOTEMPTY};
+  for (auto& e : *ents) {
+    if (::unlinkat(dfd->get(), e.name.c_str(), 0) == 0) continue;
+    if (errno == EISDIR || errno == EPERM) {
+      AUFS_TRY(remove_dir_tree_meta(dfd->get(), e.name));
+      continue;
+    }
+    if (errno != ENOENT) return last_errno();
+  }
+  if (::unlinkat(parentfd, name.c_str(), AT_REMOVEDIR) < 0) return last_errno();
+  return {};
+}
+
+Result<std::vector<VEntry>> Union::list_dir(const BranchSet& bs, const std::vector<int>& layers,
+                                            const std::string& rel) const {
+  std::vector<BranchListing> ls;
+  for (int b : layers) {
+    const Branch& br = bs[static_cast<size_t>(b)];
+    auto dfd = sys::open_beneath(br.root.get(), rel, O_PATH | O_DIRECTORY);
+    if (!dfd.ok()) {
+      if (absent(dfd.err())) continue;
+      return Errno{dfd.err()};
+    }
+    auto ents = sys::read_dir(dfd->get());
+    if (!ents.ok()) return Errno{ents.err()};
+    BranchListing l;
+    l.branch = b;
+    l.wh_able = br.wh_able();
+    l.own_wh_hides = !br.writable();
+    l.entries = std::move(ents.value());
+    ls.push_back(std::move(l));
+  }
+  return merge_listings(ls);
+}
+
+Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode_t mode,
+                                   dev_t rdev, const std::string* symlink_target,
+                                   int open_flags, const Ctx& ctx,
+                                   std::unique_ptr<FileHandle>* fh_out) {
+  if (auto s = check_name(name); !s.ok()) return Errno{s.err()};
+  NodePtr p = node(parent_id);
+  if (!p) return Errno{ESTALE};
+  if (!p->is_dir()) return Errno{ENOTDIR};
+  auto bs = branches();
+  auto pw = where(p);
+  if (!pw.ok()) return Errno{pw.err()};
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  if (!r.ok()) return Errno{r.err()};
+  if (r->positive()) return Errno{EEXIST};
+  auto bw_r = target_branch(*bs, pw->layers);
+  if (!bw_r.ok()) return Errno{bw_r.err()};
+  int bw = bw_r.value();
+  AUFS_TRY(ensure_dir_path(*bs, bw, p));
+  const Branch& wb = (*bs)[static_cast<size_t>(bw)];
+  auto pfd = sys::open_beneath(wb.root.get(), pw->rel, O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  std::string nm(name);
+  auto whx = sys::exists_at(pfd->get(), wh::whiteout_of(nm));
+  if (!whx.ok()) return Errno{whx.err()};
+  bool had_wh = whx.value();
+  mode_t fmt = mode & S_IFMT;
+  UniqueFd fd;
+  {
+    CredsGuard cg(ctx);
+    if (fmt == S_IFDIR) {
+      if (had_wh || opts_.diropq_always) {
+        // Build the directory with its opaque marker under a temporary
+        // name, so the name never appears non-opaque over lower entries.
+        std::string tmp;
+        for (int i = 0;; ++i) {
+          tmp = wh::temp_name(nm, next_temp_seq());
+          if (::mkdirat(pfd->get(), tmp.c_str(), mode & 07777) == 0) break;
+          if (errno != EEXIST || i > 32) return last_errno();
+        }
+        Status s;
+        {
+          auto dfd = sys::open_beneath(pfd->get(), tmp, O_PATH | O_DIRECTORY);
+          if (!dfd.ok()) s = Errno{dfd.err()};
+          else {
+            CredsGuard root(Ctx{});  // the marker is metadata, not the user's
+            s = make_opaque(*bs, bw, dfd->get());
+          }
+        }
+        if (s.ok()) s = sys::rename_at(pfd->get(), tmp, pfd->get(), nm, RENAME_NOREPLACE);
+        if (!s.ok()) {
+          (void)remove_dir_tree_meta(pfd->get(), tmp);
+          return Errno{s.err()};
+        }
+      } else {
+        AUFS_TRY(sys::mkdir_at(pfd->get(), nm, mode & 07777));
+      }
+    } else if (fmt == S_IFLNK) {
+      AUFS_TRY(sys::symlink_at(*symlink_target, pfd->get(), nm));
+    } else if (fh_out) {
+      int f = (open_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | O_CREAT | O_EXCL |
+              O_NOFOLLOW | O_CLOEXEC;
+      int r2 = ::openat(pfd->get(), nm.c_str(), f, mode & 07777);
+      if (r2 < 0) return last_errno();
+      fd.reset(r2);
+    } else {
+      AUFS_TRY(sys::mknod_at(pfd->get(), nm, mode, rdev));
+    }
+  }
+  if (had_wh) {
+    auto s = remove_whiteout_if_any(pfd->get(), nm, nullptr);
+    if (!s.ok())
+      spdlog::warn("{}: could not remove whiteout: {}", sys::join(pw->rel, nm), std::strerror(s.err()));
+  }
+  auto st = sys::lstat_at(pfd->get(), nm);
+  if (!st.ok()) return Errno{st.err()};
+  Resolution res;
+  res.hits.push_back({bw, st.value()});
+  auto e = make_entry(*bs, p, nm, res, pw->rel);
+  if (!e.ok()) return e;
+  if (fh_out) {
+    auto fh = std::make_unique<FileHandle>();
+    fh->node = node(e->id);
+    fh->fd = std::move(fd);
+    fh->flags = open_flags;
+    fh->data_gen = fh->node ? fh->node->data_gen : 0;
+    if (fh->node) fh->node->open_count++;
+    *fh_out = std::move(fh);
+  }
+  return e;
+}
+
+Result<Entry> Union::mknod(NodeId parent, std::string_view name, mode_t mode, dev_t rdev,
+                           const Ctx& ctx) {
+  mode_t fmt = mode & S_IFMT;
+  if (fmt == 0) mode |= S_IFREG;
+  else if (fmt != S_IFREG && fmt != S_IFIFO && fmt != S_IFCHR && fmt != S_IFBLK && fmt != S_IFSOCK)
+    return Errno{EINVAL};
+  return create_common(parent, name, mode, rdev, nullptr, 0, ctx, nullptr);
+}
+
+Result<Entry> Union::mkdir(NodeId parent, std::string_view name, mode_t mode, const Ctx& ctx) {
+  return create_common(parent, name, (mode & 07777) | S_IFDIR, 0, nullptr, 0, ctx, nullptr);
+}
+
+Result<Entry> Union::symlink(const std::string& target, NodeId parent, std::string_view name,
+                             const Ctx& ctx) {
+  return create_common(parent, name, S_IFLNK | 0777, 0, &target, 0, ctx, nullptr);
+}
+
+Result<Union::Created> Union::create(NodeId parent, std::string_view name, mode_t mode, int flags,
+                                     const Ctx& ctx) {
+  std::unique_ptr<FileHandle> fh;
+  auto e = create_common(parent, name, (mode & 07777) | S_IFREG, 0, nullptr, flags, ctx, &fh);
+  if (!e.ok()) return Errno{e.err()};
+  return Created{e.value(), std::move(fh)};
+}
+
+Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name, const Ctx& ctx) {
+  (void)ctx;
+  if (auto s = check_name(name); !s.ok()) return Errno{s.err()};
+  NodePtr n = node(src_id);
+  NodePtr p = node(newparent);
+  if (!n || !p) return Errno{ESTALE};
+  if (n->is_dir()) return Errno{EPERM};
+  if (!p->is_dir()) return Errno{ENOTDIR};
+  auto bs = branches();
+  auto pw = where(p);
+  if (!pw.ok()) return Errno{pw.err()};
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  if (!r.ok()) return Errno{r.err()};
+  if (r->positive()) return Errno{EEXIST};
+  // noplink-style: the source is copied up under its own name, then a real
+  // hard link is made on the writable branch (it survives a remount).
+  AUFS_TRY(copy_up(n, true));
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  int bw = w->layers[0];
+  AUFS_TRY(ensure_dir_path(*bs, bw, p));
+  const Branch& wb = (*bs)[static_cast<size_t>(bw)];
+  auto [sprel, sname] = sys::split_parent(w->data_rel);
+  auto spfd = sys::open_beneath(wb.root.get(), sprel, O_PATH | O_DIRECTORY);
+  if (!spfd.ok()) return Errno{spfd.err()};
+  auto dpfd = sys::open_beneath(wb.root.get(), pw->rel, O_PATH | O_DIRECTORY);
+  if (!dpfd.ok()) return Errno{dpfd.err()};
+  std::string nm(name);
+  AUFS_TRY(sys::link_at(spfd->get(), sname, dpfd->get(), nm));
+  (void)remove_whiteout_if_any(dpfd->get(), nm, nullptr);
+  auto st = sys::lstat_at(dpfd->get(), nm);
+  if (!st.ok()) return Errno{st.err()};
+  table_.add_ref(n, 1);
+  return Entry{n->id, present(*n, st.value())};
+}
+
+Status Union::unlink(NodeId parent_id, std::string_view name) {
+  if (auto s = check_name(name); !s.ok()) return s;
+  NodePtr p = node(parent_id);
+  if (!p) return Errno{ESTALE};
+  auto bs = branches();
+  auto pw = where(p);
+  if (!pw.ok()) return Errno{pw.err()};
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, true);
+  if (!r.ok()) return Errno{r.err()};
+  if (!r->positive()) return Errno{ENOENT};
+  if (S_ISDIR(r->hits[0].st.st_mode)) return Errno{EISDIR};
+  int top = r->hits[0].branch;
+  int bw;
+  if ((*bs)[static_cast<size_t>(top)].writable() && !opts_.read_only) bw = top;
+  else {
+    auto t = target_branch(*bs, pw->layers);
+    if (!t.ok()) return Errno{t.err()};
+    bw = t.value();
+  }
+  bool need_wh = top != bw || r->lower_exists;
+  if (need_wh) AUFS_TRY(ensure_dir_path(*bs, bw, p));
+  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw->rel, O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  std::string nm(name);
+  KeepTimes keep_if_only_wh(pfd->get());
+  if (need_wh) AUFS_TRY(make_whiteout(*bs, bw, pfd->get(), nm));
+  if (top == bw) {
+    auto s = sys::unlink_at(pfd->get(), nm, 0);
+    if (!s.ok()) {
+      if (need_wh) ::unlinkat(pfd->get(), wh::whiteout_of(nm).c_str(), 0);
+      return s;
+    }
+  }
+  mark_unlinked(*bs, p, nm, top, r->hits[0].st);
+  return {};
+}
+
+Status Union::rmdir(NodeId parent_id, std::string_view name) {
+  if (auto s = check_name(name); !s.ok()) return s;
+  NodePtr p = node(parent_id);
+  if (!p) return Errno{ESTALE};
+  auto bs = branches();
+  auto pw = where(p);
+  if (!pw.ok()) return Errno{pw.err()};
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, true);
+  if (!r.ok()) return Errno{r.err()};
+  if (!r->positive()) return Errno{ENOENT};
+  if (!S_ISDIR(r->hits[0].st.st_mode)) return Errno{ENOTDIR};
+  std::string nm(name);
+  std::string rel = sys::join(pw->rel, nm);
+  std::vector<int> dl;
+  for (auto& h : r->hits) dl.push_back(h.branch);
+  auto ents = list_dir(*bs, dl, rel);
+  if (!ents.ok()) return Errno{ents.err()};
+  if (!ents->empty()) return Errno{ENOTEMPTY};
+  int top = r->hits[0].branch;
+  int bw;
+  if ((*bs)[static_cast<size_t>(top)].writable() && !opts_.read_only) bw = top;
+  else {
+    auto t = target_branch(*bs, pw->layers);
+    if (!t.ok()) return Errno{t.err()};
+    bw = t.value();
+  }
+  bool need_wh = top != bw || r->lower_exists;
+  if (need_wh) AUFS_TRY(ensure_dir_path(*bs, bw, p));
+  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw->rel, O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  if (need_wh) AUFS_TRY(make_whiteout(*bs, bw, pfd->get(), nm));
+  auto undo_wh = [&] {
+    if (need_wh) ::unlinkat(pfd->get(), wh::whiteout_of(nm).c_str(), 0);
+  };
+  if (top == bw) {
+    // Rename aside first (revertible), then delete the leftovers inside.
+    std::string tmp;
+    Status s;
+    for (int i = 0;; ++i) {
+      tmp = wh::temp_name(nm, next_temp_seq());
+      s = sys::rename_at(pfd->get(), nm, pfd->get(), tmp, RENAME_NOREPLACE);
+      if (s.ok() || s.err() != EEXIST || i > 32) break;
+    }
+    if (!s.ok()) {
+      undo_wh();
+      return s;
+    }
+    s = remove_dir_tree_meta(pfd->get(), tmp);
+    if (!s.ok()) {
+      if (sys::rename_at(pfd->get(), tmp, pfd->get(), nm, RENAME_NOREPLACE).ok()) {
+        undo_wh();
+        return s;
+      }
+      spdlog::warn("{}: removal incomplete, leftover {} is hidden", rel, tmp);
+    }
+  }
+  mark_unlinked(*bs, p, nm, top, r->hits[0].st);
+  return {};
+}
+
+void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
+                          int top, const struct stat& st) {
+  if (NodePtr n = table_.get(ino_of(bs, top, st))) {
+    std::unique_lock<std::shared_mutex> g(tree_mu_);
+    if (n->parent == parent && n->name == name) n->unlinked = true;
+  }
+}
+
+// A node for a resolved name without a kernel reference (rename may be asked
+// about names the kernel has not looked up); dropped again if unused.
+NodePtr Union::node_for(const BranchSet& bs, const NodePtr& parent, const std::string& name,
+                        const Resolution& r, const std::string& parent_rel) {
+  auto e = make_entry(bs, parent, name, r, parent_rel);
+  if (!e.ok()) return nullptr;
+  NodePtr n = table_.get(e->id);
+  forget(e->id, 1);
+  return n;
+}
+
+Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparent_id,
+                     std::string_view newname_sv, unsigned flags) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno{EINVAL};
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Errno{EINVAL};
+  AUFS_TRY(check_name(name_sv));
+  AUFS_TRY(check_name(newname_sv));
+  NodePtr p = node(parent_id);
+  NodePtr np = node(newparent_id);
+  if (!p || !np) return Errno{ESTALE};
+  if (!p->is_dir() || !np->is_dir()) return Errno{ENOTDIR};
+  std::string name(name_sv), newname(newname_sv);
+  auto bs = branches();
+  auto pw = where(p);
+  if (!pw.ok()) return Errno{pw.err()};
+  auto npw = where(np);
+  if (!npw.ok()) return Errno{npw.err()};
+  auto rs = resolve_child(*bs, pw->layers, pw->rel, name, true);
+  if (!rs.ok()) return Errno{rs.err()};
+  if (!rs->positive()) return Errno{ENOENT};
+  auto rd = resolve_child(*bs, npw->layers, npw->rel, newname, true);
+  if (!rd.ok()) return Errno{rd.err()};
+  bool exchange = flags & RENAME_EXCHANGE;
+  if (exchange && !rd->positive()) return Errno{ENOENT};
+  if ((flags & RENAME_NOREPLACE) && rd->positive()) return Errno{EEXIST};
+  std::string src_rel = sys::join(pw->rel, name), dst_rel = sys::join(npw->rel, newname);
+  bool src_dir = S_ISDIR(rs->hits[0].st.st_mode);
+  bool dst_dir = rd->positive() && S_ISDIR(rd->hits[0].st.st_mode);
+  if (rd->positive() && !exchange) {
+    if (ino_of(*bs, rs->hits[0].branch, rs->hits[0].st) ==
+        ino_of(*bs, rd->hits[0].branch, rd->hits[0].st))
+      return {};  // same file: POSIX says do nothing
+    if (src_dir && !dst_dir) return Errno{ENOTDIR};
+    if (!src_dir && dst_dir) return Errno{EISDIR};
+  }
+  if (src_rel == dst_rel) return {};
+  if (opts_.read_only) return Errno{EROFS};
+  if (dst_dir && !exchange) {
+    std::vector<int> dl;
+    for (auto& h : rd->hits) dl.push_back(h.branch);
+    auto ents = list_dir(*bs, dl, dst_rel);
+    if (!ents.ok()) return Errno{ents.err()};
+    if (!ents->empty()) return Errno{ENOTEMPTY};
+  }
+
+  // Target branch: the source's if writable, else the copy-up branch; an
+  // existing target on a higher writable branch wins.
+  int stop = rs->hits[0].branch;
+  int btgt = -1;
+  if ((*bs)[static_cast<size_t>(stop)].writable()) btgt = stop;
+  else {
+    auto t = target_branch(*bs, pw->layers);
+    if (!t.ok()) return Errno{t.err()};
+    btgt = std::min(t.value(), stop);
+    if (!(*bs)[static_cast<size_t>(btgt)].writable()) return Errno{EROFS};
+  }
+  if (rd->positive() && rd->hits[0].branch < btgt &&
+      (*bs)[static_cast<size_t>(rd->hits[0].branch)].writable())
+    btgt = rd->hits[0].branch;
+
+  // A directory with visible entries on other branches cannot be moved
+  // without copying its whole tree: AUFS answers EXDEV (mv(1) then copies).
+  auto dir_movable = [&](const Resolution& r, const std::string& rel) -> Status {
+    std::vector<int> dl;
+    for (auto& h : r.hits) dl.push_back(h.branch);
+    auto ents = list_dir(*bs, dl, rel);
+    if (!ents.ok()) return Errno{ents.err()};
+    for (auto& e : *ents)
+      if (e.branch != btgt) return Errno{EXDEV};
+    return {};
+  };
+  if (src_dir) AUFS_TRY(dir_movable(rs.value(), src_rel));
+  if (exchange && dst_dir) AUFS_TRY(dir_movable(rd.value(), dst_rel));
+
+  NodePtr sn = node_for(*bs, p, name, rs.value(), pw->rel);
+  NodePtr dn = rd->positive() ? node_for(*bs, np, newname, rd.value(), npw->rel) : nullptr;
+  if (!sn || (rd->positive() && !dn)) return Errno{EIO};
+  AUFS_TRY(ensure_dir_path(*bs, btgt, p));
+  AUFS_TRY(ensure_dir_path(*bs, btgt, np));
+  auto bring_up = [&](const NodePtr& n, bool is_dir) -> Status {
+    int top;
+    {
+      std::lock_guard<std::mutex> g(n->mu);
+      top = n->layers.empty() ? -1 : n->layers[0];
+    }
+    if (top == btgt) return {};
+    if (is_dir) return ensure_dir_path(*bs, btgt, n);
+    return copy_up(n, true);
+  };
+  AUFS_TRY(bring_up(sn, src_dir));
+  if (exchange) AUFS_TRY(bring_up(dn, dst_dir));
+
+  const Branch& wb = (*bs)[static_cast<size_t>(btgt)];
+  auto spfd = sys::open_beneath(wb.root.get(), pw->rel, O_PATH | O_DIRECTORY);
+  if (!spfd.ok()) return Errno{spfd.err()};
+  auto dpfd = sys::open_beneath(wb.root.get(), npw->rel, O_PATH | O_DIRECTORY);
+  if (!dpfd.ok()) return Errno{dpfd.err()};
+  auto dst_wh = sys::exists_at(dpfd->get(), wh::whiteout_of(newname));
+  if (!dst_wh.ok()) return Errno{dst_wh.err()};
+
+  // Something of the other name below btgt would merge into (or show
+  // through) a directory moved there unless the directory is opaque.
+  auto has_lower = [&](const Resolution& r, bool wh_on_tgt) {
+    return wh_on_tgt || r.lower_exists || (r.positive() && r.hits[0].branch != btgt) ||
+           opts_.diropq_always;
+  };
+  auto is_opaque_on_tgt = [&](int pfd, const std::string& n) {
+    auto o = sys::lstat_at(pfd, n + "/" + std::string(wh::kOpaque));
+    return o.ok();
+  };
+  std::vector<std::pair<int, std::string>> made_opaque;  // (parent fd, name) to undo
+  auto opaque = [&](int pfd, const std::string& n) -> Status {
+    if (is_opaque_on_tgt(pfd, n)) return {};
+    auto dfd = sys::open_beneath(pfd, n, O_PATH | O_DIRECTORY);
+    if (!dfd.ok()) return Errno{dfd.err()};
+    AUFS_TRY(make_opaque(*bs, btgt, dfd->get()));
+    made_opaque.emplace_back(pfd, n);
+    return {};
+  };
+  auto undo_opaque = [&] {
+    for (auto& [fd, n] : made_opaque)
+      ::unlinkat(fd, (n + "/" + std::string(wh::kOpaque)).c_str(), 0);
+  };
+
+  if (exchange) {
+    if (src_dir && has_lower(rd.value(), dst_wh.value())) AUFS_TRY(opaque(spfd->get(), name));
+    auto src_wh = sys::exists_at(spfd->get(), wh::whiteout_of(name));
+    if (dst_dir && has_lower(rs.value(), src_wh.ok() && src_wh.value())) {
+      auto s = opaque(dpfd->get(), newname);
+      if (!s.ok()) { undo_opaque(); return s; }
+    }
+    auto s = sys::rename_at(spfd->get(), name, dpfd->get(), newname, RENAME_EXCHANGE);
+    if (!s.ok()) { undo_opaque(); return s; }
+    set_parent(sn, np, newname);
+    set_parent(dn, p, name);
+    for (auto [n, rel] : {std::pair{sn, dst_rel}, std::pair{dn, src_rel}}) {
+      std::lock_guard<std::mutex> g(n->mu);
+      n->layers = {btgt};
+      if (!n->is_dir()) n->data_rel = rel;
+    }
+    return {};
+  }
+
+  bool need_src_wh = rs->lower_exists || stop != btgt;
+  bool made_src_wh = false;
+  if (need_src_wh) {
+    auto ex = sys::exists_at(spfd->get(), wh::whiteout_of(name));
+    if (!ex.ok()) return Errno{ex.err()};
+    if (!ex.value()) {
+      AUFS_TRY(make_whiteout(*bs, btgt, spfd->get(), name));
+      made_src_wh = true;
+    }
+  }
+  auto undo_src_wh = [&] {
+    if (made_src_wh) ::unlinkat(spfd->get(), wh::whiteout_of(name).c_str(), 0);
+  };
+  if (src_dir && has_lower(rd.value(), dst_wh.value())) {
+    if (auto s = opaque(spfd->get(), name); !s.ok()) { undo_src_wh(); return s; }
+  }
+  // A target directory on btgt may still hold whiteouts: move it aside.
+  std::string aside;
+  if (dst_dir && rd->hits[0].branch == btgt) {
+    Status s;
+    for (int i = 0;; ++i) {
+      aside = wh::temp_name(newname, next_temp_seq());
+      s = sys::rename_at(dpfd->get(), newname, dpfd->get(), aside, RENAME_NOREPLACE);
+      if (s.ok() || s.err() != EEXIST || i > 32) break;
+    }
+    if (!s.ok()) { undo_opaque(); undo_src_wh(); return s; }
+  }
+  auto s = sys::rename_at(spfd->get(), name, dpfd->get(), newname, 0);
+  if (!s.ok()) {
+    if (!aside.empty()) (void)sys::rename_at(dpfd->get(), aside, dpfd->get(), newname, RENAME_NOREPLACE);
+    undo_opaque();
+    undo_src_wh();
+    return s;
+  }
+  if (dst_wh.value()) (void)remove_whiteout_if_any(dpfd->get(), newname, nullptr);
+  if (!aside.empty()) {
+    if (auto r2 = remove_dir_tree_meta(dpfd->get(), aside); !r2.ok())
+      spdlog::warn("{}: leftover {} could not be removed: {}", dst_rel, aside, std::strerror(r2.err()));
+  }
+  if (dn) {
+    std::unique_lock<std::shared_mutex> g(tree_mu_);
+    if (dn->parent == np && dn->name == newname) dn->unlinked = true;
+  }
+  set_parent(sn, np, newname);
+  {
+    std::lock_guard<std::mutex> g(sn->mu);
+    sn->layers = {btgt};
+    if (!sn->is_dir()) sn->data_rel = dst_rel;
+    else {
+      // Not opaque and nothing below under the new name: layers stay {btgt}.
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx& ctx) {
+  (void)ctx;
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  if (n->is_dir()) return Errno{EISDIR};
+  bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  if (write) {
+    if (opts_.read_only) return Errno{EROFS};
+    // Copy-up at open (as overlayfs): no data copy when truncating anyway.
+    AUFS_TRY(copy_up(n, !(flags & O_TRUNC)));
+  }
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  int f = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW;
+  if (!opts_.dio) f &= ~O_DIRECT;
+  auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel, f);
+  if (!fd.ok()) return Errno{fd.err()};
+  auto fh = std::make_unique<FileHandle>();
+  fh->node = n;
+  fh->fd = std::move(fd.value());
+  fh->flags = flags;
+  {
+    std::lock_guard<std::mutex> g(n->mu);
+    fh->data_gen = n->data_gen;
+  }
+  n->open_count++;
+  return fh;
+}
+
+Result<int> Union::io_fd(FileHandle& fh) {
+  std::lock_guard<std::mutex> g(fh.mu);
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> ng(fh.node->mu);
+    gen = fh.node->data_gen;
+  }
+  if (gen == fh.data_gen || (fh.flags & O_ACCMODE) != O_RDONLY) return fh.fd.get();
+  // The file was copied up since this reader opened it: follow it (AUFS
+  // revalidates open files at their next operation).
+  auto bs = branches();
+  auto w = where(fh.node);
+  if (!w.ok()) return fh.fd.get();
+  auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel,
+                              (fh.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_NOFOLLOW);
+  if (fd.ok()) {
+    fh.fd = std::move(fd.value());
+    fh.data_gen = gen;
+  }
+  return fh.fd.get();
+}
+
+void Union::release(std::unique_ptr<FileHandle> fh) {
+  if (fh && fh->node) fh->node->open_count--;
+}
+
+Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id) {
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  if (!n->is_dir()) return Errno{ENOTDIR};
+  auto dh = std::make_unique<DirHandle>();
+  dh->node = n;
+  AUFS_TRY(rewinddir(*dh));
+  return dh;
+}
+
+Status Union::rewinddir(DirHandle& dh) {
+  auto bs = branches();
+  auto w = where(dh.node);
+  if (!w.ok()) return Errno{w.err()};
+  auto ents = list_dir(*bs, w->layers, w->rel);
+  if (!ents.ok()) return Errno{ents.err()};
+  dh.entries = std::move(ents.value());
+  return {};
+}
+
+uint64_t Union::entry_ino(const VEntry& e) const {
+  auto bs = branches();
+  if (static_cast<size_t>(e.branch) >= bs->size()) return 0;
+  return xino_.get((*bs)[static_cast<size_t>(e.branch)].seed, e.branch_ino);
+}
+
+Result<Entry> Union::lookup_entry(DirHandle& dh, const VEntry& e) {
+  return lookup(dh.node->id, e.name);
+}
+
+void Union::releasedir(std::unique_ptr<DirHandle> dh) { (void)dh; }
+
+Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* fh, const Ctx& ctx) {
+  (void)ctx;
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  if (opts_.read_only && (in.valid & ~SetAttrIn::kCtime)) return Errno{EROFS};
+  bool only_trunc = (in.valid & SetAttrIn::kSize) && !(in.valid & ~(SetAttrIn::kSize | SetAttrIn::kCtime));
+  // ftruncate on a writable handle: the handle is on the upper copy already.
+  if (fh && only_trunc && (fh->flags & O_ACCMODE) != O_RDONLY) {
+    std::lock_guard<std::mutex> g(fh->mu);
+    if (::ftruncate(fh->fd.get(), in.size) < 0) return last_errno();
+    auto st = sys::fstat_fd(fh->fd.get());
+    if (!st.ok()) return Errno{st.err()};
+    return present(*n, st.value());
+  }
+  if (in.valid & SetAttrIn::kSize) {
+    if (n->is_dir()) return Errno{EISDIR};
+    AUFS_TRY(copy_up(n, in.size > 0, in.size));
+  } else if (in.valid & ~SetAttrIn::kCtime) {
+    AUFS_TRY(copy_up(n, true));
+  }
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  const Branch& b = (*bs)[static_cast<size_t>(w->layers[0])];
+  auto [prel, leaf] = sys::split_parent(w->data_rel);
+  auto pfd = sys::open_beneath(b.root.get(), prel, O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  std::string name = leaf.empty() ? std::string(".") : leaf;
+  if (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid)) {
+    uid_t u = (in.valid & SetAttrIn::kUid) ? in.uid : static_cast<uid_t>(-1);
+    gid_t g = (in.valid & SetAttrIn::kGid) ? in.gid : static_cast<gid_t>(-1);
+    if (::fchownat(pfd->get(), name.c_str(), u, g, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
+  }
+  if (in.valid & SetAttrIn::kMode) {
+    if (S_ISLNK(n->type)) return Errno{EOPNOTSUPP};
+    auto ofd = sys::open_beneath(b.root.get(), w->data_rel, O_PATH | O_NOFOLLOW);
+    if (!ofd.ok()) return Errno{ofd.err()};
+    AUFS_TRY(sys::chmod_path_fd(ofd->get(), in.mode & 07777));
+  }
+  if (in.valid & SetAttrIn::kSize) {
+    auto tfd = sys::open_beneath(b.root.get(), w->data_rel, O_WRONLY | O_NOFOLLOW);
+    if (!tfd.ok()) return Errno{tfd.err()};
+    if (::ftruncate(tfd->get(), in.size) < 0) return last_errno();
+  }
+  if (in.valid & (SetAttrIn::kAtime | SetAttrIn::kMtime | SetAttrIn::kAtimeNow | SetAttrIn::kMtimeNow)) {
+    struct timespec ts[2];
+    ts[0].tv_nsec = UTIME_OMIT;
+    ts[1].tv_nsec = UTIME_OMIT;
+    if (in.valid & SetAttrIn::kAtimeNow) ts[0].tv_nsec = UTIME_NOW;
+    else if (in.valid & SetAttrIn::kAtime) ts[0] = in.atime;
+    if (in.valid & SetAttrIn::kMtimeNow) ts[1].tv_nsec = UTIME_NOW;
+    else if (in.valid & SetAttrIn::kMtime) ts[1] = in.mtime;
+    if (::utimensat(pfd->get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
+  }
+  return getattr(id, nullptr);
+}
+
+Result<struct statvfs> Union::statfs() {
+  auto bs = branches();
+  struct statvfs out {};
+  if (::fstatvfs((*bs)[0].root.get(), &out) < 0) return last_errno();
+  if (opts_.sum) {
+    // Sum distinct filesystems, scaled to the first one's block size.
+    std::vector<dev_t> seen{(*bs)[0].dev};
+    for (size_t i = 1; i < bs->size(); ++i) {
+      if (std::find(seen.begin(), seen.end(), (*bs)[i].dev) != seen.end()) continue;
+      seen.push_back((*bs)[i].dev);
+      struct statvfs v;
+      if (::fstatvfs((*bs)[i].root.get(), &v) < 0) continue;
+      double f = static_cast<double>(v.f_frsize) / static_cast<double>(out.f_frsize ? out.f_frsize : 1);
+      out.f_blocks += static_cast<fsblkcnt_t>(static_cast<double>(v.f_blocks) * f);
+      out.f_bfree += static_cast<fsblkcnt_t>(static_cast<double>(v.f_bfree) * f);
+      out.f_bavail += static_cast<fsblkcnt_t>(static_cast<double>(v.f_bavail) * f);
+      out.f_files += v.f_files;
+      out.f_ffree += v.f_ffree;
+      out.f_favail += v.f_favail;
+    }
+  }
+  out.f_namemax = wh::kMaxNameLen;
+  return out;
+}
+
+Result<std::vector<char>> Union::getxattr(NodeId id, const char* key, size_t size) {
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  auto [prel, leaf] = sys::split_parent(w->data_rel);
+  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  return sys::getxattr_at(pfd->get(), leaf, key, size);
+}
+
+Result<std::vector<char>> Union::listxattr(NodeId id, size_t size) {
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  auto [prel, leaf] = sys::split_parent(w->data_rel);
+  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  return sys::listxattr_at(pfd->get(), leaf, size);
+}
+
+Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size, int flags) {
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  if (opts_.read_only) return Errno{EROFS};
+  AUFS_TRY(copy_up(n, true));
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  auto [prel, leaf] = sys::split_parent(w->data_rel);
+  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  return sys::setxattr_at(pfd->get(), leaf, key, val, size, flags);
+}
+
+Status Union::removexattr(NodeId id, const char* key) {
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  if (opts_.read_only) return Errno{EROFS};
+  // Nothing to copy up if the attribute does not exist at all.
+  {
+    auto cur = getxattr(id, key, 0);
+    if (!cur.ok()) return Errno{cur.err()};
+  }
+  AUFS_TRY(copy_up(n, true));
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  auto [prel, leaf] = sys::split_parent(w->data_rel);
+  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
+  if (!pfd.ok()) return Errno{pfd.err()};
+  return sys::removexattr_at(pfd->get(), leaf, key);
+}
+
+}  // namespace aufs
+
+namespace aufs {
+
+Status Union::fsyncdir(NodeId id, bool datasync) {
+  NodePtr n = node(id);
+  if (!n) return Errno{ESTALE};
+  auto bs = branches();
+  auto w = where(n);
+  if (!w.ok()) return Errno{w.err()};
+  auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->rel,
+                              O_RDONLY | O_DIRECTORY);
+  if (!fd.ok()) return Errno{fd.err()};
+  if ((datasync ? ::fdatasync(fd->get()) : ::fsync(fd->get())) < 0) return last_errno();
+  return {};
+}
+
+Status Union::access(NodeId id, int mask, const Ctx& ctx) {
+  auto st = getattr(id, nullptr);
+  if (!st.ok()) return Errno{st.err()};
+  if (mask == F_OK) return {};
+  if ((mask & W_OK) && opts_.read_only) return Errno{EROFS};
+  mode_t m = st->st_mode;
+  if (ctx.uid == 0) {
+    // root: read/write always; execute if any x bit is set, or a directory.
+    if ((mask & X_OK) && !S_ISDIR(m) && !(m & 0111)) return Errno{EACCES};
+    return {};
+  }
+  mode_t bits;
+  bool in_group = st->st_gid == ctx.gid ||
+                  std::find(ctx.groups.begin(), ctx.groups.end(), st->st_gid) != ctx.groups.end();
+  if (st->st_uid == ctx.uid) bits = (m >> 6) & 7;
+  else if (in_group) bits = (m >> 3) & 7;
+  else bits = m & 7;
+  if ((mask & R_OK) && !(bits & 4)) return Errno{EACCES};
+  if ((mask & W_OK) && !(bits & 2)) return Errno{EACCES};
+  if ((mask & X_OK) && !(bits & 1)) return Errno{EACCES};
+  return {};
+}
+
+}  // namespace aufs
+
+namespace aufs {
+
+uint64_t Union::ino_of_node(NodeId id) const {
+  if (id == kRootId) return kRootIno;
+  NodePtr n = node(id);
+  return n ? n->ino : 0;
+}
+
+uint64_t Union::parent_ino(NodeId id) const {
+  NodePtr n = node(id);
+  if (!n || id == kRootId) return kRootIno;
+  std::shared_lock<std::shared_mutex> g(tree_mu_);
+  if (!n->parent || n->parent->id == kRootId) return kRootIno;
+  return n->parent->ino;
+}
+
+}  // namespace aufs
