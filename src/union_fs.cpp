@@ -227,9 +227,10 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
     if (!r.hits.empty()) {
       bool top_dir = is_dir_mode(r.hits[0].st.st_mode);
       if (!top_dir || !is_dir_mode(st->st_mode)) {
-        // Non-dirs do not merge; mismatching lower types are skipped.
+        // Non-dirs do not merge; a lower entry of another type under a
+        // directory is skipped and the merge goes on below it (AUFS).
         r.lower_exists = true;
-        if (!full) break;
+        if (!full && !top_dir) break;
         continue;
       }
       r.lower_exists = true;

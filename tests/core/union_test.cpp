@@ -1,0 +1,653 @@
+// Core tier: the union operations on real temporary directories, no FUSE.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "aufs_fuse/sys.hpp"
+#include "aufs_fuse/union_fs.hpp"
+#include "aufs_fuse/whiteout.hpp"
+#include "support/tempdir.hpp"
+
+using namespace aufs;
+using namespace aufs::test;
+
+namespace {
+
+class UnionTest : public ::testing::Test {
+ protected:
+  // Branch specs: "rw", "ro", "ro+wh", ... one per branch, top first.
+  void SetUp() override { mkdirs(tmp / "mnt"); }
+  void make_branches(std::vector<std::string> perms) {
+    perms_ = std::move(perms);
+    for (size_t i = 0; i < perms_.size(); ++i) mkdirs(br(i));
+  }
+  std::string br(size_t i) const { return tmp / ("b" + std::to_string(i)); }
+  void mount(std::string extra = "") {
+    std::string list;
+    for (size_t i = 0; i < perms_.size(); ++i) {
+      if (i) list += ":";
+      list += br(i) + "=" + perms_[i];
+    }
+    auto r = parse_command_line({"-o", "br=" + list + (extra.empty() ? "" : "," + extra), tmp / "mnt"});
+    ASSERT_TRUE(r.ok()) << r.error;
+    opts_ = r.opts;
+    ASSERT_EQ(validate_options(opts_), "");
+    auto u = Union::create(opts_);
+    ASSERT_TRUE(u.ok()) << u.err();
+    fs = std::move(u.value());
+  }
+  // Walks a union path; every component is looked up (one reference each).
+  Result<Entry> walk(const std::string& path) {
+    NodeId cur = kRootId;
+    Entry e{kRootId, {}};
+    size_t pos = 0;
+    while (pos < path.size()) {
+      size_t slash = path.find('/', pos);
+      if (slash == std::string::npos) slash = path.size();
+      auto r = fs->lookup(cur, path.substr(pos, slash - pos));
+      if (!r.ok()) return r;
+      e = r.value();
+      cur = e.id;
+      pos = slash + 1;
+    }
+    if (path.empty()) {
+      auto st = fs->getattr(kRootId);
+      if (!st.ok()) return Errno{st.err()};
+      e.attr = st.value();
+    }
+    return e;
+  }
+  NodeId dir(const std::string& path) {
+    auto e = walk(path);
+    EXPECT_TRUE(e.ok()) << path << ": " << e.err();
+    return e.ok() ? e->id : 0;
+  }
+  std::vector<std::string> ls(const std::string& path) {
+    auto dh = fs->opendir(dir(path));
+    EXPECT_TRUE(dh.ok());
+    std::vector<std::string> out;
+    if (!dh.ok()) return out;
+    for (auto& e : dh.value()->entries) out.push_back(e.name);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::string cat(const std::string& path) {
+    auto e = walk(path);
+    if (!e.ok()) return "<" + std::to_string(e.err()) + ">";
+    auto fh = fs->open(e->id, O_RDONLY, Ctx{});
+    if (!fh.ok()) return "<open " + std::to_string(fh.err()) + ">";
+    auto fd = fs->io_fd(*fh.value());
+    std::string out(1 << 16, '\0');
+    ssize_t n = ::pread(fd.value(), out.data(), out.size(), 0);
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    fs->release(std::move(fh.value()));
+    return out;
+  }
+  void append(const std::string& path, const std::string& data) {
+    auto e = walk(path);
+    ASSERT_TRUE(e.ok()) << path;
+    auto fh = fs->open(e->id, O_WRONLY | O_APPEND, Ctx{});
+    ASSERT_TRUE(fh.ok()) << fh.err();
+    auto fd = fs->io_fd(*fh.value());
+    ASSERT_EQ(::write(fd.value(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    fs->release(std::move(fh.value()));
+  }
+  std::pair<NodeId, std::string> split(const std::string& path) {
+    auto pos = path.rfind('/');
+    if (pos == std::string::npos) return {kRootId, path};
+    return {dir(path.substr(0, pos)), path.substr(pos + 1)};
+  }
+  int unlink(const std::string& path) {
+    auto [p, n] = split(path);
+    return fs->unlink(p, n).err();
+  }
+  int rmdir(const std::string& path) {
+    auto [p, n] = split(path);
+    return fs->rmdir(p, n).err();
+  }
+  int mkdir(const std::string& path, mode_t mode = 0755) {
+    auto [p, n] = split(path);
+    auto r = fs->mkdir(p, n, mode, Ctx{});
+    return r.ok() ? 0 : r.err();
+  }
+  int rename(const std::string& a, const std::string& b, unsigned flags = 0) {
+    auto [p, n] = split(a);
+    auto [q, m] = split(b);
+    return fs->rename(p, n, q, m, flags).err();
+  }
+  int create(const std::string& path, const std::string& data = "", const Ctx& ctx = Ctx{},
+             mode_t mode = 0644) {
+    auto [p, n] = split(path);
+    auto r = fs->create(p, n, mode, O_WRONLY, ctx);
+    if (!r.ok()) return r.err();
+    auto fd = fs->io_fd(*r->fh);
+    if (!data.empty()) EXPECT_EQ(::write(fd.value(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    fs->release(std::move(r->fh));
+    return 0;
+  }
+  bool no_temps(const std::string& d) {
+    for (auto& n : list(d))
+      if (wh::is_temp_name(n)) return false;
+    return true;
+  }
+
+  TempDir tmp;
+  std::vector<std::string> perms_;
+  MountOptions opts_;
+  std::unique_ptr<Union> fs;
+};
+
+}  // namespace
+
+TEST_F(UnionTest, RwBranchGetsAufsMetadata) {
+  make_branches({"rw", "ro"});
+  mount();
+  struct stat st;
+  ASSERT_EQ(::lstat((br(0) + "/.wh..wh.aufs").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0444u);
+  ASSERT_EQ(::lstat((br(0) + "/.wh..wh.plnk").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_TRUE(exists(br(0) + "/.wh..wh.orph"));
+  EXPECT_FALSE(exists(br(1) + "/.wh..wh.aufs"));
+  EXPECT_EQ(ls(""), std::vector<std::string>{});
+}
+
+TEST_F(UnionTest, LookupTopMostWinsAndDirsMerge) {
+  make_branches({"rw", "ro", "ro"});
+  write_file(br(0) + "/f", "top");
+  write_file(br(1) + "/f", "mid");
+  mkdirs(br(1) + "/d");
+  mkdirs(br(2) + "/d");
+  write_file(br(1) + "/d/x", "x");
+  write_file(br(2) + "/d/y", "y");
+  write_file(br(2) + "/d/x", "lower x");
+  mount();
+  EXPECT_EQ(cat("f"), "top");
+  EXPECT_EQ(ls("d"), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(cat("d/x"), "x");
+  EXPECT_EQ(cat("d/y"), "y");
+}
+
+TEST_F(UnionTest, WhiteoutsAndOpaqueOnlyOnWhAbleBranches) {
+  make_branches({"rw", "ro+wh", "ro", "ro"});
+  write_file(br(1) + "/.wh.a", "", 0444);
+  write_file(br(2) + "/.wh.b", "", 0444);  // plain ro: ignored for hiding
+  write_file(br(3) + "/a", "a");
+  write_file(br(3) + "/b", "b");
+  mkdirs(br(1) + "/o");
+  write_file(br(1) + "/o/.wh..wh..opq", "", 0444);
+  write_file(br(1) + "/o/mine", "m");
+  mkdirs(br(3) + "/o");
+  write_file(br(3) + "/o/hidden", "h");
+  mkdirs(br(2) + "/p");
+  write_file(br(2) + "/p/.wh..wh..opq", "", 0444);  // ignored on plain ro
+  mkdirs(br(3) + "/p");
+  write_file(br(3) + "/p/shown", "s");
+  mount();
+  EXPECT_EQ(walk("a").err(), ENOENT);
+  EXPECT_EQ(cat("b"), "b");
+  EXPECT_EQ(ls(""), (std::vector<std::string>{"b", "o", "p"}));
+  EXPECT_EQ(ls("o"), std::vector<std::string>{"mine"});
+  EXPECT_EQ(walk("o/hidden").err(), ENOENT);
+  EXPECT_EQ(ls("p"), std::vector<std::string>{"shown"});
+}
+
+TEST_F(UnionTest, FileOverDirAndDirOverFile) {
+  make_branches({"rw", "ro", "ro", "ro"});
+  write_file(br(1) + "/x", "file");
+  mkdirs(br(2) + "/x");
+  write_file(br(2) + "/x/in", "i");
+  mkdirs(br(1) + "/y");
+  write_file(br(2) + "/y", "file");
+  // Mismatching lower types are skipped: dir, file, dir merges the dirs.
+  mkdirs(br(1) + "/z");
+  write_file(br(1) + "/z/one", "1");
+  write_file(br(2) + "/z", "file");
+  mkdirs(br(3) + "/z");
+  write_file(br(3) + "/z/three", "3");
+  mount();
+  auto x = walk("x");
+  ASSERT_TRUE(x.ok());
+  EXPECT_TRUE(S_ISREG(x->attr.st_mode));
+  EXPECT_EQ(walk("x/in").err(), ENOTDIR);
+  auto y = walk("y");
+  ASSERT_TRUE(y.ok());
+  EXPECT_TRUE(S_ISDIR(y->attr.st_mode));
+  EXPECT_EQ(ls("z"), (std::vector<std::string>{"one", "three"}));
+}
+
+TEST_F(UnionTest, ReservedAndLongNames) {
+  make_branches({"rw"});
+  mount();
+  EXPECT_EQ(walk(".wh.x").err(), EPERM);
+  EXPECT_EQ(create(".wh.x"), EPERM);
+  EXPECT_EQ(mkdir(".wh..wh.plnk"), EPERM);
+  EXPECT_EQ(create(std::string(243, 'n')), ENAMETOOLONG);
+  EXPECT_EQ(create(std::string(242, 'n')), 0);
+  auto sf = fs->statfs();
+  ASSERT_TRUE(sf.ok());
+  EXPECT_EQ(sf->f_namemax, 242u);
+}
+
+TEST_F(UnionTest, CopyUpOnWriteKeepsDataModeTimesXattrsAndLowerIntact) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/a/b");
+  ::chmod((br(1) + "/a").c_str(), 0751);
+  write_file(br(1) + "/a/b/f", "hello", 0640);
+  bool xattrs = ::setxattr((br(1) + "/a/b/f").c_str(), "user.k", "v", 1, 0) == 0;
+  struct timespec old[2] = {{1000000, 0}, {2000000, 0}};
+  ::utimensat(AT_FDCWD, (br(1) + "/a/b/f").c_str(), old, 0);
+  mount();
+  auto before = walk("a/b/f");
+  ASSERT_TRUE(before.ok());
+  append("a/b/f", " world");
+  EXPECT_EQ(read_file(br(0) + "/a/b/f"), "hello world");
+  EXPECT_EQ(read_file(br(1) + "/a/b/f"), "hello");
+  EXPECT_EQ(cat("a/b/f"), "hello world");
+  struct stat st;
+  ASSERT_EQ(::stat((br(0) + "/a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0751u);
+  ASSERT_EQ(::stat((br(0) + "/a/b/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  if (xattrs) {
+    char v[8] = {};
+    EXPECT_EQ(::getxattr((br(0) + "/a/b/f").c_str(), "user.k", v, sizeof v), 1);
+    EXPECT_EQ(v[0], 'v');
+  }
+  auto after = walk("a/b/f");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->attr.st_ino, before->attr.st_ino);
+  EXPECT_TRUE(no_temps(br(0) + "/a/b"));
+  EXPECT_EQ(fs->counters().copyups.load(), 3u);  // a, a/b, a/b/f
+}
+
+TEST_F(UnionTest, MetadataCopyUpPreservesTimesOfUntouchedFields) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "data", 0644);
+  struct timespec old[2] = {{1000000, 0}, {2000000, 0}};
+  ::utimensat(AT_FDCWD, (br(1) + "/f").c_str(), old, 0);
+  mount();
+  auto e = walk("f");
+  ASSERT_TRUE(e.ok());
+  SetAttrIn in;
+  in.valid = SetAttrIn::kMode;
+  in.mode = 0600;
+  auto st = fs->setattr(e->id, in, nullptr, Ctx{});
+  ASSERT_TRUE(st.ok()) << st.err();
+  EXPECT_EQ(st->st_mode & 07777, 0600u);
+  EXPECT_EQ(st->st_mtim.tv_sec, 2000000);
+  EXPECT_EQ(read_file(br(0) + "/f"), "data");
+  struct stat lower;
+  ::stat((br(1) + "/f").c_str(), &lower);
+  EXPECT_EQ(lower.st_mode & 07777, 0644u);
+}
+
+TEST_F(UnionTest, TruncateCopiesOnlyWhatIsKept) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "0123456789");
+  mount();
+  auto e = walk("f");
+  SetAttrIn in;
+  in.valid = SetAttrIn::kSize;
+  in.size = 4;
+  ASSERT_TRUE(fs->setattr(e->id, in, nullptr, Ctx{}).ok());
+  EXPECT_EQ(read_file(br(0) + "/f"), "0123");
+  EXPECT_EQ(read_file(br(1) + "/f"), "0123456789");
+  auto fh = fs->open(walk("f")->id, O_WRONLY | O_TRUNC, Ctx{});
+  ASSERT_TRUE(fh.ok());
+  fs->release(std::move(fh.value()));
+}
+
+TEST_F(UnionTest, SparseFilesStaySparse) {
+  make_branches({"rw", "ro"});
+  int fd = ::open((br(1) + "/sparse").c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 64 << 20), 0);
+  ASSERT_EQ(::pwrite(fd, "x", 1, 32 << 20), 1);
+  ::close(fd);
+  mount();
+  append("sparse", "y");
+  struct stat st;
+  ASSERT_EQ(::stat((br(0) + "/sparse").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, (64 << 20) + 1);
+  EXPECT_LT(st.st_blocks * 512, 4 << 20) << "copy-up filled holes";
+}
+
+TEST_F(UnionTest, SymlinkFifoCopyUp) {
+  make_branches({"rw", "ro"});
+  ASSERT_EQ(::symlink("target/x", (br(1) + "/l").c_str()), 0);
+  ASSERT_EQ(::mkfifo((br(1) + "/p").c_str(), 0640), 0);
+  mount();
+  for (const char* n : {"l", "p"}) {
+    auto e = walk(n);
+    ASSERT_TRUE(e.ok());
+    SetAttrIn in;
+    in.valid = SetAttrIn::kUid | SetAttrIn::kGid;
+    in.uid = 1234;
+    in.gid = 1234;
+    ASSERT_TRUE(fs->setattr(e->id, in, nullptr, Ctx{}).ok()) << n;
+    struct stat st;
+    ASSERT_EQ(::lstat((br(0) + "/" + n).c_str(), &st), 0) << n;
+    EXPECT_EQ(st.st_uid, 1234u);
+  }
+  char buf[64] = {};
+  ASSERT_GT(::readlink((br(0) + "/l").c_str(), buf, sizeof buf), 0);
+  EXPECT_STREQ(buf, "target/x");
+  auto rl = fs->readlink(walk("l")->id);
+  ASSERT_TRUE(rl.ok());
+  EXPECT_EQ(rl.value(), "target/x");
+  struct stat st;
+  ::lstat((br(0) + "/p").c_str(), &st);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+TEST_F(UnionTest, ReaderFollowsCopyUp) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "old");
+  mount();
+  auto e = walk("f");
+  auto reader = fs->open(e->id, O_RDONLY, Ctx{});
+  ASSERT_TRUE(reader.ok());
+  auto writer = fs->open(e->id, O_WRONLY | O_TRUNC, Ctx{});
+  ASSERT_TRUE(writer.ok());
+  ASSERT_EQ(::write(fs->io_fd(*writer.value()).value(), "new!", 4), 4);
+  char buf[8] = {};
+  ASSERT_EQ(::pread(fs->io_fd(*reader.value()).value(), buf, sizeof buf, 0), 4);
+  EXPECT_STREQ(buf, "new!");
+  fs->release(std::move(reader.value()));
+  fs->release(std::move(writer.value()));
+}
+
+TEST_F(UnionTest, UnlinkWritesWhiteoutOnlyWhenNeeded) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/lower", "l");
+  write_file(br(0) + "/both", "u");
+  write_file(br(1) + "/both", "l");
+  write_file(br(0) + "/upper", "u");
+  mount();
+  EXPECT_EQ(unlink("lower"), 0);
+  EXPECT_EQ(unlink("both"), 0);
+  EXPECT_EQ(unlink("upper"), 0);
+  EXPECT_EQ(unlink("nothing"), ENOENT);
+  EXPECT_EQ(walk("lower").err(), ENOENT);
+  EXPECT_EQ(walk("both").err(), ENOENT);
+  EXPECT_EQ(list(br(0)), (std::vector<std::string>{".wh..wh.aufs", ".wh..wh.orph", ".wh..wh.plnk",
+                                                   ".wh.both", ".wh.lower"}));
+  struct stat a, w;
+  ::stat((br(0) + "/.wh..wh.aufs").c_str(), &a);
+  ::stat((br(0) + "/.wh.lower").c_str(), &w);
+  EXPECT_EQ(a.st_ino, w.st_ino) << "whiteouts are hard links to the base";
+  EXPECT_EQ(read_file(br(1) + "/lower"), "l");
+  EXPECT_EQ(ls(""), std::vector<std::string>{});
+  // Re-creating the name removes the whiteout.
+  EXPECT_EQ(create("lower", "again"), 0);
+  EXPECT_FALSE(exists(br(0) + "/.wh.lower"));
+  EXPECT_EQ(cat("lower"), "again");
+}
+
+TEST_F(UnionTest, NolwhMakesPlainWhiteouts) {
+  make_branches({"rw+nolwh", "ro"});
+  write_file(br(1) + "/f", "l");
+  mount();
+  EXPECT_FALSE(exists(br(0) + "/.wh..wh.aufs"));
+  EXPECT_EQ(unlink("f"), 0);
+  struct stat st;
+  ASSERT_EQ(::lstat((br(0) + "/.wh.f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 1u);
+  EXPECT_EQ(st.st_size, 0);
+  EXPECT_EQ(st.st_mode & 0777, 0444u);
+}
+
+TEST_F(UnionTest, RmdirEmptinessWhiteoutAndOpaqueRecreate) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/d");
+  write_file(br(1) + "/d/f", "f");
+  mount();
+  EXPECT_EQ(rmdir("d"), ENOTEMPTY);
+  EXPECT_EQ(unlink("d/f"), 0);
+  EXPECT_EQ(ls("d"), std::vector<std::string>{});
+  EXPECT_EQ(rmdir("d"), 0);
+  EXPECT_TRUE(exists(br(0) + "/.wh.d"));
+  EXPECT_FALSE(exists(br(0) + "/d")) << "upper copy removed with its whiteouts";
+  EXPECT_TRUE(no_temps(br(0)));
+  EXPECT_EQ(walk("d").err(), ENOENT);
+  EXPECT_EQ(mkdir("d"), 0);
+  EXPECT_TRUE(exists(br(0) + "/d/.wh..wh..opq"));
+  EXPECT_FALSE(exists(br(0) + "/.wh.d"));
+  EXPECT_EQ(ls("d"), std::vector<std::string>{});
+  EXPECT_EQ(walk("d/f").err(), ENOENT);
+  EXPECT_EQ(read_file(br(1) + "/d/f"), "f");
+  EXPECT_TRUE(no_temps(br(0)));
+}
+
+TEST_F(UnionTest, DiropqAlwaysMakesEveryMkdirOpaque) {
+  make_branches({"rw", "ro"});
+  mount("diropq=a");
+  EXPECT_EQ(mkdir("n"), 0);
+  EXPECT_TRUE(exists(br(0) + "/n/.wh..wh..opq"));
+}
+
+TEST_F(UnionTest, RenameFileFromLowerLeavesWhiteout) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/d");
+  write_file(br(1) + "/d/f", "data");
+  mount();
+  auto before = walk("d/f");
+  EXPECT_EQ(rename("d/f", "g"), 0);
+  EXPECT_EQ(walk("d/f").err(), ENOENT);
+  EXPECT_EQ(cat("g"), "data");
+  EXPECT_TRUE(exists(br(0) + "/d/.wh.f"));
+  EXPECT_EQ(read_file(br(0) + "/g"), "data");
+  EXPECT_EQ(read_file(br(1) + "/d/f"), "data");
+  EXPECT_EQ(walk("g")->attr.st_ino, before->attr.st_ino);
+}
+
+TEST_F(UnionTest, RenameOverWhiteoutAndExisting) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "a");
+  write_file(br(1) + "/b", "b");
+  write_file(br(0) + "/c", "c");
+  mount();
+  EXPECT_EQ(unlink("b"), 0);
+  EXPECT_EQ(rename("c", "b"), 0);
+  EXPECT_FALSE(exists(br(0) + "/.wh.b"));
+  EXPECT_FALSE(exists(br(0) + "/.wh.c")) << "c existed only on the rw branch";
+  EXPECT_EQ(cat("b"), "c");
+  EXPECT_EQ(rename("b", "a"), 0);
+  EXPECT_EQ(cat("a"), "c");
+  EXPECT_TRUE(exists(br(0) + "/.wh.b"));
+  EXPECT_EQ(ls(""), std::vector<std::string>{"a"});
+}
+
+TEST_F(UnionTest, RenameFlags) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "A");
+  write_file(br(0) + "/b", "B");
+  mount();
+  EXPECT_EQ(rename("a", "b", RENAME_NOREPLACE), EEXIST);
+  EXPECT_EQ(rename("a", "zz", RENAME_EXCHANGE), ENOENT);
+  EXPECT_EQ(rename("a", "b", RENAME_EXCHANGE), 0);
+  EXPECT_EQ(cat("a"), "B");
+  EXPECT_EQ(cat("b"), "A");
+  EXPECT_EQ(rename("a", "c", RENAME_NOREPLACE), 0);
+  EXPECT_EQ(cat("c"), "B");
+  EXPECT_EQ(rename("a", "c", RENAME_NOREPLACE | RENAME_EXCHANGE), EINVAL);
+}
+
+TEST_F(UnionTest, RenameDirectoriesExdevRule) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/full");
+  write_file(br(1) + "/full/f", "f");
+  mkdirs(br(1) + "/empty");
+  mount();
+  EXPECT_EQ(rename("full", "moved"), EXDEV);
+  EXPECT_EQ(rename("empty", "moved"), 0);
+  EXPECT_TRUE(exists(br(0) + "/.wh.empty"));
+  EXPECT_EQ(mkdir("mine"), 0);
+  EXPECT_EQ(create("mine/x", "x"), 0);
+  EXPECT_EQ(rename("mine", "mine2"), 0);
+  EXPECT_EQ(cat("mine2/x"), "x");
+  EXPECT_FALSE(exists(br(0) + "/.wh.mine"));
+  // Moving a directory onto a name that still has lower entries below makes
+  // it opaque, so nothing merges in.
+  EXPECT_EQ(unlink("full/f"), 0);
+  EXPECT_EQ(rmdir("full"), 0);
+  EXPECT_EQ(rename("mine2", "full"), 0);
+  EXPECT_EQ(ls("full"), std::vector<std::string>{"x"});
+  EXPECT_TRUE(exists(br(0) + "/full/.wh..wh..opq"));
+}
+
+TEST_F(UnionTest, RenameOntoNonEmptyDir) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/t");
+  write_file(br(1) + "/t/f", "f");
+  mount();
+  EXPECT_EQ(mkdir("s"), 0);
+  EXPECT_EQ(rename("s", "t"), ENOTEMPTY);
+  EXPECT_EQ(create("file"), 0);
+  EXPECT_EQ(rename("file", "t"), EISDIR);
+  EXPECT_EQ(rename("s", "file"), ENOTDIR);
+}
+
+TEST_F(UnionTest, HardLinksShareInodeAndSurviveOnDisk) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "shared");
+  ASSERT_EQ(::link((br(1) + "/a").c_str(), (br(1) + "/b").c_str()), 0);
+  mount();
+  auto a = walk("a");
+  auto b = walk("b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->attr.st_ino, b->attr.st_ino);
+  auto l = fs->link(a->id, kRootId, "c", Ctx{});
+  ASSERT_TRUE(l.ok()) << l.err();
+  EXPECT_EQ(l->attr.st_ino, a->attr.st_ino);
+  // a and b are one union inode; link() copies that inode up under the name
+  // the node carries (the last one looked up) and links it on the rw branch.
+  struct stat sx, sc;
+  ASSERT_EQ(::stat((br(0) + "/c").c_str(), &sc), 0);
+  bool up_a = ::stat((br(0) + "/a").c_str(), &sx) == 0;
+  if (!up_a) ASSERT_EQ(::stat((br(0) + "/b").c_str(), &sx), 0);
+  EXPECT_EQ(sx.st_ino, sc.st_ino);
+  EXPECT_EQ(sc.st_nlink, 2u);
+  // The other lower name still shows the same inode and, while the node is
+  // cached, the copied-up data (in-memory pseudo-link).
+  append("c", "+");
+  EXPECT_EQ(cat("a"), "shared+");
+  EXPECT_EQ(cat("b"), "shared+");
+}
+
+TEST_F(UnionTest, InodeNumbersAndReaddirAgree) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "f");
+  mkdirs(br(1) + "/d");
+  mount();
+  auto dh = fs->opendir(kRootId);
+  ASSERT_TRUE(dh.ok());
+  for (auto& e : dh.value()->entries) {
+    auto w = walk(e.name);
+    ASSERT_TRUE(w.ok());
+    EXPECT_EQ(fs->entry_ino(e), w->attr.st_ino) << e.name;
+  }
+  auto d = walk("d");
+  EXPECT_EQ(create("d/new"), 0);  // copies d up
+  EXPECT_TRUE(exists(br(0) + "/d"));
+  EXPECT_EQ(walk("d")->attr.st_ino, d->attr.st_ino);
+  EXPECT_EQ(walk("")->attr.st_ino, 2u);
+}
+
+TEST_F(UnionTest, CrashLeftoverNameAndWhiteoutRealEntryWins) {
+  make_branches({"rw", "ro"});
+  write_file(br(0) + "/f", "upper");
+  write_file(br(0) + "/.wh.f", "", 0444);
+  write_file(br(1) + "/f", "lower");
+  mount();
+  EXPECT_EQ(cat("f"), "upper");
+  EXPECT_EQ(ls(""), std::vector<std::string>{"f"});
+}
+
+TEST_F(UnionTest, InvalidWhiteoutIsEio) {
+  make_branches({"rw", "ro+wh", "ro"});
+  mkdirs(br(1) + "/.wh.bad");
+  write_file(br(2) + "/bad", "x");
+  mount();
+  EXPECT_EQ(walk("bad").err(), EIO);
+}
+
+TEST_F(UnionTest, SymlinksInBranchesAreNeverFollowed) {
+  make_branches({"rw", "ro"});
+  TempDir outside;
+  write_file(outside / "secret", "s");
+  ASSERT_EQ(::symlink(outside.path().c_str(), (br(1) + "/d").c_str()), 0);
+  ASSERT_EQ(::symlink("../../..", (br(1) + "/up").c_str()), 0);
+  mount();
+  auto d = walk("d");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(S_ISLNK(d->attr.st_mode));
+  EXPECT_EQ(walk("d/secret").err(), ENOTDIR);
+  EXPECT_EQ(unlink("d"), 0);
+  EXPECT_TRUE(exists(outside / "secret"));
+  EXPECT_TRUE(exists(br(1) + "/d"));
+  // The beneath-resolver refuses to leave a branch.
+  auto r = sys::open_beneath(fs->branches()->br[1]->root.get(), "up/etc/passwd", O_RDONLY);
+  EXPECT_FALSE(r.ok());
+  auto r2 = sys::open_beneath(fs->branches()->br[1]->root.get(), "../b0", O_PATH);
+  EXPECT_EQ(r2.err(), EXDEV);
+}
+
+TEST_F(UnionTest, CreatedAsCallingUser) {
+  if (!daemon_is_root()) GTEST_SKIP() << "needs root to act as another user";
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/pub");
+  ::chmod((br(1) + "/pub").c_str(), 01777);
+  mount();
+  Ctx u;
+  u.uid = 4321;
+  u.gid = 4321;
+  u.have_groups = true;
+  EXPECT_EQ(create("pub/mine", "m", u), 0);
+  struct stat st;
+  ASSERT_EQ(::stat((br(0) + "/pub/mine").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 4321u);
+  EXPECT_EQ(st.st_gid, 4321u);
+  ASSERT_EQ(::stat((br(0) + "/pub").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "copied-up parent keeps its owner";
+  EXPECT_EQ(st.st_mode & 07777, 01777u);
+  // The caller's own permissions apply on the branch too.
+  EXPECT_EQ(create("denied", "", u), EACCES);
+}
+
+TEST_F(UnionTest, ForgetReleasesNodes) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/a/b/c");
+  write_file(br(1) + "/a/b/c/f", "x");
+  mount();
+  size_t base = fs->node_count();
+  std::vector<NodeId> ids;
+  for (const char* p : {"a", "a/b", "a/b/c", "a/b/c/f"}) ids.push_back(walk(p)->id);
+  // walk() looked each prefix up again: a 4, b 3, c 2, f 1 references.
+  EXPECT_EQ(fs->node_count(), base + 4);
+  fs->forget(ids[0], 4);
+  EXPECT_EQ(fs->node_count(), base + 4) << "children keep the parent alive";
+  fs->forget(ids[3], 1);
+  fs->forget(ids[2], 2);
+  fs->forget(ids[1], 3);
+  EXPECT_EQ(fs->node_count(), base);
+}
+
+TEST_F(UnionTest, ReadOnlyMountRefusesWrites) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "f");
+  mount("ro");
+  EXPECT_EQ(create("n"), EROFS);
+  EXPECT_EQ(unlink("f"), EROFS);
+  EXPECT_EQ(fs->open(walk("f")->id, O_RDWR, Ctx{}).err(), EROFS);
+  EXPECT_FALSE(exists(br(0) + "/.wh..wh.aufs"));
+}

@@ -1,0 +1,115 @@
+#include <gtest/gtest.h>
+
+#include "aufs_fuse/options.hpp"
+
+using namespace aufs;
+
+namespace {
+ParseResult parse(std::vector<std::string> a) { return parse_command_line(a); }
+}  // namespace
+
+TEST(Options, DefaultPermsFirstRwRestRo) {
+  auto r = parse({"-o", "dirs=./a:./b:./c", "mnt"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.opts.branches.size(), 3u);
+  EXPECT_EQ(r.opts.branches[0].perm, Perm::RW);
+  EXPECT_EQ(r.opts.branches[1].perm, Perm::RO);
+  EXPECT_EQ(r.opts.branches[2].perm, Perm::RO);
+  EXPECT_FALSE(r.opts.branches[1].wh_able());
+  EXPECT_EQ(r.opts.mountpoint, "mnt");
+}
+
+TEST(Options, BrColonAndEqualAreAliases) {
+  auto a = parse({"-o", "br:/x=rw:/y=ro+wh", "m"});
+  auto b = parse({"-o", "br=/x=rw:/y=ro+wh", "m"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a.opts.branches.size(), 2u);
+  EXPECT_EQ(a.opts.branches[1].path, "/y");
+  EXPECT_TRUE(a.opts.branches[1].wh);
+  EXPECT_EQ(format_perm(a.opts.branches[1]), "ro+wh");
+  EXPECT_EQ(format_perm(b.opts.branches[1]), "ro+wh");
+}
+
+TEST(Options, PermsAndAttrs) {
+  auto r = parse({"-o", "br=/a=rw+nolwh:/b=rr+wh:/c=rr:/d=ro", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.opts.branches[0].nolwh);
+  EXPECT_EQ(format_perm(r.opts.branches[0]), "rw+nolwh");
+  EXPECT_EQ(r.opts.branches[1].perm, Perm::RR);
+  EXPECT_TRUE(r.opts.branches[1].wh_able());
+  EXPECT_FALSE(r.opts.branches[2].wh_able());
+  EXPECT_FALSE(r.opts.branches[3].wh_able());
+}
+
+TEST(Options, InvalidAttrForPermIsDroppedWithNotice) {
+  auto r = parse({"-o", "br=/a=rw+wh:/b=ro+nolwh", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_FALSE(r.opts.branches[0].wh);
+  EXPECT_FALSE(r.opts.branches[1].nolwh);
+  EXPECT_EQ(r.opts.notices.size(), 2u);
+}
+
+TEST(Options, ReadOnlyMountMakesFirstBranchRo) {
+  auto r = parse({"-o", "br=/a:/b,ro", "m"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.opts.branches[0].perm, Perm::RO);
+  EXPECT_TRUE(r.opts.read_only);
+}
+
+TEST(Options, EmptyElementEndsTheList) {
+  auto r = parse({"-o", "br=/a::/b", "m"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.opts.branches.size(), 1u);
+}
+
+TEST(Options, Errors) {
+  struct Case {
+    std::vector<std::string> args;
+    const char* needle;
+  } cases[] = {
+      {{"-o", "br=/a", "-o", "bogus", "m"}, "unknown option 'bogus'"},
+      {{"-o", "br=/a=xx", "m"}, "unknown permission 'xx'"},
+      {{"-o", "br=/a=ro+zz", "m"}, "unknown attribute 'zz'"},
+      {{"-o", "br=/a=rw+coo_reg", "m"}, "not supported"},
+      {{"m"}, "no branches"},
+      {{"-o", "br=/a"}, "no mount point"},
+      {{"-o", "br=/a", "m", "n"}, "too many arguments"},
+      {{"-o", "br=/a,udba=sometimes", "m"}, "invalid value"},
+      {{"-o", "br=/a,create=rr", "m"}, "not supported"},
+      {{"-o", "br=/a,br=/b", "m"}, "twice"},
+      {{"-o", "br=/a,rdcache=9999", "m"}, "invalid value"},
+      {{"-o", "br=/a,threads=0", "m"}, "invalid value"},
+      {{"-o", "br==rw", "m"}, "empty branch path"},
+      {{"-x", "m"}, "unknown option '-x'"},
+      {{"-o"}, "needs a value"},
+  };
+  for (auto& c : cases) {
+    auto r = parse(c.args);
+    EXPECT_FALSE(r.ok()) << c.needle;
+    EXPECT_NE(r.error.find(c.needle), std::string::npos) << r.error;
+    EXPECT_EQ(r.error.find('\n'), std::string::npos) << "one line: " << r.error;
+  }
+}
+
+TEST(Options, ObsoleteIgnoredWithNotice) {
+  auto r = parse({"-o", "br=/a,clean_plink,si=1234,relatime", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.opts.notices.size(), 3u);
+}
+
+TEST(Options, FusePassThroughAndTuning) {
+  auto r = parse({"-f", "-o", "br=/a,allow_other,fsname=x,nosuid,entry_timeout=2.5,udba=none,diropq=a,sum,xino=/dev/shm/x,dio", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.opts.foreground);
+  EXPECT_EQ(r.opts.fuse_opts, (std::vector<std::string>{"allow_other", "fsname=x", "nosuid"}));
+  EXPECT_DOUBLE_EQ(r.opts.entry_timeout, 2.5);
+  EXPECT_EQ(r.opts.udba, Udba::None);
+  EXPECT_TRUE(r.opts.diropq_always);
+  EXPECT_TRUE(r.opts.sum);
+  EXPECT_EQ(r.opts.xino_path, "/dev/shm/x");
+}
+
+TEST(Options, HelpAndVersionNeedNothingElse) {
+  EXPECT_TRUE(parse({"--help"}).opts.show_help);
+  EXPECT_TRUE(parse({"-V"}).opts.show_version);
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages aufs-fuse needs to build, test and demo.
+set -euo pipefail
+pkgs=(build-essential pkg-config meson ninja-build libfuse3-dev fuse3 libspdlog-dev
+      libxxhash-dev libgtest-dev libgmock-dev tree attr groff-base man-db)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
