@@ -194,6 +194,10 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
     } else if (k == "noxino") {
       o.noxino = true;
       o.xino_path.clear();
+    } else if (k == "chk") {
+      o.check = true;
+    } else if (k == "nochk") {
+      o.check = false;
     } else if (k == "ro") {
       o.read_only = true;
     } else if (k == "rw") {
@@ -362,7 +366,7 @@ std::string usage_text(std::string_view prog) {
          "Branches (br=, br:, dirs=): DIR[=PERM[+ATTR]] joined by ':', top first.\n"
          "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), nolwh (rw).\n"
          "Options: udba=none|reval, diropq=w|a, sum, nosum, warn_perm, nowarn_perm,\n"
-         "  verbose, rdcache=SEC, dio, xino=PATH, noxino, ro, rw,\n"
+         "  verbose, rdcache=SEC, dio, xino=PATH, noxino, chk, nochk, ro, rw,\n"
          "  entry_timeout=SEC, attr_timeout=SEC, negative_timeout=SEC, threads=N,\n"
          "  and FUSE options: allow_other, allow_root, default_permissions,\n"
          "  auto_unmount, fsname=NAME, subtype=NAME, nosuid, nodev, noexec, noatime.\n"

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <random>
 
+#include "aufs_fuse/check.hpp"
 #include "aufs_fuse/sys.hpp"
 #include "aufs_fuse/whiteout.hpp"
 
@@ -80,6 +81,17 @@ Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
     b->root_ino = st.st_ino;
     b->seed = branch_seed(spec.path.c_str());
     if (b->writable() && !opts.read_only) {
+      if (opts.check) {
+        // Leftovers of an interrupted run (daemon killed mid-operation).
+        auto rep = check_branch(spec.path, true);
+        if (!rep.ok()) {
+          spdlog::warn("branch {}: check failed: {}", spec.path, std::strerror(rep.err()));
+        } else {
+          for (auto& is : rep->issues)
+            spdlog::warn("branch {}: {} {}{}", spec.path, kind_name(is.kind), is.path,
+                         is.fixed ? ": repaired" : ": left as is");
+        }
+      }
       if (auto s = u->prepare_rw_branch(*b); !s.ok()) {
         spdlog::error("branch {}: cannot prepare rw branch: {}", spec.path, std::strerror(s.err()));
         return Errno{s.err()};

@@ -45,6 +45,7 @@ struct MountOptions {
   bool noxino = false;
   int rdcache = 10;
   bool read_only = false;      // -o ro
+  bool check = true;           // chk: repair rw branches before mounting
 
   // FUSE tuning; negative = derived from udba.
   double entry_timeout = -1, attr_timeout = -1, negative_timeout = -1;
