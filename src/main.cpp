@@ -87,7 +87,10 @@ int main(int argc, char** argv) {
   fctx.cfg.debug = opts.debug;
 
   std::vector<std::string> fargs = {"aufs-fuse"};
-  std::string o = "default_permissions,fsname=aufs,subtype=aufs";
+  std::string fsname = opts.source.empty() ? "aufs" : opts.source;
+  for (char& c : fsname)
+    if (c == ',') c = '_';  // would split the option string
+  std::string o = "default_permissions,fsname=" + fsname + ",subtype=aufs";
   for (auto& f : opts.fuse_opts) {
     if (f.starts_with("fsname=") || f.starts_with("subtype=")) {
       std::string key = f.substr(0, f.find('=') + 1);
@@ -109,6 +112,7 @@ int main(int argc, char** argv) {
 
   fuse_session* se = fuse_session_new(&fa, &aufs::fuse_operations(), sizeof(fuse_lowlevel_ops), &fctx);
   if (!se) return fail("cannot create the FUSE session (bad FUSE option?)");
+  fctx.se = se;
   int rc = 1;
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);

@@ -47,6 +47,15 @@ bool InodeTable::erase_if_unused(NodeId id, int children) {
   return true;
 }
 
+std::vector<NodePtr> InodeTable::all() const {
+  std::vector<NodePtr> out;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> g(s.mu);
+    for (auto& [id, n] : s.map) out.push_back(n);
+  }
+  return out;
+}
+
 size_t InodeTable::size() const {
   size_t n = 0;
   for (auto& s : shards_) {

@@ -36,18 +36,20 @@ bool parse_seconds(std::string_view s, double& out) {
 const std::set<std::string_view> kFuseFlags = {
     "allow_other", "allow_root", "default_permissions", "auto_unmount",
     "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime",
-    "nodiratime", "diratime", "sync", "async", "dirsync", "lazytime", "nolazytime",
+    "sync", "async", "dirsync",
 };
-const std::set<std::string_view> kFuseKeys = {"fsname", "subtype", "max_read",
-                                              "blksize"};
+const std::set<std::string_view> kFuseKeys = {"fsname", "subtype", "max_read"};
+// AUFS options whose value is this version's fixed behaviour.
+const std::set<std::string_view> kDefaults = {"nodirren", "notrunc_xino", "notrunc_xib",
+                                              "noshwh", "noacl"};
 // AUFS options that are obsolete; AUFS accepts and ignores them.
 const std::set<std::string_view> kObsolete = {"clean_plink", "debug", "delete",
                                               "imap", "nodlgt", "relatime", "si"};
 // AUFS options this version recognises but does not implement yet.
 const std::set<std::string_view> kUnsupported = {
     "create", "create_policy", "cpup", "copyup", "copyup_policy", "dirren",
-    "nodirren", "noplink", "list_plink", "shwh", "nodirperm1", "wsum",
-    "trunc_xino", "notrunc_xino", "itrunc_xino", "trunc_xib", "notrunc_xib",
+    "list_plink", "shwh", "nodirperm1", "wsum",
+    "trunc_xino", "itrunc_xino", "trunc_xib",
     "add", "ins", "append", "prepend", "del", "mod", "acl", "fhsm_sec",
     "droplvl", "rdblk", "rdhash"};
 
@@ -119,14 +121,33 @@ std::string parse_branches(std::string_view list, bool read_only_mount,
   return {};
 }
 
+std::vector<std::string> split_options(std::string_view s) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false;
+  for (char c : s) {
+    if (c == '"') quoted = !quoted;
+    else if (c == ',' && !quoted) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    } else cur += c;
+  }
+  out.push_back(std::move(cur));
+  return out;
+}
+
+bool is_mount_helper_option(std::string_view k) {
+  return k == "defaults" || k == "auto" || k == "noauto" || k == "nofail" || k == "_netdev" ||
+         k == "user" || k == "users" || k == "nouser" || k == "owner" || k == "group" ||
+         k == "remount" || k.starts_with("x-") || k.starts_with("comment=") ||
+         k.starts_with("helper=");
+}
+
 std::string apply_option_string(MountOptions& o, std::string_view s) {
-  size_t pos = 0;
-  while (pos <= s.size()) {
-    size_t comma = s.find(',', pos);
-    if (comma == std::string_view::npos) comma = s.size();
-    std::string_view opt = s.substr(pos, comma - pos);
-    pos = comma + 1;
+  for (const std::string& optstr : split_options(s)) {
+    std::string_view opt = optstr;
     if (opt.empty()) continue;
+    if (is_mount_helper_option(opt)) continue;  // for mount(8), not for us
     // "br:..." is the same as "br=..." (the first ':' of these keys).
     size_t eq = opt.find('=');
     size_t colon = opt.find(':');
@@ -185,7 +206,9 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
     else if (k == "dirperm1") {
       // default_permissions checks the top directory only, which is dirperm1.
     } else if (k == "plink") {
-      // In-memory pseudo-links are always on in this version.
+      o.plink = true;
+    } else if (k == "noplink") {
+      o.plink = false;
     } else if (k == "xino") {
       if (auto e = need_val(); !e.empty()) return e;
       if (val.empty()) return bad_val("a file path");
@@ -219,6 +242,8 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
     } else if (kFuseKeys.count(k) && has_val) {
       if (val.empty()) return bad_val("non-empty");
       o.fuse_opts.push_back(std::string(opt));
+    } else if (kDefaults.count(k) && !has_val) {
+      // Already what this version does.
     } else if (kObsolete.count(k)) {
       o.notices.push_back("option '" + k + "' is obsolete and ignored");
     } else if (kUnsupported.count(k)) {
@@ -269,13 +294,73 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
     if (!e.empty()) { r.error = e; return r; }
   }
   if (positional.empty()) { r.error = "no mount point given"; return r; }
-  if (positional.size() > 1) {
-    r.error = "too many arguments: '" + positional[1] + "' (expected one mount point)";
+  if (positional.size() > 2) {
+    r.error = "too many arguments: '" + positional[2] + "' (expected [SOURCE] MOUNTPOINT)";
     return r;
   }
-  o.mountpoint = positional[0];
+  // mount(8)/mount.fuse3 style: SOURCE MOUNTPOINT. A SOURCE other than
+  // "none" without br= is taken as the branch list (handy in fstab).
+  o.mountpoint = positional.back();
+  if (positional.size() == 2) {
+    o.source = positional[0];
+    if (o.branches.empty() && o.source != "none" && !o.source.empty()) {
+      std::string e = parse_branches(o.source, o.read_only, o.branches, o.notices);
+      if (!e.empty()) { r.error = e; return r; }
+    }
+  }
   if (o.branches.empty()) { r.error = "no branches (use -o br=DIR[=PERM]:DIR...)"; return r; }
   return r;
+}
+
+std::string parse_branch_ops(std::string_view s, bool read_only_mount, std::vector<BranchOp>& out) {
+  for (const std::string& optstr : split_options(s)) {
+    std::string_view opt = optstr;
+    if (opt.empty() || is_mount_helper_option(opt) || opt == "rw" || opt == "ro") continue;
+    size_t sep = opt.find_first_of(":=");
+    std::string key(opt.substr(0, sep));
+    if (sep == std::string_view::npos) return "option '" + key + "' cannot be changed by remount";
+    std::string_view val = opt.substr(sep + 1);
+    BranchOp op;
+    std::vector<std::string> notes;
+    if (key == "add" || key == "ins") {
+      size_t c = val.find_first_of(":=");
+      if (c == std::string_view::npos) return "'" + std::string(opt) + "': expected " + key + ":INDEX:PATH";
+      long long idx = 0;
+      std::string_view num = val.substr(0, c);
+      bool neg = num.starts_with("-");
+      if (!parse_uint(neg ? num.substr(1) : num, 1 << 20, idx))
+        return "'" + std::string(opt) + "': bad branch index '" + std::string(num) + "'";
+      op.index = neg ? -2 : idx;  // a negative index is refused later (EDOM)
+      val = val.substr(c + 1);
+    } else if (key == "append") {
+      op.index = -1;
+    } else if (key == "prepend") {
+      op.index = 0;
+    } else if (key == "del") {
+      op.kind = BranchOp::Kind::Del;
+    } else if (key == "mod") {
+      op.kind = BranchOp::Kind::Mod;
+    } else {
+      return "option '" + key + "' cannot be changed by remount";
+    }
+    if (op.kind == BranchOp::Kind::Del) {
+      if (val.empty()) return "'del': no path";
+      op.spec.path = std::string(val);
+    } else {
+      std::vector<BranchSpec> one;
+      // Default permission as AUFS: rw only when inserted at index 0.
+      bool top = op.kind == BranchOp::Kind::Add && op.index == 0;
+      if (!top) one.push_back(BranchSpec{});  // makes parse_branches default to ro
+      std::string e = parse_branches(val, read_only_mount, one, notes);
+      if (!e.empty()) return e;
+      if (one.size() != (top ? 1u : 2u)) return "'" + std::string(opt) + "': exactly one branch expected";
+      op.spec = one.back();
+      if (op.kind == BranchOp::Kind::Mod && !op.spec.perm_given)
+        return "'mod:" + op.spec.path + "': a permission is required (mod:PATH=PERM)";
+    }
+    out.push_back(std::move(op));
+  }
+  return {};
 }
 
 namespace {

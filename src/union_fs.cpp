@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -23,6 +24,7 @@
 #include <random>
 
 #include "aufs_fuse/check.hpp"
+#include "aufs_fuse/json.hpp"
 #include "aufs_fuse/sys.hpp"
 #include "aufs_fuse/whiteout.hpp"
 
@@ -63,41 +65,23 @@ Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
   std::unique_ptr<Union> u(new Union(opts));
   auto bs = std::make_shared<BranchSet>();
   bs->generation = 1;
-  uint32_t id = 0;
+  u->owner_ = ::geteuid();
+  ::clock_gettime(CLOCK_REALTIME, &u->started_);
   for (const auto& spec : opts.branches) {
-    auto b = std::make_shared<Branch>();
-    b->id = id++;
-    b->spec = spec;
-    int fd = ::open(spec.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-      int e = errno;
-      spdlog::error("branch {}: {}", spec.path, std::strerror(e));
-      return Errno{e};
-    }
-    b->root.reset(fd);
-    struct stat st;
-    if (::fstat(fd, &st) < 0) return last_errno();
-    b->dev = st.st_dev;
-    b->root_ino = st.st_ino;
-    b->seed = branch_seed(spec.path.c_str());
-    if (b->writable() && !opts.read_only) {
-      if (opts.check) {
-        // Leftovers of an interrupted run (daemon killed mid-operation).
-        auto rep = check_branch(spec.path, true);
-        if (!rep.ok()) {
-          spdlog::warn("branch {}: check failed: {}", spec.path, std::strerror(rep.err()));
-        } else {
-          for (auto& is : rep->issues)
-            spdlog::warn("branch {}: {} {}{}", spec.path, kind_name(is.kind), is.path,
-                         is.fixed ? ": repaired" : ": left as is");
-        }
-      }
-      if (auto s = u->prepare_rw_branch(*b); !s.ok()) {
-        spdlog::error("branch {}: cannot prepare rw branch: {}", spec.path, std::strerror(s.err()));
-        return Errno{s.err()};
+    if (spec.writable() && !opts.read_only && opts.check) {
+      // Leftovers of an interrupted run (daemon killed mid-operation).
+      auto rep = check_branch(spec.path, true);
+      if (!rep.ok()) {
+        spdlog::warn("branch {}: check failed: {}", spec.path, std::strerror(rep.err()));
+      } else {
+        for (auto& is : rep->issues)
+          spdlog::warn("branch {}: {} {}{}", spec.path, kind_name(is.kind), is.path,
+                       is.fixed ? ": repaired" : ": left as is");
       }
     }
-    bs->br.push_back(std::move(b));
+    auto b = u->open_branch(spec, u->next_brid_++);
+    if (!b.ok()) return Errno{b.err()};
+    bs->br.push_back(std::move(b.value()));
   }
   u->branches_ = bs;
   u->root_ = std::make_shared<Node>(kRootId, kRootIno, S_IFDIR);
@@ -109,6 +93,31 @@ Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
   std::random_device rd;
   u->temp_seq_.store(rd());
   return u;
+}
+
+Result<std::shared_ptr<Branch>> Union::open_branch(const BranchSpec& spec, uint32_t id) {
+  auto b = std::make_shared<Branch>();
+  b->id = id;
+  b->spec = spec;
+  int fd = ::open(spec.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    spdlog::error("branch {}: {}", spec.path, std::strerror(e));
+    return Errno{e};
+  }
+  b->root.reset(fd);
+  struct stat st;
+  if (::fstat(fd, &st) < 0) return last_errno();
+  b->dev = st.st_dev;
+  b->root_ino = st.st_ino;
+  b->seed = branch_seed(spec.path.c_str());
+  if (b->writable() && !opts_.read_only) {
+    if (auto s = prepare_rw_branch(*b); !s.ok()) {
+      spdlog::error("branch {}: cannot prepare rw branch: {}", spec.path, std::strerror(s.err()));
+      return Errno{s.err()};
+    }
+  }
+  return b;
 }
 
 Status Union::prepare_rw_branch(const Branch& b) {
@@ -305,10 +314,17 @@ void Union::detach(const NodePtr& start) {
 }
 
 void Union::forget(NodeId id, uint64_t n) {
+  if (id == kControlId) return;
   if (NodePtr node = table_.forget(id, n)) detach(node);
 }
 
-Result<Union::Where> Union::where(const NodePtr& n) {
+Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
+  bool stale;
+  {
+    std::lock_guard<std::mutex> g(n->mu);
+    stale = n->bgen != bs.generation;
+  }
+  if (stale) AUFS_TRY(refresh(bs, n));
   Where w;
   w.rel = rel_path(*n);
   std::lock_guard<std::mutex> g(n->mu);
@@ -316,6 +332,50 @@ Result<Union::Where> Union::where(const NodePtr& n) {
   w.data_rel = n->is_dir() ? w.rel : n->data_rel;
   if (w.layers.empty()) return Errno{ESTALE};
   return w;
+}
+
+// After a branch change: resolve the node's path again from the root with
+// the new branch set (AUFS refreshes its objects lazily the same way).
+Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
+  std::vector<NodePtr> chain;
+  {
+    std::shared_lock<std::shared_mutex> g(tree_mu_);
+    for (NodePtr c = n; c && c->id != kRootId; c = c->parent) chain.push_back(c);
+    if (n->unlinked) return Errno{ESTALE};
+  }
+  std::reverse(chain.begin(), chain.end());
+  auto rl = root_layers(bs);
+  if (!rl.ok()) return Errno{rl.err()};
+  std::vector<int> layers = rl.value();
+  {
+    std::lock_guard<std::mutex> g(root_->mu);
+    root_->layers = layers;
+    root_->bgen = bs.generation;
+  }
+  std::string rel;
+  for (auto& c : chain) {
+    std::string name;
+    {
+      std::shared_lock<std::shared_mutex> g(tree_mu_);
+      name = c->name;
+    }
+    auto r = resolve_child(bs, layers, rel, name, false);
+    if (!r.ok()) return Errno{r.err()};
+    if (!r->positive() || (r->hits[0].st.st_mode & S_IFMT) != c->type) return Errno{ESTALE};
+    rel = sys::join(rel, name);
+    layers.clear();
+    for (auto& h : r->hits) layers.push_back(h.branch);
+    std::lock_guard<std::mutex> g(c->mu);
+    if (c->is_dir()) {
+      c->layers = layers;
+    } else {
+      if (c->layers.empty() || c->layers[0] != layers[0] || c->data_rel != rel) c->data_gen++;
+      c->layers = {layers[0]};
+      c->data_rel = rel;
+    }
+    c->bgen = bs.generation;
+  }
+  return {};
 }
 
 Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
@@ -365,12 +425,13 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
 }
 
 Result<Entry> Union::lookup(NodeId parent_id, std::string_view name) {
+  if (parent_id == kRootId && name == kControlName) return control_entry();
   if (auto s = check_name(name); !s.ok()) return Errno{s.err()};
   NodePtr p = node(parent_id);
   if (!p) return Errno{ESTALE};
   if (!p->is_dir()) return Errno{ENOTDIR};
   auto bs = branches();
-  auto pw = where(p);
+  auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok()) return Errno{r.err()};
@@ -379,6 +440,7 @@ Result<Entry> Union::lookup(NodeId parent_id, std::string_view name) {
 }
 
 Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
+  if (id == kControlId) return control_entry()->attr;
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (fh) {
@@ -390,7 +452,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
     }
   }
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   auto st = stat_at(*bs, w->layers[0], w->data_rel);
   if (st.ok() && ino_of(*bs, w->layers[0], st.value()) == n->ino) {
@@ -417,7 +479,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
     name = n->name;
   }
   if (!parent) return Errno{ENOENT};
-  auto pw = where(parent);
+  auto pw = where(*bs, parent);
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok()) return Errno{r.err()};
@@ -434,7 +496,7 @@ Result<std::string> Union::readlink(NodeId id) {
   if (!n) return Errno{ESTALE};
   if (!S_ISLNK(n->type)) return Errno{EINVAL};
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel,
@@ -758,7 +820,7 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
   if (!p) return Errno{ESTALE};
   if (!p->is_dir()) return Errno{ENOTDIR};
   auto bs = branches();
-  auto pw = where(p);
+  auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok()) return Errno{r.err()};
@@ -833,8 +895,10 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
     fh->node = node(e->id);
     fh->fd = std::move(fd);
     fh->flags = open_flags;
+    fh->brid = wb.id;
     fh->data_gen = fh->node ? fh->node->data_gen : 0;
     if (fh->node) fh->node->open_count++;
+    track_open(fh->brid, (open_flags & O_ACCMODE) != O_RDONLY, 1);
     *fh_out = std::move(fh);
   }
   return e;
@@ -875,7 +939,7 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   if (n->is_dir()) return Errno{EPERM};
   if (!p->is_dir()) return Errno{ENOTDIR};
   auto bs = branches();
-  auto pw = where(p);
+  auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok()) return Errno{r.err()};
@@ -883,7 +947,7 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   // noplink-style: the source is copied up under its own name, then a real
   // hard link is made on the writable branch (it survives a remount).
   AUFS_TRY(copy_up(n, true));
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   int bw = w->layers[0];
   AUFS_TRY(ensure_dir_path(*bs, bw, p));
@@ -907,7 +971,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   NodePtr p = node(parent_id);
   if (!p) return Errno{ESTALE};
   auto bs = branches();
-  auto pw = where(p);
+  auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, true);
   if (!r.ok()) return Errno{r.err()};
@@ -944,7 +1008,7 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
   NodePtr p = node(parent_id);
   if (!p) return Errno{ESTALE};
   auto bs = branches();
-  auto pw = where(p);
+  auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, true);
   if (!r.ok()) return Errno{r.err()};
@@ -1030,9 +1094,9 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   if (!p->is_dir() || !np->is_dir()) return Errno{ENOTDIR};
   std::string name(name_sv), newname(newname_sv);
   auto bs = branches();
-  auto pw = where(p);
+  auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
-  auto npw = where(np);
+  auto npw = where(*bs, np);
   if (!npw.ok()) return Errno{npw.err()};
   auto rs = resolve_child(*bs, pw->layers, pw->rel, name, true);
   if (!rs.ok()) return Errno{rs.err()};
@@ -1217,6 +1281,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
 
 Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx& ctx) {
   (void)ctx;
+  if (id == kControlId) return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (n->is_dir()) return Errno{EISDIR};
@@ -1227,7 +1292,7 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
     AUFS_TRY(copy_up(n, !(flags & O_TRUNC)));
   }
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   int f = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW;
   if (!opts_.dio) f &= ~O_DIRECT;
@@ -1237,11 +1302,13 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   fh->node = n;
   fh->fd = std::move(fd.value());
   fh->flags = flags;
+  fh->brid = (*bs)[static_cast<size_t>(w->layers[0])].id;
   {
     std::lock_guard<std::mutex> g(n->mu);
     fh->data_gen = n->data_gen;
   }
   n->open_count++;
+  track_open(fh->brid, (flags & O_ACCMODE) != O_RDONLY, 1);
   return fh;
 }
 
@@ -1256,19 +1323,39 @@ Result<int> Union::io_fd(FileHandle& fh) {
   // The file was copied up since this reader opened it: follow it (AUFS
   // revalidates open files at their next operation).
   auto bs = branches();
-  auto w = where(fh.node);
+  auto w = where(*bs, fh.node);
   if (!w.ok()) return fh.fd.get();
   auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel,
                               (fh.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_NOFOLLOW);
   if (fd.ok()) {
     fh.fd = std::move(fd.value());
     fh.data_gen = gen;
+    uint32_t nb = (*bs)[static_cast<size_t>(w->layers[0])].id;
+    track_open(fh.brid, false, -1);
+    track_open(nb, false, 1);
+    fh.brid = nb;
   }
   return fh.fd.get();
 }
 
 void Union::release(std::unique_ptr<FileHandle> fh) {
-  if (fh && fh->node) fh->node->open_count--;
+  if (!fh || !fh->node) return;
+  fh->node->open_count--;
+  track_open(fh->brid, (fh->flags & O_ACCMODE) != O_RDONLY, -1);
+}
+
+void Union::track_open(uint32_t brid, bool writer, int delta) {
+  std::lock_guard<std::mutex> g(open_mu_);
+  auto& c = open_by_branch_[brid];
+  c.first += delta;
+  if (writer) c.second += delta;
+}
+
+size_t Union::open_files() const {
+  std::lock_guard<std::mutex> g(open_mu_);
+  size_t n = 0;
+  for (auto& [id, c] : open_by_branch_) n += static_cast<size_t>(std::max(0, c.first));
+  return n;
 }
 
 Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id) {
@@ -1283,7 +1370,7 @@ Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id) {
 
 Status Union::rewinddir(DirHandle& dh) {
   auto bs = branches();
-  auto w = where(dh.node);
+  auto w = where(*bs, dh.node);
   if (!w.ok()) return Errno{w.err()};
   auto ents = list_dir(*bs, w->layers, w->rel);
   if (!ents.ok()) return Errno{ents.err()};
@@ -1305,6 +1392,7 @@ void Union::releasedir(std::unique_ptr<DirHandle> dh) { (void)dh; }
 
 Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* fh, const Ctx& ctx) {
   (void)ctx;
+  if (id == kControlId) return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (opts_.read_only && (in.valid & ~SetAttrIn::kCtime)) return Errno{EROFS};
@@ -1324,7 +1412,7 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
     AUFS_TRY(copy_up(n, true));
   }
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   const Branch& b = (*bs)[static_cast<size_t>(w->layers[0])];
   auto [prel, leaf] = sys::split_parent(w->data_rel);
@@ -1385,11 +1473,27 @@ Result<struct statvfs> Union::statfs() {
   return out;
 }
 
+Result<std::vector<char>> Union::xattr_value(const std::string& v, size_t size) const {
+  if (size == 0) return std::vector<char>(v.size());
+  if (v.size() > size) return Errno{ERANGE};
+  return std::vector<char>(v.begin(), v.end());
+}
+
 Result<std::vector<char>> Union::getxattr(NodeId id, const char* key, size_t size) {
+  std::string_view k(key);
+  if (id == kControlId) {
+    if (k == kXattrInfo) return xattr_value(info_json(), size);
+    return Errno{ENODATA};
+  }
+  if (k.starts_with(kXattrWhichPrefix)) {
+    auto j = which_json(id, k.substr(kXattrWhichPrefix.size()));
+    if (!j.ok()) return Errno{j.err()};
+    return xattr_value(j.value(), size);
+  }
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
@@ -1398,10 +1502,14 @@ Result<std::vector<char>> Union::getxattr(NodeId id, const char* key, size_t siz
 }
 
 Result<std::vector<char>> Union::listxattr(NodeId id, size_t size) {
+  if (id == kControlId) {
+    std::string names = std::string(kXattrInfo) + '\0' + std::string(kXattrRemount) + '\0';
+    return xattr_value(names, size);
+  }
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
@@ -1409,13 +1517,32 @@ Result<std::vector<char>> Union::listxattr(NodeId id, size_t size) {
   return sys::listxattr_at(pfd->get(), leaf, size);
 }
 
-Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size, int flags) {
+Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size, int flags,
+                       const Ctx& ctx) {
+  if (id == kControlId) {
+    if (std::string_view(key) != kXattrRemount) return Errno{ENOTSUP};
+    // Only root or the user who mounted may change branches.
+    if (ctx.uid != 0 && ctx.uid != owner_) return Errno{EPERM};
+    std::vector<BranchOp> ops;
+    std::string spec(static_cast<const char*>(val), size);
+    while (!spec.empty() && (spec.back() == '\n' || spec.back() == '\0')) spec.pop_back();
+    std::string e = parse_branch_ops(spec, opts_.read_only, ops);
+    if (!e.empty()) {
+      spdlog::warn("branch change refused: {}", e);
+      return Errno{EINVAL};
+    }
+    std::string msg;
+    auto st = change_branches(ops, &msg);
+    if (!st.ok()) spdlog::warn("branch change refused: {}", msg);
+    return st;
+  }
+  if (std::string_view(key).starts_with(kXattrWhichPrefix)) return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (opts_.read_only) return Errno{EROFS};
   AUFS_TRY(copy_up(n, true));
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
@@ -1424,6 +1551,7 @@ Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size,
 }
 
 Status Union::removexattr(NodeId id, const char* key) {
+  if (id == kControlId) return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (opts_.read_only) return Errno{EROFS};
@@ -1434,7 +1562,7 @@ Status Union::removexattr(NodeId id, const char* key) {
   }
   AUFS_TRY(copy_up(n, true));
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
@@ -1450,7 +1578,7 @@ Status Union::fsyncdir(NodeId id, bool datasync) {
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   auto bs = branches();
-  auto w = where(n);
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->rel,
                               O_RDONLY | O_DIRECTORY);
@@ -1498,6 +1626,204 @@ uint64_t Union::parent_ino(NodeId id) const {
   std::shared_lock<std::shared_mutex> g(tree_mu_);
   if (!n->parent || n->parent->id == kRootId) return kRootIno;
   return n->parent->ino;
+}
+
+}  // namespace aufs
+
+namespace aufs {
+
+Result<Entry> Union::control_entry() const {
+  Entry e;
+  e.id = kControlId;
+  e.attr.st_ino = kControlId;
+  e.attr.st_mode = S_IFREG | 0644;
+  e.attr.st_nlink = 1;
+  e.attr.st_uid = owner_;
+  e.attr.st_gid = ::getegid();
+  e.attr.st_atim = e.attr.st_mtim = e.attr.st_ctim = started_;
+  e.attr.st_blksize = 4096;
+  return e;
+}
+
+namespace {
+
+bool is_under_path(const std::string& child, const std::string& parent) {
+  if (parent == "/") return child != "/";
+  return child.size() > parent.size() && child.compare(0, parent.size(), parent) == 0 &&
+         child[parent.size()] == '/';
+}
+
+}  // namespace
+
+Status Union::change_branches(const std::vector<BranchOp>& ops, std::string* msg) {
+  std::lock_guard<std::mutex> change(change_mu_);
+  auto fail = [&](int e, const std::string& why) -> Status {
+    if (msg) *msg = why;
+    return Errno{e};
+  };
+  BranchSetPtr cur = branches();
+  std::vector<std::shared_ptr<Branch>> br(cur->br.begin(), cur->br.end());
+  std::vector<std::shared_ptr<Branch>> created;
+  uint32_t next_id = next_brid_;
+  auto find = [&](const std::string& given) -> long {
+    char buf[PATH_MAX];
+    std::string p = ::realpath(given.c_str(), buf) ? std::string(buf) : given;
+    for (size_t i = 0; i < br.size(); ++i)
+      if (br[i]->spec.path == p || br[i]->spec.path == given) return static_cast<long>(i);
+    return -1;
+  };
+  auto busy = [&](uint32_t id, bool writers_only) {
+    std::lock_guard<std::mutex> g(open_mu_);
+    auto it = open_by_branch_.find(id);
+    if (it == open_by_branch_.end()) return false;
+    return (writers_only ? it->second.second : it->second.first) > 0;
+  };
+  for (const BranchOp& op : ops) {
+    if (op.kind == BranchOp::Kind::Add) {
+      long idx = op.index == -1 ? static_cast<long>(br.size()) : op.index;
+      if (idx < 0 || idx > static_cast<long>(br.size()))
+        return fail(EDOM, "branch index " + std::to_string(op.index) + " out of range 0.." +
+                              std::to_string(br.size()));
+      BranchSpec spec = op.spec;
+      char buf[PATH_MAX];
+      if (!::realpath(spec.path.c_str(), buf))
+        return fail(errno, "branch '" + spec.path + "': " + std::strerror(errno));
+      spec.path = buf;
+      struct stat st;
+      if (::stat(spec.path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+        return fail(ENOTDIR, "branch '" + spec.path + "': not a directory");
+      bool dup = false;
+      for (auto& b : br) {
+        if (b->spec.path == spec.path || (b->dev == st.st_dev && b->root_ino == st.st_ino)) dup = true;
+        else if (is_under_path(spec.path, b->spec.path) || is_under_path(b->spec.path, spec.path))
+          return fail(EINVAL, "branch '" + spec.path + "' overlaps '" + b->spec.path + "'");
+      }
+      if (dup) continue;  // AUFS ignores a duplicated branch at remount
+      const std::string& mnt = opts_.mountpoint;
+      if (!mnt.empty() && (spec.path == mnt || is_under_path(spec.path, mnt) || is_under_path(mnt, spec.path)))
+        return fail(EINVAL, "branch '" + spec.path + "' must be outside the mount point");
+      if (br.size() >= 127) return fail(ENOSPC, "too many branches (127 at most)");
+      if (!spec.perm_given) spec.perm = (idx == 0 && !opts_.read_only) ? Perm::RW : Perm::RO;
+      if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
+        return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
+      auto nb = open_branch(spec, next_id++);
+      if (!nb.ok()) return fail(nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
+      created.push_back(nb.value());
+      br.insert(br.begin() + idx, nb.value());
+    } else if (op.kind == BranchOp::Kind::Del) {
+      long i = find(op.spec.path);
+      if (i < 0) continue;  // AUFS ignores an unknown path at remount
+      if (br.size() == 1) return fail(EBUSY, "cannot delete the last branch");
+      if (busy(br[static_cast<size_t>(i)]->id, false))
+        return fail(EBUSY, "branch '" + br[static_cast<size_t>(i)]->spec.path + "' has open files");
+      br.erase(br.begin() + i);
+    } else {
+      long i = find(op.spec.path);
+      if (i < 0) return fail(ENOENT, "no branch '" + op.spec.path + "'");
+      auto& old = br[static_cast<size_t>(i)];
+      if (old->writable() && !op.spec.writable() && busy(old->id, true))
+        return fail(EBUSY, "branch '" + old->spec.path + "' has files open for writing");
+      BranchSpec spec = old->spec;
+      spec.perm = op.spec.perm;
+      spec.wh = op.spec.wh;
+      spec.nolwh = op.spec.nolwh;
+      if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
+        return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
+      // Same id, new permission: open a fresh object (snapshots are immutable).
+      auto nb = open_branch(spec, old->id);
+      if (!nb.ok()) return fail(nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
+      if (old->writable() && !spec.writable()) {
+        // rw -> ro: the whiteout base and empty plnk/orph go, as in AUFS.
+        ::unlinkat(old->root.get(), std::string(wh::kBase).c_str(), 0);
+        ::unlinkat(old->root.get(), std::string(wh::kPlink).c_str(), AT_REMOVEDIR);
+        ::unlinkat(old->root.get(), std::string(wh::kOrph).c_str(), AT_REMOVEDIR);
+      }
+      old = nb.value();
+    }
+  }
+  auto ns = std::make_shared<BranchSet>();
+  ns->generation = cur->generation + 1;
+  ns->br = std::move(br);
+  {
+    std::lock_guard<std::mutex> g(branches_mu_);
+    branches_ = ns;
+  }
+  next_brid_ = next_id;
+  counters_.branch_changes++;
+  std::string desc;
+  for (size_t i = 0; i < ns->size(); ++i)
+    desc += (i ? ":" : "") + (*ns)[i].spec.path + "=" + format_perm((*ns)[i].spec);
+  spdlog::info("branches now {}", desc);
+  return {};
+}
+
+std::string Union::info_json() const {
+  auto bs = branches();
+  std::string j = "{\"mountpoint\":" + json_str(opts_.mountpoint) + ",\"branches\":[";
+  for (size_t i = 0; i < bs->size(); ++i) {
+    const Branch& b = (*bs)[i];
+    j += (i ? "," : "") + std::string("{\"index\":") + std::to_string(i) + ",\"id\":" +
+         std::to_string(b.id) + ",\"path\":" + json_str(b.spec.path) + ",\"perm\":" +
+         json_str(format_perm(b.spec)) + "}";
+  }
+  std::string xino = opts_.noxino ? "off" : "in memory";
+  std::string o = "udba=";
+  o += opts_.udba == Udba::None ? "none" : opts_.udba == Udba::Reval ? "reval" : "notify";
+  o += opts_.diropq_always ? ",diropq=a" : ",diropq=w";
+  o += opts_.sum ? ",sum" : ",nosum";
+  if (opts_.read_only) o += ",ro";
+  if (!opts_.xino_path.empty()) o += ",xino=" + opts_.xino_path;
+  j += "],\"generation\":" + std::to_string(bs->generation) + ",\"xino\":" + json_str(xino) +
+       ",\"options\":" + json_str(o) + ",\"counters\":{\"inodes\":" + std::to_string(table_.size()) +
+       ",\"open_files\":" + std::to_string(open_files()) +
+       ",\"copyups\":" + std::to_string(counters_.copyups.load()) +
+       ",\"copyup_bytes\":" + std::to_string(counters_.copyup_bytes.load()) +
+       ",\"whiteouts\":" + std::to_string(counters_.whiteouts.load()) +
+       ",\"branch_changes\":" + std::to_string(counters_.branch_changes.load()) +
+       ",\"xino_aliases\":" + std::to_string(xino_.alias_count()) + "}}";
+  return j;
+}
+
+Result<std::string> Union::which_json(NodeId dir, std::string_view name) {
+  if (auto s = check_name(name); !s.ok()) return Errno{s.err()};
+  NodePtr p = node(dir);
+  if (!p) return Errno{ESTALE};
+  if (!p->is_dir()) return Errno{ENOTDIR};
+  auto bs = branches();
+  auto pw = where(*bs, p);
+  if (!pw.ok()) return Errno{pw.err()};
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, true);
+  if (!r.ok()) return Errno{r.err()};
+  std::string j = "{\"name\":" + json_str(sys::join(pw->rel, name)) +
+                  ",\"visible\":" + (r->positive() ? "true" : "false");
+  if (r->positive()) {
+    const Hit& top = r->hits[0];
+    const Branch& b = (*bs)[static_cast<size_t>(top.branch)];
+    mode_t m = top.st.st_mode & S_IFMT;
+    const char* type = m == S_IFDIR ? "dir" : m == S_IFREG ? "file" : m == S_IFLNK ? "symlink"
+                     : m == S_IFIFO ? "fifo" : m == S_IFSOCK ? "socket" : "device";
+    bool copied_up = b.writable() && r->lower_exists;
+    j += ",\"type\":" + json_str(type) + ",\"branch\":" + std::to_string(top.branch) +
+         ",\"brid\":" + std::to_string(b.id) + ",\"branch_path\":" + json_str(b.spec.path) +
+         ",\"copied_up\":" + (copied_up ? "true" : "false") +
+         ",\"lower_exists\":" + (r->lower_exists ? "true" : "false") + ",\"layers\":[";
+    for (size_t i = 0; i < r->hits.size(); ++i) j += (i ? "," : "") + std::to_string(r->hits[i].branch);
+    j += "]";
+    if (r->opaque_branch >= 0) j += ",\"opaque_branch\":" + std::to_string(r->opaque_branch);
+  }
+  if (r->whiteout) j += ",\"whiteout_branch\":" + std::to_string(r->whiteout_branch);
+  return j + "}";
+}
+
+std::vector<std::tuple<NodeId, NodeId, std::string>> Union::cached_names() const {
+  std::vector<std::tuple<NodeId, NodeId, std::string>> out;
+  std::vector<NodePtr> nodes = table_.all();
+  std::shared_lock<std::shared_mutex> g(tree_mu_);
+  for (auto& n : nodes) {
+    if (n->id == kRootId || !n->parent || n->unlinked) continue;
+    out.emplace_back(n->id, n->parent->id, n->name);
+  }
+  return out;
 }
 
 }  // namespace aufs

@@ -6,21 +6,9 @@
 #include <vector>
 
 #include "aufs_fuse/check.hpp"
+#include "aufs_fuse/json.hpp"
 #include "aufs_fuse/version.hpp"
 
-namespace {
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') { o += '\\'; o += static_cast<char>(c); }
-    else if (c < 0x20) { char b[8]; std::snprintf(b, sizeof b, "\\u%04x", c); o += b; }
-    else o += static_cast<char>(c);
-  }
-  return o;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   bool fix = false, json = false;
@@ -59,13 +47,13 @@ int main(int argc, char** argv) {
     for (auto& is : rep->issues) left += is.fixed ? 0 : 1;
     if (left) rc = 1;
     if (json) {
-      std::printf("%s{\"branch\":\"%s\",\"dirs\":%llu,\"entries\":%llu,\"issues\":[", bi ? "," : "",
-                  json_escape(branches[bi]).c_str(), static_cast<unsigned long long>(rep->dirs),
+      std::printf("%s{\"branch\":%s,\"dirs\":%llu,\"entries\":%llu,\"issues\":[", bi ? "," : "",
+                  aufs::json_str(branches[bi]).c_str(), static_cast<unsigned long long>(rep->dirs),
                   static_cast<unsigned long long>(rep->entries));
       for (size_t i = 0; i < rep->issues.size(); ++i) {
         auto& is = rep->issues[i];
-        std::printf("%s{\"kind\":\"%s\",\"path\":\"%s\",\"fixed\":%s}", i ? "," : "",
-                    aufs::kind_name(is.kind), json_escape(is.path).c_str(), is.fixed ? "true" : "false");
+        std::printf("%s{\"kind\":\"%s\",\"path\":%s,\"fixed\":%s}", i ? "," : "",
+                    aufs::kind_name(is.kind), aufs::json_str(is.path).c_str(), is.fixed ? "true" : "false");
       }
       std::printf("]}");
     } else {

@@ -68,6 +68,7 @@ class InodeTable {
   // Removes `id` if it has no references and no children.
   bool erase_if_unused(NodeId id, int children);
   size_t size() const;
+  std::vector<NodePtr> all() const;
 
  private:
   static constexpr size_t kShards = 16;

@@ -46,12 +46,14 @@ struct MountOptions {
   int rdcache = 10;
   bool read_only = false;      // -o ro
   bool check = true;           // chk: repair rw branches before mounting
+  bool plink = true;           // pseudo-links keep lower hard links together
 
   // FUSE tuning; negative = derived from udba.
   double entry_timeout = -1, attr_timeout = -1, negative_timeout = -1;
   unsigned max_threads = 0;    // 0 = derived from the CPU count
   bool clone_fd = false;
 
+  std::string source;          // mount(8)'s first argument ("none")
   // Passed to libfuse verbatim (allow_other, fsname=..., nosuid, ...).
   std::vector<std::string> fuse_opts;
   // Non-fatal remarks (ignored obsolete options, dropped attributes).
@@ -72,6 +74,23 @@ std::string apply_option_string(MountOptions& opts, std::string_view s);
 std::string parse_branches(std::string_view list, bool read_only_mount,
                            std::vector<BranchSpec>& out,
                            std::vector<std::string>& notices);
+
+// A runtime branch change (remount): add:N:/ins:N:, append:, prepend:,
+// del:, mod:.
+struct BranchOp {
+  enum class Kind { Add, Del, Mod } kind = Kind::Add;
+  long index = -1;  // Add: position; -1 appends
+  BranchSpec spec;  // path (+ perm for Add/Mod)
+};
+// Parses "append:/x=ro+wh,del:/y" (remount syntax). Options that only the
+// kernel or mount(8) act on (remount, rw, ro, defaults, ...) are skipped.
+std::string parse_branch_ops(std::string_view s, bool read_only_mount,
+                             std::vector<BranchOp>& out);
+// Splits a -o string at commas that are not inside double quotes; quotes
+// are removed.
+std::vector<std::string> split_options(std::string_view s);
+// True for options that only mount(8) and its helpers act on.
+bool is_mount_helper_option(std::string_view opt);
 
 // Resolves branch paths and the mount point, then checks everything that
 // must hold before mounting. Returns an error line or "".

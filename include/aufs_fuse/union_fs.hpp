@@ -12,6 +12,8 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "aufs_fuse/branch.hpp"
@@ -33,6 +35,7 @@ struct Entry {
 // reopened on the current top branch when the file was copied up meanwhile.
 struct FileHandle {
   NodePtr node;
+  uint32_t brid = 0;  // branch the fd lives on (for del/mod EBUSY)
   UniqueFd fd;
   int flags = 0;
   uint64_t data_gen = 0;
@@ -60,8 +63,17 @@ struct SetAttrIn {
 };
 
 struct Counters {
-  std::atomic<uint64_t> copyups{0}, copyup_bytes{0}, whiteouts{0};
+  std::atomic<uint64_t> copyups{0}, copyup_bytes{0}, whiteouts{0}, branch_changes{0};
 };
+
+// The control file: a hidden root entry whose xattrs expose the mount's
+// state and accept branch changes. Its name starts with ".wh." so it can
+// never collide with a user's file (such names are refused through AUFS).
+inline constexpr std::string_view kControlName = ".wh..wh.aufs-fuse";
+inline constexpr NodeId kControlId = 3;
+inline constexpr std::string_view kXattrInfo = "user.aufs.info";
+inline constexpr std::string_view kXattrRemount = "user.aufs.remount";
+inline constexpr std::string_view kXattrWhichPrefix = "user.aufs.which/";
 
 class Union {
  public:
@@ -116,8 +128,22 @@ class Union {
   Result<struct statvfs> statfs();
   Result<std::vector<char>> getxattr(NodeId id, const char* key, size_t size);
   Result<std::vector<char>> listxattr(NodeId id, size_t size);
-  Status setxattr(NodeId id, const char* key, const void* val, size_t size, int flags);
+  Status setxattr(NodeId id, const char* key, const void* val, size_t size, int flags,
+                  const Ctx& ctx = Ctx{});
   Status removexattr(NodeId id, const char* key);
+
+  // Runtime branch changes (remount), applied all-or-nothing in order.
+  // Errors: EDOM bad index, ENOSPC too many branches, EBUSY files open on a
+  // branch being removed or made read-only, EINVAL bad/overlapping branch,
+  // ENOENT missing path. `msg` gets a one-line reason.
+  Status change_branches(const std::vector<BranchOp>& ops, std::string* msg);
+  // JSON description of the mount (branches, options, counters).
+  std::string info_json() const;
+  // JSON: which branch serves NAME in directory `dir`, copy-up/whiteout state.
+  Result<std::string> which_json(NodeId dir, std::string_view name);
+  // (node, parent, name) of every cached named node, for cache invalidation.
+  std::vector<std::tuple<NodeId, NodeId, std::string>> cached_names() const;
+  size_t open_files() const;
 
   size_t node_count() const { return table_.size(); }
   const Counters& counters() const { return counters_; }
@@ -158,7 +184,8 @@ class Union {
   NodePtr node(NodeId id) const;
   std::string rel_path(const Node& n) const;  // takes tree_mu_ shared
   std::string rel_path_locked(const Node& n) const;
-  Result<Where> where(const NodePtr& n);
+  Result<Where> where(const BranchSet& bs, const NodePtr& n);
+  Status refresh(const BranchSet& bs, const NodePtr& n);
   Result<Entry> make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
                            const Resolution& r, const std::string& parent_rel);
   void detach(const NodePtr& n);
@@ -189,6 +216,10 @@ class Union {
                               const Ctx& ctx, std::unique_ptr<FileHandle>* fh_out);
   Status check_name(std::string_view name) const;
   uint32_t next_temp_seq() { return temp_seq_.fetch_add(1); }
+  Result<Entry> control_entry() const;
+  Result<std::vector<char>> xattr_value(const std::string& s, size_t size) const;
+  void track_open(uint32_t brid, bool writer, int delta);
+  Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id);
 
   MountOptions opts_;
   BranchSetPtr branches_;
@@ -200,6 +231,12 @@ class Union {
   std::atomic<uint32_t> temp_seq_{0};
   Counters counters_;
   dev_t st_dev_ = 0;
+  uid_t owner_ = 0;
+  struct timespec started_ {};
+  std::mutex change_mu_;  // one branch change at a time
+  uint32_t next_brid_ = 0;
+  mutable std::mutex open_mu_;
+  std::unordered_map<uint32_t, std::pair<int, int>> open_by_branch_;  // (all, writers)
 };
 
 }  // namespace aufs

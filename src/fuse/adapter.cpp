@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <new>
+#include <thread>
 
 namespace aufs {
 namespace {
@@ -482,7 +483,9 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) {
   guard(req, "setxattr", [&] {
-    fuse_reply_err(req, fs_of(req).setxattr(ino, name, value, size, flags).err());
+    auto st = fs_of(req).setxattr(ino, name, value, size, flags, make_ctx(req, false));
+    fuse_reply_err(req, st.err());
+    if (st.ok() && ino == kControlId) invalidate_all_async(ctx_of(req));
   });
 }
 
@@ -538,6 +541,19 @@ fuse_lowlevel_ops make_ops() {
 }
 
 }  // namespace
+
+void invalidate_all_async(FuseContext& ctx) {
+  if (!ctx.se) return;
+  std::thread([&ctx] {
+    auto names = ctx.fs->cached_names();
+    // Children first would be ideal; the kernel copes with any order.
+    for (auto& [id, parent, name] : names) {
+      fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
+      fuse_lowlevel_notify_inval_inode(ctx.se, id, 0, 0);
+    }
+    fuse_lowlevel_notify_inval_inode(ctx.se, kRootId, 0, 0);
+  }).detach();
+}
 
 const fuse_lowlevel_ops& fuse_operations() {
   static const fuse_lowlevel_ops ops = make_ops();

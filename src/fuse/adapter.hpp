@@ -19,6 +19,12 @@ const fuse_lowlevel_ops& fuse_operations();
 struct FuseContext {
   Union* fs;
   AdapterConfig cfg;
+  fuse_session* se = nullptr;
 };
+
+// Drops every cached dentry and inode of the mount from the kernel (after a
+// branch change). Runs on its own thread: notifications must never be sent
+// from inside a request handler.
+void invalidate_all_async(FuseContext& ctx);
 
 }  // namespace aufs

@@ -73,7 +73,8 @@ TEST(Options, Errors) {
       {{"-o", "br=/a=rw+coo_reg", "m"}, "not supported"},
       {{"m"}, "no branches"},
       {{"-o", "br=/a"}, "no mount point"},
-      {{"-o", "br=/a", "m", "n"}, "too many arguments"},
+      {{"-o", "br=/a", "s", "m", "n"}, "too many arguments"},
+      {{"-o", "br=/a,bogus=1", "m"}, "unknown option 'bogus=1'"},
       {{"-o", "br=/a,udba=sometimes", "m"}, "invalid value"},
       {{"-o", "br=/a,create=rr", "m"}, "not supported"},
       {{"-o", "br=/a,br=/b", "m"}, "twice"},
@@ -107,6 +108,48 @@ TEST(Options, FusePassThroughAndTuning) {
   EXPECT_TRUE(r.opts.diropq_always);
   EXPECT_TRUE(r.opts.sum);
   EXPECT_EQ(r.opts.xino_path, "/dev/shm/x");
+}
+
+TEST(Options, SourceArgumentAndMountHelperOptions) {
+  auto r = parse({"none", "m", "-o", "br=/a,defaults,nofail,_netdev,x-systemd.automount,noauto"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.opts.source, "none");
+  EXPECT_EQ(r.opts.mountpoint, "m");
+  // A source other than "none" without br= is the branch list (fstab use).
+  auto s = parse({"/up=rw:/low=ro+wh", "m"});
+  ASSERT_TRUE(s.ok()) << s.error;
+  ASSERT_EQ(s.opts.branches.size(), 2u);
+  EXPECT_TRUE(s.opts.branches[1].wh);
+}
+
+TEST(Options, QuotedValuesKeepCommas) {
+  auto v = split_options("br=\"/a,b=rw:/c\",ro");
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0], "br=/a,b=rw:/c");
+  EXPECT_EQ(v[1], "ro");
+}
+
+TEST(Options, BranchOps) {
+  std::vector<BranchOp> ops;
+  ASSERT_EQ(parse_branch_ops("remount,append:/x=ro+wh,prepend:/p,add:1:/y,ins:2:/z=rr,del:/d,mod:/m=ro", false, ops), "");
+  ASSERT_EQ(ops.size(), 6u);
+  EXPECT_EQ(ops[0].index, -1);
+  EXPECT_TRUE(ops[0].spec.wh);
+  EXPECT_EQ(ops[1].index, 0);
+  EXPECT_EQ(ops[1].spec.perm, Perm::RW) << "prepend defaults to rw";
+  EXPECT_EQ(ops[2].index, 1);
+  EXPECT_EQ(ops[2].spec.perm, Perm::RO) << "other positions default to ro";
+  EXPECT_EQ(ops[3].spec.perm, Perm::RR);
+  EXPECT_EQ(ops[4].kind, BranchOp::Kind::Del);
+  EXPECT_EQ(ops[4].spec.path, "/d");
+  EXPECT_EQ(ops[5].kind, BranchOp::Kind::Mod);
+  std::vector<BranchOp> bad;
+  EXPECT_NE(parse_branch_ops("mod:/m", false, bad), "");
+  EXPECT_NE(parse_branch_ops("add:x:/m", false, bad), "");
+  EXPECT_NE(parse_branch_ops("udba=none", false, bad), "");
+  std::vector<BranchOp> neg;
+  ASSERT_EQ(parse_branch_ops("add:-1:/m", false, neg), "");
+  EXPECT_LT(neg[0].index, -1);
 }
 
 TEST(Options, HelpAndVersionNeedNothingElse) {
