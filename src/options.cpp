@@ -170,9 +170,15 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
       return "option '" + k + "': invalid value '" + std::string(val) + "' (" + what + ")";
     };
 
-    if (k == "br" || k == "dirs") {
+    if (k == "lowerdir" || k == "upperdir" || k == "workdir") {
+      // overlayfs-style drop-in: mapped to br= once all three are seen.
+      if (auto e = need_val(); !e.empty()) return e;
+      if (!o.branches.empty()) return "'" + k + "' cannot be combined with br=";
+      (k == "lowerdir" ? o.ovl_lower : k == "upperdir" ? o.ovl_upper : o.ovl_work) = std::string(val);
+    } else if (k == "br" || k == "dirs") {
       if (auto e = need_val(); !e.empty()) return e;
       if (!o.branches.empty()) return "branches given twice ('" + k + "')";
+      if (!o.ovl_lower.empty() || !o.ovl_upper.empty()) return "'" + k + "' cannot be combined with lowerdir=/upperdir=";
       if (val.empty()) return "no branches";
       std::string e = parse_branches(val, o.read_only, o.branches, o.notices);
       if (!e.empty()) return e;
@@ -297,6 +303,26 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
   if (positional.size() > 2) {
     r.error = "too many arguments: '" + positional[2] + "' (expected [SOURCE] MOUNTPOINT)";
     return r;
+  }
+  if (!o.ovl_lower.empty() || !o.ovl_upper.empty()) {
+    if (o.ovl_lower.empty()) { r.error = "upperdir= needs lowerdir="; return r; }
+    // upperdir=u,lowerdir=a:b  ->  br=u=rw:a=ro+wh:b=ro+wh (AUFS whiteouts).
+    std::string list;
+    if (!o.ovl_upper.empty()) list = o.ovl_upper + "=rw";
+    else o.read_only = true;  // like overlayfs without an upper layer
+    size_t p = 0;
+    while (p <= o.ovl_lower.size()) {
+      size_t c = o.ovl_lower.find(':', p);
+      if (c == std::string::npos) c = o.ovl_lower.size();
+      std::string l = o.ovl_lower.substr(p, c - p);
+      p = c + 1;
+      if (l.empty()) continue;
+      if (!list.empty()) list += ":";
+      list += l + "=ro+wh";
+    }
+    std::string e = parse_branches(list, o.read_only, o.branches, o.notices);
+    if (!e.empty()) { r.error = e; return r; }
+    if (!o.ovl_work.empty()) o.notices.push_back("workdir= is not needed and is ignored");
   }
   // mount(8)/mount.fuse3 style: SOURCE MOUNTPOINT. A SOURCE other than
   // "none" without br= is taken as the branch list (handy in fstab).

@@ -10,6 +10,9 @@ namespace aufs {
 
 enum class Perm { RW, RO, RR };
 
+// Name of the daemon's control file in the mount root (see union_fs.hpp).
+inline constexpr std::string_view kControlNameForTools = ".wh..wh.aufs-fuse";
+
 struct BranchSpec {
   std::string path;       // as given; absolute after validate_options()
   Perm perm = Perm::RO;
@@ -54,6 +57,7 @@ struct MountOptions {
   bool clone_fd = false;
 
   std::string source;          // mount(8)'s first argument ("none")
+  std::string ovl_lower, ovl_upper, ovl_work;  // overlay-style options
   // Passed to libfuse verbatim (allow_other, fsname=..., nosuid, ...).
   std::vector<std::string> fuse_opts;
   // Non-fatal remarks (ignored obsolete options, dropped attributes).

@@ -69,7 +69,7 @@ struct Counters {
 // The control file: a hidden root entry whose xattrs expose the mount's
 // state and accept branch changes. Its name starts with ".wh." so it can
 // never collide with a user's file (such names are refused through AUFS).
-inline constexpr std::string_view kControlName = ".wh..wh.aufs-fuse";
+inline constexpr std::string_view kControlName = kControlNameForTools;
 inline constexpr NodeId kControlId = 3;
 inline constexpr std::string_view kXattrInfo = "user.aufs.info";
 inline constexpr std::string_view kXattrRemount = "user.aufs.remount";

@@ -77,9 +77,10 @@ void reply_entry(fuse_req_t req, const Entry& e) {
   p.attr = e.attr;
   p.attr_timeout = cfg.attr_timeout;
   p.entry_timeout = cfg.entry_timeout;
+  Union& fs = fs_of(req);  // req is freed by the reply
   if (fuse_reply_entry(req, &p) == -ENOENT) {
     // The request was interrupted: the kernel will not remember the entry.
-    fs_of(req).forget(e.id, 1);
+    fs.forget(e.id, 1);
   }
 }
 
@@ -237,7 +238,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto r = fs_of(req).open(ino, fi->flags, make_ctx(req, false));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
     fill_open(fi, std::move(r.value()));
-    if (fuse_reply_open(req, fi) == -ENOENT) fs_of(req).release(std::unique_ptr<FileHandle>(fh_of(fi)));
+    Union& fs = fs_of(req);
+    if (fuse_reply_open(req, fi) == -ENOENT) fs.release(std::unique_ptr<FileHandle>(fh_of(fi)));
   });
 }
 
@@ -254,9 +256,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     p.attr_timeout = cfg.attr_timeout;
     p.entry_timeout = cfg.entry_timeout;
     fill_open(fi, std::move(r->fh));
+    Union& fs = fs_of(req);
     if (fuse_reply_create(req, &p, fi) == -ENOENT) {
-      fs_of(req).release(std::unique_ptr<FileHandle>(fh_of(fi)));
-      fs_of(req).forget(p.ino, 1);
+      fs.release(std::unique_ptr<FileHandle>(fh_of(fi)));
+      fs.forget(p.ino, 1);
     }
   });
 }
@@ -361,7 +364,8 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto r = fs_of(req).opendir(ino);
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
     fi->fh = reinterpret_cast<uint64_t>(r.value().release());
-    if (fuse_reply_open(req, fi) == -ENOENT) fs_of(req).releasedir(std::unique_ptr<DirHandle>(dh_of(fi)));
+    Union& fs = fs_of(req);
+    if (fuse_reply_open(req, fi) == -ENOENT) fs.releasedir(std::unique_ptr<DirHandle>(dh_of(fi)));
   });
 }
 
@@ -483,9 +487,10 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) {
   guard(req, "setxattr", [&] {
-    auto st = fs_of(req).setxattr(ino, name, value, size, flags, make_ctx(req, false));
-    fuse_reply_err(req, st.err());
-    if (st.ok() && ino == kControlId) invalidate_all_async(ctx_of(req));
+    FuseContext& fc = ctx_of(req);
+    auto st = fc.fs->setxattr(ino, name, value, size, flags, make_ctx(req, false));
+    fuse_reply_err(req, st.err());  // frees req
+    if (st.ok() && ino == kControlId) invalidate_all_async(fc);
   });
 }
 

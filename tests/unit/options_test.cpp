@@ -156,3 +156,18 @@ TEST(Options, HelpAndVersionNeedNothingElse) {
   EXPECT_TRUE(parse({"--help"}).opts.show_help);
   EXPECT_TRUE(parse({"-V"}).opts.show_version);
 }
+
+TEST(Options, OverlayStyleMapsToBranches) {
+  auto r = parse({"-o", "lowerdir=/l1:/l2,upperdir=/u,workdir=/w", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.opts.branches.size(), 3u);
+  EXPECT_EQ(r.opts.branches[0].path, "/u");
+  EXPECT_EQ(format_perm(r.opts.branches[0]), "rw");
+  EXPECT_EQ(format_perm(r.opts.branches[1]), "ro+wh");
+  EXPECT_EQ(r.opts.branches[2].path, "/l2");
+  auto ro = parse({"-o", "lowerdir=/l1:/l2", "m"});
+  ASSERT_TRUE(ro.ok());
+  EXPECT_TRUE(ro.opts.read_only);
+  EXPECT_FALSE(parse({"-o", "upperdir=/u", "m"}).ok());
+  EXPECT_FALSE(parse({"-o", "br=/a,lowerdir=/b", "m"}).ok());
+}

@@ -1,0 +1,180 @@
+// mount.aufs: the mount(8) helper. `mount -t aufs -o br=... none MNT`, fstab
+// lines of type aufs (or fuse.aufs) and `mount -o remount,append:... MNT`
+// end up here. Mounting runs the aufs-fuse daemon; remounting sends branch
+// changes to the running daemon through its control file.
+#include <errno.h>
+#include <limits.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "aufs_fuse/options.hpp"
+
+#ifndef AUFS_FUSE_DAEMON
+#define AUFS_FUSE_DAEMON "/usr/local/sbin/aufs-fuse"
+#endif
+
+namespace {
+
+int fail(const std::string& m) {
+  std::fprintf(stderr, "mount.aufs: %s\n", m.c_str());
+  return 32;  // mount(8): mount failure
+}
+
+std::string daemon_path() {
+  if (const char* e = std::getenv("AUFS_FUSE_BIN"); e && *e) return e;
+  // Next to this helper first (build trees, relocated installs).
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = 0;
+    std::string dir(self);
+    dir.resize(dir.rfind('/'));
+    for (const char* rel : {"/aufs-fuse", "/../src/aufs-fuse"}) {
+      std::string p = dir + rel;
+      if (::access(p.c_str(), X_OK) == 0) return p;
+    }
+  }
+  return AUFS_FUSE_DAEMON;
+}
+
+unsigned long current_flags(const std::string& mnt) {
+  struct statvfs sv;
+  unsigned long f = 0;
+  if (::statvfs(mnt.c_str(), &sv) != 0) return 0;
+  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  if (sv.f_flag & ST_RDONLY) f |= MS_RDONLY;
+  return f;
+}
+
+int remount(const std::string& mnt, const std::vector<std::string>& opts, bool verbose) {
+  std::string ops;
+  int ro = -1;
+  for (auto& o : opts) {
+    if (o == "ro") { ro = 1; continue; }
+    if (o == "rw") { ro = 0; continue; }
+    // mount(8) repeats the mount's current options (nosuid, user_id=...):
+    // only branch operations are for the daemon.
+    std::string key = o.substr(0, o.find_first_of(":="));
+    if (key != "add" && key != "ins" && key != "append" && key != "prepend" && key != "del" &&
+        key != "mod")
+      continue;
+    if (!ops.empty()) ops += ',';
+    ops += o;
+  }
+  if (!ops.empty()) {
+    std::vector<aufs::BranchOp> parsed;
+    std::string e = aufs::parse_branch_ops(ops, false, parsed);
+    if (!e.empty()) return fail(e);
+    std::string ctl = mnt + "/" + std::string(aufs::kControlNameForTools);
+    if (verbose) std::fprintf(stderr, "mount.aufs: %s: %s\n", mnt.c_str(), ops.c_str());
+    if (::setxattr(ctl.c_str(), "user.aufs.remount", ops.data(), ops.size(), 0) != 0) {
+      int err = errno;
+      if (err == ENOENT || err == ENOTSUP || err == ENODATA)
+        return fail(mnt + ": not an aufs-fuse mount");
+      return fail(mnt + ": branch change refused: " + std::strerror(err) +
+                  " (the daemon's log says why)");
+    }
+  }
+  if (ro >= 0) {
+    unsigned long f = current_flags(mnt);
+    f = ro ? (f | MS_RDONLY) : (f & ~MS_RDONLY);
+    if (::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | f, nullptr) != 0)
+      return fail(mnt + ": remount " + (ro ? "ro" : "rw") + ": " + std::strerror(errno));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> pos;
+  std::string optstr;
+  bool fake = false, verbose = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-o" && i + 1 < argc) {
+      if (!optstr.empty()) optstr += ',';
+      optstr += argv[++i];
+    } else if (a == "-t" && i + 1 < argc) {
+      ++i;  // the type is implied
+    } else if (a == "-N" && i + 1 < argc) {
+      ++i;  // namespaces: mount(8) has already entered it
+    } else if (a == "-f") fake = true;
+    else if (a == "-v") verbose = true;
+    else if (a == "-n" || a == "-s" || a == "-i") {
+      // no mtab to write; sloppy and internal-only flags need no action
+    } else if (a == "-r") optstr += optstr.empty() ? "ro" : ",ro";
+    else if (a == "-w") optstr += optstr.empty() ? "rw" : ",rw";
+    else if (a == "-h" || a == "--help") {
+      std::puts("usage: mount.aufs SOURCE MOUNTPOINT [-fnrsvw] [-o OPTIONS]\n"
+                "Called by mount(8) for type aufs (and fuse.aufs); see mount.aufs(8).");
+      return 0;
+    } else if (a.size() > 1 && a[0] == '-') return fail("unknown option '" + a + "'");
+    else pos.push_back(a);
+  }
+  if (pos.size() != 2) return fail("expected SOURCE and MOUNTPOINT (see mount.aufs(8))");
+  std::vector<std::string> opts = aufs::split_options(optstr);
+  bool is_remount = false, nofail = false;
+  for (auto& o : opts) {
+    if (o == "remount") is_remount = true;
+    if (o == "nofail") nofail = true;
+  }
+  if (fake) return 0;
+  if (is_remount) return remount(pos[1], opts, verbose);
+
+  // Keep the options the daemon understands; quote values with commas.
+  std::string pass;
+  for (auto& o : opts) {
+    if (o.empty() || aufs::is_mount_helper_option(o)) continue;
+    if (!pass.empty()) pass += ',';
+    size_t eq = o.find('=');
+    if (o.find(',') != std::string::npos && eq != std::string::npos)
+      pass += o.substr(0, eq + 1) + "\"" + o.substr(eq + 1) + "\"";
+    else
+      pass += o;
+  }
+  std::string bin = daemon_path();
+  std::vector<std::string> args = {bin, pos[0], pos[1]};
+  if (!pass.empty()) {
+    args.push_back("-o");
+    args.push_back(pass);
+  }
+  if (verbose) {
+    std::string line;
+    for (auto& a : args) line += a + " ";
+    std::fprintf(stderr, "mount.aufs: running %s\n", line.c_str());
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    std::vector<char*> cargs;
+    for (auto& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    ::execv(bin.c_str(), cargs.data());
+    std::fprintf(stderr, "mount.aufs: cannot run %s: %s\n", bin.c_str(), std::strerror(errno));
+    _exit(127);
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  if (!ok && nofail) {
+    std::fprintf(stderr, "mount.aufs: %s not mounted (nofail)\n", pos[1].c_str());
+    return 0;
+  }
+  return ok ? 0 : 32;
+}
