@@ -54,7 +54,7 @@ const char* kind_name(CheckIssue::Kind k) {
   return "?";
 }
 
-Result<CheckReport> check_branch(const std::string& root_path, bool fix) {
+Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fix_plinks) {
   int rfd = ::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rfd < 0) return last_errno();
   UniqueFd root(rfd);
@@ -65,9 +65,20 @@ Result<CheckReport> check_branch(const std::string& root_path, bool fix) {
     auto ents = sys::read_dir(d->get());
     if (!ents.ok()) continue;
     for (auto& e : *ents) {
-      bool fixed = fix && remove_tree_at(d->get(), e.name).ok();
-      add(rep, meta == wh::kPlink ? CheckIssue::Kind::StalePlink : CheckIssue::Kind::Orphan,
-          std::string(meta) + "/" + e.name, fixed);
+      if (meta == wh::kPlink) {
+        // aufs-fuse's own records are named by the union inode number and
+        // persist by design. Kernel AUFS's "INO.BRINO" entries are unflushed
+        // pseudo-links: dropped only on request, since lower names may
+        // still depend on them.
+        bool ours = !e.name.empty() &&
+                    e.name.find_first_not_of("0123456789") == std::string::npos;
+        if (ours) continue;
+        bool fixed = fix_plinks && remove_tree_at(d->get(), e.name).ok();
+        add(rep, CheckIssue::Kind::StalePlink, std::string(meta) + "/" + e.name, fixed);
+      } else {
+        bool fixed = fix && remove_tree_at(d->get(), e.name).ok();
+        add(rep, CheckIssue::Kind::Orphan, std::string(meta) + "/" + e.name, fixed);
+      }
     }
   }
   std::vector<std::string> stack{""};

@@ -66,6 +66,8 @@ Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
   auto bs = std::make_shared<BranchSet>();
   bs->generation = 1;
   u->owner_ = ::geteuid();
+  u->persist_ino_ = !opts.noxino;
+  u->ino_key_ = daemon_is_root() ? "trusted.aufs-fuse.ino" : "user.aufs-fuse.ino";
   ::clock_gettime(CLOCK_REALTIME, &u->started_);
   for (const auto& spec : opts.branches) {
     if (spec.writable() && !opts.read_only && opts.check) {
@@ -197,6 +199,42 @@ uint64_t Union::ino_of(const BranchSet& bs, int b, const struct stat& st) const 
   return xino_.get(bs[static_cast<size_t>(b)].seed, st.st_ino);
 }
 
+uint64_t Union::ino_at(const BranchSet& bs, int b, int dirfd, const std::string& name,
+                       const struct stat& st) const {
+  const Branch& br = bs[static_cast<size_t>(b)];
+  if (!br.writable() || !persist_ino_) return xino_.get(br.seed, st.st_ino);
+  if (auto v = xino_.find(br.seed, st.st_ino)) return *v;
+  uint64_t val = hash_ino(br.seed, st.st_ino);
+  auto x = sys::getxattr_at(dirfd, name, ino_key_.c_str(), sizeof(uint64_t));
+  if (x.ok() && x->size() == sizeof(uint64_t)) {
+    uint64_t v;
+    std::memcpy(&v, x->data(), sizeof v);
+    if (v >= kFirstIno) val = v;
+  }
+  xino_.alias(br.seed, st.st_ino, val);
+  return val;
+}
+
+// The number survives unmount: a copied-up entry carries it in an xattr.
+void Union::record_ino(int dirfd, const std::string& name, uint64_t ino) {
+  if (!persist_ino_) return;
+  auto s = sys::setxattr_at(dirfd, name, ino_key_.c_str(), &ino, sizeof ino, 0);
+  if (!s.ok()) {
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      spdlog::warn("cannot record inode numbers ({}): they will change after a remount",
+                   std::strerror(s.err()));
+  }
+}
+
+bool Union::is_internal_xattr(std::string_view key) const {
+  return key.starts_with("trusted.aufs-fuse.") || key.starts_with("user.aufs-fuse.");
+}
+
+std::string Union::plink_name(uint64_t ino) const {
+  return std::string(wh::kPlink) + "/" + std::to_string(ino);
+}
+
 Result<struct stat> Union::stat_at(const BranchSet& bs, int b, const std::string& rel) const {
   auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_NOFOLLOW);
   if (!fd.ok()) return Errno{fd.err()};
@@ -238,7 +276,7 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
         // Interrupted create/unlink left both: the real entry wins.
         spdlog::warn("{}/{} and its whiteout both exist on branch {}; using the entry",
                      parent_rel, name, br.spec.path);
-        r.hits.push_back({b, st.value()});
+        r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value())});
       }
       r.whiteout = true;
       r.whiteout_branch = b;
@@ -256,7 +294,7 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
       }
       r.lower_exists = true;
     }
-    r.hits.push_back({b, st.value()});
+    r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value())});
     if (!is_dir_mode(st->st_mode)) {
       if (!full) break;
       continue;
@@ -381,7 +419,7 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
 Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
                                 const Resolution& r, const std::string& parent_rel) {
   const Hit& top = r.hits[0];
-  uint64_t ino = ino_of(bs, top.branch, top.st);
+  uint64_t ino = top.ino;
   mode_t type = top.st.st_mode & S_IFMT;
   auto fresh = std::make_shared<Node>(ino, ino, type);
   NodePtr n = table_.find_or_insert(ino, fresh, 1);
@@ -404,13 +442,21 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
         if (r.hits[i].st.st_nlink > 2) st.st_nlink += r.hits[i].st.st_nlink - 2;
     } else {
       bool keep = false;
-      if (!n->layers.empty() && n->layers[0] < top.branch) {
-        // A hard-linked lower file whose inode was copied up under another
-        // name: keep serving the upper copy (in-memory pseudo-link).
-        auto up = stat_at(bs, n->layers[0], n->data_rel);
-        if (up.ok() && ino_of(bs, n->layers[0], up.value()) == n->ino) {
-          keep = true;
-          st = up.value();
+      if (opts_.plink && S_ISREG(top.st.st_mode) && top.st.st_nlink > 1 &&
+          !bs[static_cast<size_t>(top.branch)].writable()) {
+        // A lower hard link whose inode was copied up under another name:
+        // serve the copy (pseudo-link, recorded in .wh..wh.plnk/).
+        for (int b = top.branch - 1; b >= 0 && !keep; --b) {
+          if (!bs[static_cast<size_t>(b)].writable()) continue;
+          std::string pl = plink_name(ino);
+          auto up = sys::lstat_at(bs[static_cast<size_t>(b)].root.get(), pl);
+          if (up.ok() && S_ISREG(up->st_mode)) {
+            keep = true;
+            st = up.value();
+            if (n->layers.empty() || n->layers[0] != b || n->data_rel != pl) n->data_gen++;
+            n->layers = {b};
+            n->data_rel = pl;
+          }
         }
       }
       if (!keep) {
@@ -483,8 +529,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok()) return Errno{r.err()};
-  if (!r->positive() || ino_of(*bs, r->hits[0].branch, r->hits[0].st) != n->ino)
-    return Errno{ENOENT};
+  if (!r->positive() || r->hits[0].ino != n->ino) return Errno{ENOENT};
   auto e = make_entry(*bs, parent, name, r.value(), pw->rel);
   if (!e.ok()) return Errno{e.err()};
   forget(n->id, 1);  // make_entry took a reference the kernel does not know of
@@ -538,7 +583,7 @@ Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
       while (p < end) {
         std::string key(p);
         p += key.size() + 1;
-        if (key.empty() || key == "security.capability") continue;
+        if (key.empty() || key == "security.capability" || is_internal_xattr(key)) continue;
         auto sz = sys::getxattr_at(src_dir, src_name, key.c_str(), 0);
         if (!sz.ok()) continue;
         auto val = sys::getxattr_at(src_dir, src_name, key.c_str(), sz->size() + 64);
@@ -576,7 +621,9 @@ Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::
     if (::mkdirat(dpfd->get(), tmp.c_str(), 0700) == 0) break;
     if (errno != EEXIST || i > 32) return last_errno();
   }
+  uint64_t keep_ino = ino_at(bs, src_b, spfd->get(), name, st.value());
   auto s = copy_attrs(spfd->get(), name, dpfd->get(), tmp, st.value());
+  if (s.ok()) record_ino(dpfd->get(), tmp, keep_ino);
   if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), name, RENAME_NOREPLACE);
   if (!s.ok()) {
     ::unlinkat(dpfd->get(), tmp.c_str(), AT_REMOVEDIR);
@@ -586,8 +633,7 @@ Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::
   auto nst = sys::lstat_at(dpfd->get(), name);
   if (nst.ok()) {
     // The union directory keeps its inode number across copy-up.
-    xino_.alias(bs[static_cast<size_t>(bw)].seed, nst->st_ino,
-                xino_.get(bs[static_cast<size_t>(src_b)].seed, st->st_ino));
+    xino_.alias(bs[static_cast<size_t>(bw)].seed, nst->st_ino, keep_ino);
   }
   counters_.copyups++;
   return {};
@@ -617,7 +663,7 @@ Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
   return {};
 }
 
-Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size) {
+Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool need_name) {
   auto bs = branches();
   if (n->is_dir()) {
     int bw;
@@ -653,7 +699,26 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size) {
     src_b = n->layers[0];
     src_rel = n->data_rel;
   }
-  if ((*bs)[static_cast<size_t>(src_b)].writable()) return {};
+  if ((*bs)[static_cast<size_t>(src_b)].writable()) {
+    if (!need_name) return {};
+    // A pseudo-link serves this name from the plnk store: give the name its
+    // own hard link on that branch (rename needs a real entry to move).
+    std::string rel = sys::join(rel_path(*parent), name);
+    if (src_rel == rel) return {};
+    AUFS_TRY(ensure_dir_path(*bs, src_b, parent));
+    const Branch& wb = (*bs)[static_cast<size_t>(src_b)];
+    auto [dprel, dname] = sys::split_parent(rel);
+    auto dpfd = sys::open_beneath(wb.root.get(), dprel, O_PATH | O_DIRECTORY);
+    if (!dpfd.ok()) return Errno{dpfd.err()};
+    auto [sprel, sname] = sys::split_parent(src_rel);
+    auto spfd = sys::open_beneath(wb.root.get(), sprel, O_PATH | O_DIRECTORY);
+    if (!spfd.ok()) return Errno{spfd.err()};
+    auto s2 = sys::link_at(spfd->get(), sname, dpfd->get(), dname);
+    if (!s2.ok() && s2.err() != EEXIST) return s2;
+    std::lock_guard<std::mutex> g(n->mu);
+    n->data_rel = rel;
+    return {};
+  }
   // cpup=tdp: a writable branch above the source, preferring one that holds
   // the parent already.
   int bw = -1;
@@ -681,11 +746,27 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size) {
   auto dpfd = sys::open_beneath(wb.root.get(), dprel, O_PATH | O_DIRECTORY);
   if (!dpfd.ok()) return Errno{dpfd.err()};
   KeepTimes keep(dpfd->get());
+  mode_t fmt = st->st_mode & S_IFMT;
+  // Lower hard links stay one inode: the first copy-up is recorded in the
+  // plnk store; later ones link to it instead of copying again.
+  bool hardlinked = fmt == S_IFREG && st->st_nlink > 1;
+  bool use_plink = hardlinked && opts_.plink;
+  std::string pl = plink_name(n->ino);
+  if (use_plink) {
+    auto have = sys::lstat_at(wb.root.get(), pl);
+    if (have.ok() && S_ISREG(have->st_mode)) {
+      auto ls = sys::link_at(wb.root.get(), pl, dpfd->get(), dname);
+      if (!ls.ok() && ls.err() != EEXIST) return ls;
+      n->layers = {bw};
+      n->data_rel = rel;
+      n->data_gen++;
+      return {};
+    }
+  }
 
   std::string tmp;
   UniqueFd out;
   uint64_t copied = 0;
-  mode_t fmt = st->st_mode & S_IFMT;
   for (int i = 0;; ++i) {
     tmp = wh::temp_name(dname, next_temp_seq());
     int r;
@@ -717,6 +798,17 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size) {
   }
   if (s.ok()) s = copy_attrs(spfd->get(), sname, dpfd->get(), tmp, st.value());
   out.reset();
+  // noplink: a hard-linked file copied up becomes a separate inode (its
+  // other names keep the lower data), so it gets its own number.
+  uint64_t new_ino = (hardlinked && !opts_.plink) ? 0 : n->ino;
+  if (s.ok() && new_ino) record_ino(dpfd->get(), tmp, new_ino);
+  if (s.ok() && use_plink) {
+    // Before the rename: a crash then leaves a complete copy that every
+    // name of the inode already uses.
+    auto ls = sys::link_at(dpfd->get(), tmp, wb.root.get(), pl);
+    if (!ls.ok() && ls.err() != EEXIST)
+      spdlog::warn("{}: pseudo-link not recorded: {}", rel, std::strerror(ls.err()));
+  }
   if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), dname, RENAME_NOREPLACE);
   if (!s.ok()) {
     ::unlinkat(dpfd->get(), tmp.c_str(), 0);
@@ -725,7 +817,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size) {
   }
   auto nst = sys::lstat_at(dpfd->get(), dname);
   if (!nst.ok()) return Errno{nst.err()};
-  xino_.alias(wb.seed, nst->st_ino, n->ino);
+  if (new_ino) xino_.alias(wb.seed, nst->st_ino, n->ino);
   n->layers = {bw};
   n->data_rel = rel;
   n->data_gen++;
@@ -792,6 +884,7 @@ Status Union::remove_dir_tree_meta(int parentfd, const std::string& name) {
 Result<std::vector<VEntry>> Union::list_dir(const BranchSet& bs, const std::vector<int>& layers,
                                             const std::string& rel) const {
   std::vector<BranchListing> ls;
+  std::vector<std::pair<int, UniqueFd>> fds;
   for (int b : layers) {
     const Branch& br = bs[static_cast<size_t>(b)];
     auto dfd = sys::open_beneath(br.root.get(), rel, O_PATH | O_DIRECTORY);
@@ -807,8 +900,19 @@ Result<std::vector<VEntry>> Union::list_dir(const BranchSet& bs, const std::vect
     l.own_wh_hides = !br.writable();
     l.entries = std::move(ents.value());
     ls.push_back(std::move(l));
+    fds.emplace_back(b, std::move(dfd.value()));
   }
-  return merge_listings(ls);
+  auto merged = merge_listings(ls);
+  // d_ino must equal the st_ino a lookup reports.
+  for (auto& e : merged) {
+    struct stat st {};
+    st.st_ino = e.branch_ino;
+    int fd = -1;
+    for (auto& [b, f] : fds)
+      if (b == e.branch) fd = f.get();
+    e.ino = fd >= 0 ? ino_at(bs, e.branch, fd, e.name, st) : ino_of(bs, e.branch, st);
+  }
+  return merged;
 }
 
 Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode_t mode,
@@ -887,7 +991,7 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
   auto st = sys::lstat_at(pfd->get(), nm);
   if (!st.ok()) return Errno{st.err()};
   Resolution res;
-  res.hits.push_back({bw, st.value()});
+  res.hits.push_back({bw, st.value(), ino_at(*bs, bw, pfd->get(), nm, st.value())});
   auto e = make_entry(*bs, p, nm, res, pw->rel);
   if (!e.ok()) return e;
   if (fh_out) {
@@ -999,7 +1103,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
       return s;
     }
   }
-  mark_unlinked(*bs, p, nm, top, r->hits[0].st);
+  mark_unlinked(*bs, p, nm, top, r->hits[0].ino);
   return {};
 }
 
@@ -1059,13 +1163,15 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
       spdlog::warn("{}: removal incomplete, leftover {} is hidden", rel, tmp);
     }
   }
-  mark_unlinked(*bs, p, nm, top, r->hits[0].st);
+  mark_unlinked(*bs, p, nm, top, r->hits[0].ino);
   return {};
 }
 
 void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
-                          int top, const struct stat& st) {
-  if (NodePtr n = table_.get(ino_of(bs, top, st))) {
+                          int top, uint64_t st_ino_hint) {
+  (void)bs;
+  (void)top;
+  if (NodePtr n = table_.get(st_ino_hint)) {
     std::unique_lock<std::shared_mutex> g(tree_mu_);
     if (n->parent == parent && n->name == name) n->unlinked = true;
   }
@@ -1110,8 +1216,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   bool src_dir = S_ISDIR(rs->hits[0].st.st_mode);
   bool dst_dir = rd->positive() && S_ISDIR(rd->hits[0].st.st_mode);
   if (rd->positive() && !exchange) {
-    if (ino_of(*bs, rs->hits[0].branch, rs->hits[0].st) ==
-        ino_of(*bs, rd->hits[0].branch, rd->hits[0].st))
+    if (rs->hits[0].ino == rd->hits[0].ino)
       return {};  // same file: POSIX says do nothing
     if (src_dir && !dst_dir) return Errno{ENOTDIR};
     if (!src_dir && dst_dir) return Errno{EISDIR};
@@ -1161,14 +1266,15 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   AUFS_TRY(ensure_dir_path(*bs, btgt, p));
   AUFS_TRY(ensure_dir_path(*bs, btgt, np));
   auto bring_up = [&](const NodePtr& n, bool is_dir) -> Status {
-    int top;
-    {
-      std::lock_guard<std::mutex> g(n->mu);
-      top = n->layers.empty() ? -1 : n->layers[0];
+    if (is_dir) {
+      int top;
+      {
+        std::lock_guard<std::mutex> g(n->mu);
+        top = n->layers.empty() ? -1 : n->layers[0];
+      }
+      return top == btgt ? Status{} : ensure_dir_path(*bs, btgt, n);
     }
-    if (top == btgt) return {};
-    if (is_dir) return ensure_dir_path(*bs, btgt, n);
-    return copy_up(n, true);
+    return copy_up(n, true, -1, true);  // also materialises pseudo-links
   };
   AUFS_TRY(bring_up(sn, src_dir));
   if (exchange) AUFS_TRY(bring_up(dn, dst_dir));
@@ -1378,11 +1484,7 @@ Status Union::rewinddir(DirHandle& dh) {
   return {};
 }
 
-uint64_t Union::entry_ino(const VEntry& e) const {
-  auto bs = branches();
-  if (static_cast<size_t>(e.branch) >= bs->size()) return 0;
-  return xino_.get((*bs)[static_cast<size_t>(e.branch)].seed, e.branch_ino);
-}
+uint64_t Union::entry_ino(const VEntry& e) const { return e.ino; }
 
 Result<Entry> Union::lookup_entry(DirHandle& dh, const VEntry& e) {
   return lookup(dh.node->id, e.name);
@@ -1490,6 +1592,7 @@ Result<std::vector<char>> Union::getxattr(NodeId id, const char* key, size_t siz
     if (!j.ok()) return Errno{j.err()};
     return xattr_value(j.value(), size);
   }
+  if (is_internal_xattr(k)) return Errno{ENODATA};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   auto bs = branches();
@@ -1514,7 +1617,13 @@ Result<std::vector<char>> Union::listxattr(NodeId id, size_t size) {
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
   if (!pfd.ok()) return Errno{pfd.err()};
-  return sys::listxattr_at(pfd->get(), leaf, size);
+  // Our own bookkeeping attribute is not the user's: leave it out.
+  auto all = sys::listxattr_at(pfd->get(), leaf, 65536);
+  if (!all.ok()) return Errno{all.err()};
+  std::string out;
+  for (const char* p = all->data(); p < all->data() + all->size(); p += std::strlen(p) + 1)
+    if (!is_internal_xattr(p)) out.append(p, std::strlen(p) + 1);
+  return xattr_value(out, size);
 }
 
 Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size, int flags,
@@ -1536,7 +1645,8 @@ Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size,
     if (!st.ok()) spdlog::warn("branch change refused: {}", msg);
     return st;
   }
-  if (std::string_view(key).starts_with(kXattrWhichPrefix)) return Errno{EPERM};
+  if (std::string_view(key).starts_with(kXattrWhichPrefix) || is_internal_xattr(key))
+    return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (opts_.read_only) return Errno{EROFS};
@@ -1551,7 +1661,7 @@ Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size,
 }
 
 Status Union::removexattr(NodeId id, const char* key) {
-  if (id == kControlId) return Errno{EPERM};
+  if (id == kControlId || is_internal_xattr(key)) return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (opts_.read_only) return Errno{EROFS};

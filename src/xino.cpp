@@ -30,12 +30,16 @@ uint64_t Xino::get(uint64_t seed, ino_t branch_ino) const {
   return hash_ino(seed, branch_ino);
 }
 
+std::optional<uint64_t> Xino::find(uint64_t seed, ino_t branch_ino) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = alias_.find(Key{seed, branch_ino});
+  if (it == alias_.end()) return std::nullopt;
+  return it->second;
+}
+
 void Xino::alias(uint64_t seed, ino_t branch_ino, uint64_t ino) {
   std::lock_guard<std::mutex> g(mu_);
-  if (hash_ino(seed, branch_ino) == ino)
-    alias_.erase(Key{seed, branch_ino});
-  else
-    alias_[Key{seed, branch_ino}] = ino;
+  alias_[Key{seed, branch_ino}] = ino;
 }
 
 void Xino::unalias(uint64_t seed, ino_t branch_ino) {

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   if (json) std::printf("[");
   for (size_t bi = 0; bi < branches.size(); ++bi) {
-    auto rep = aufs::check_branch(branches[bi], fix);
+    auto rep = aufs::check_branch(branches[bi], fix, fix);
     if (!rep.ok()) {
       std::fprintf(stderr, "aufs-fuse-check: %s: %s\n", branches[bi].c_str(), std::strerror(rep.err()));
       return 2;

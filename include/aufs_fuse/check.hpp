@@ -16,7 +16,7 @@ struct CheckIssue {
     NameAndWhiteout, // NAME and .wh.NAME on the same branch
     BadWhiteout,     // .wh.NAME that is not an empty regular file
     BadOpaque,       // .wh..wh..opq that is not a regular file
-    StalePlink,      // entry in .wh..wh.plnk/ (pseudo-links never outlive a mount)
+    StalePlink,      // kernel-AUFS entry in .wh..wh.plnk/ (unflushed pseudo-link)
     Orphan,          // entry in .wh..wh.orph/
   };
   Kind kind;
@@ -31,11 +31,12 @@ struct CheckReport {
   uint64_t dirs = 0, entries = 0;
 };
 
-// Walks the branch at `root`. With `fix`, repairs what is safe: temporaries,
-// plnk and orph leftovers are deleted; for NAME + .wh.NAME the whiteout is
+// Walks the branch at `root`. With `fix`, repairs what is safe: temporaries
+// and orph leftovers are deleted (kernel-AUFS plnk entries only with
+// `fix_plinks`; aufs-fuse's own numbered plnk records are kept); for NAME + .wh.NAME the whiteout is
 // removed (the entry was made after the whiteout, or the whiteout was made
 // just before the entry was to go: either way the entry's state is a state
 // the user could have seen). Bad whiteouts are reported, never guessed at.
-Result<CheckReport> check_branch(const std::string& root, bool fix);
+Result<CheckReport> check_branch(const std::string& root, bool fix, bool fix_plinks = false);
 
 }  // namespace aufs

@@ -122,6 +122,7 @@ class Union {
   void releasedir(std::unique_ptr<DirHandle> dh);
 
   Status fsyncdir(NodeId id, bool datasync);
+  const std::string& ino_xattr() const { return ino_key_; }
   // access(2) on the union's view, for callers that ask (the kernel checks
   // permissions itself under default_permissions).
   Status access(NodeId id, int mask, const Ctx& ctx);
@@ -161,6 +162,7 @@ class Union {
   struct Hit {
     int branch;
     struct stat st;
+    uint64_t ino;  // union inode number of this branch entry
   };
   struct Resolution {
     std::vector<Hit> hits;      // top first; dirs: every merged layer
@@ -190,19 +192,30 @@ class Union {
                            const Resolution& r, const std::string& parent_rel);
   void detach(const NodePtr& n);
   void mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
-                     int top, const struct stat& st);
+                     int top, uint64_t ino);
   NodePtr node_for(const BranchSet& bs, const NodePtr& parent, const std::string& name,
                    const Resolution& r, const std::string& parent_rel);
   void set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name);
 
   Result<struct stat> stat_at(const BranchSet& bs, int b, const std::string& rel) const;
   uint64_t ino_of(const BranchSet& bs, int b, const struct stat& st) const;
+  // Like ino_of, but reads the persistent number recorded on entries of
+  // writable branches (set at copy-up) when it is not cached yet.
+  uint64_t ino_at(const BranchSet& bs, int b, int dirfd, const std::string& name,
+                  const struct stat& st) const;
+  void record_ino(int dirfd, const std::string& name, uint64_t ino);
+  bool is_internal_xattr(std::string_view key) const;
+  // Pseudo-link store entry for a union inode on branch bw, if present.
+  std::string plink_name(uint64_t ino) const;
 
   int first_writable(const BranchSet& bs) const;
   Result<int> target_branch(const BranchSet& bs, const std::vector<int>& parent_layers) const;
   Status ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir);
   Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel);
-  Status copy_up(const NodePtr& n, bool with_data, off_t max_size = -1);
+  // Makes the node's data writable: copies it to a writable branch (with
+  // its missing parents) unless it is on one already. need_name: also make
+  // sure the node's own name exists there (not only a pseudo-link).
+  Status copy_up(const NodePtr& n, bool with_data, off_t max_size = -1, bool need_name = false);
   Status copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
                     const std::string& dst_name, const struct stat& st);
   Status make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name);
@@ -224,7 +237,7 @@ class Union {
   MountOptions opts_;
   BranchSetPtr branches_;
   mutable std::mutex branches_mu_;
-  Xino xino_;
+  mutable Xino xino_;  // a cache: lookups record what they read
   InodeTable table_;
   NodePtr root_;
   mutable std::shared_mutex tree_mu_;
@@ -232,6 +245,8 @@ class Union {
   Counters counters_;
   dev_t st_dev_ = 0;
   uid_t owner_ = 0;
+  bool persist_ino_ = true;
+  std::string ino_key_;  // xattr holding a copied-up entry's inode number
   struct timespec started_ {};
   std::mutex change_mu_;  // one branch change at a time
   uint32_t next_brid_ = 0;

@@ -21,6 +21,7 @@ struct VEntry {
   unsigned char type = 0;  // DT_*
   int branch = 0;          // branch supplying the entry (its top)
   ino_t branch_ino = 0;
+  uint64_t ino = 0;        // union inode number (d_ino), filled by the caller
 };
 
 // Merges listings given top branch first. Never returns ".wh.*" names;

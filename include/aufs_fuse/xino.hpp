@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 namespace aufs {
@@ -22,7 +23,10 @@ class Xino {
  public:
   // Number for (branch seed, branch ino); honours aliases from copy-up.
   uint64_t get(uint64_t seed, ino_t branch_ino) const;
-  // Future lookups of (seed, branch_ino) yield `ino`.
+  // The recorded number for (seed, branch_ino), if any.
+  std::optional<uint64_t> find(uint64_t seed, ino_t branch_ino) const;
+  // Future lookups of (seed, branch_ino) yield `ino` (also records that a
+  // persistent number was looked for, when ino is the natural one).
   void alias(uint64_t seed, ino_t branch_ino, uint64_t ino);
   void unalias(uint64_t seed, ino_t branch_ino);
   size_t alias_count() const;

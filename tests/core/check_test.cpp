@@ -23,7 +23,8 @@ void corrupt(const TempDir& t) {
   mkdirs(t / "b/.wh.baddir");                            // whiteout that is a dir
   write_file(t / "b/.wh.notempty", "data");              // non-empty whiteout
   mkdirs(t / "b/.wh..wh.plnk");
-  write_file(t / "b/.wh..wh.plnk/123.456", "");
+  write_file(t / "b/.wh..wh.plnk/123.456", "");         // kernel-AUFS pseudo-link
+  write_file(t / "b/.wh..wh.plnk/98765", "");            // aufs-fuse record: kept
   mkdirs(t / "b/.wh..wh.orph");
   write_file(t / "b/ok", "ok");
   write_file(t / "b/.wh.gone", "");                      // fine: nothing named gone
@@ -57,7 +58,7 @@ TEST(Check, ReportsWithoutFixing) {
 TEST(Check, FixRepairsWhatIsSafe) {
   TempDir t;
   corrupt(t);
-  auto r = check_branch(t / "b", true);
+  auto r = check_branch(t / "b", true, true);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(kinds(r.value(), true).size(), 4u);
   EXPECT_FALSE(exists(t / "b/d/.wh.f"));
@@ -65,6 +66,7 @@ TEST(Check, FixRepairsWhatIsSafe) {
   EXPECT_FALSE(exists(t / "b/d/.wh..wh.g.0a1b"));
   EXPECT_FALSE(exists(t / "b/.wh..wh.x.ffff"));
   EXPECT_FALSE(exists(t / "b/.wh..wh.plnk/123.456"));
+  EXPECT_TRUE(exists(t / "b/.wh..wh.plnk/98765"));
   EXPECT_TRUE(exists(t / "b/.wh.baddir")) << "never guessed at";
   EXPECT_TRUE(exists(t / "b/.wh.gone"));
   auto again = check_branch(t / "b", false);
@@ -79,6 +81,8 @@ TEST(Check, MountRepairsRwBranchesOnly) {
   mkdirs(t / "mnt");
   write_file(t / "rw/.wh..wh.a.0001", "x");
   write_file(t / "ro/.wh..wh.b.0002", "x");
+  mkdirs(t / "rw/.wh..wh.plnk");
+  write_file(t / "rw/.wh..wh.plnk/1.2", "");
   auto p = parse_command_line({"-o", "br=" + (t / "rw") + ":" + (t / "ro"), t / "mnt"});
   ASSERT_TRUE(p.ok());
   ASSERT_EQ(validate_options(p.opts), "");
@@ -86,6 +90,7 @@ TEST(Check, MountRepairsRwBranchesOnly) {
   ASSERT_TRUE(u.ok());
   EXPECT_FALSE(exists(t / "rw/.wh..wh.a.0001"));
   EXPECT_TRUE(exists(t / "ro/.wh..wh.b.0002"));
+  EXPECT_TRUE(exists(t / "rw/.wh..wh.plnk/1.2")) << "mount never drops pseudo-links";
 }
 
 TEST(Check, NochkLeavesLeftovers) {

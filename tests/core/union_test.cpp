@@ -536,7 +536,11 @@ TEST_F(UnionTest, HardLinksShareInodeAndSurviveOnDisk) {
   bool up_a = ::stat((br(0) + "/a").c_str(), &sx) == 0;
   if (!up_a) ASSERT_EQ(::stat((br(0) + "/b").c_str(), &sx), 0);
   EXPECT_EQ(sx.st_ino, sc.st_ino);
-  EXPECT_EQ(sc.st_nlink, 2u);
+  // The copy-up of a hard-linked file is recorded in the plnk store.
+  struct stat sp;
+  ASSERT_EQ(::stat((br(0) + "/.wh..wh.plnk/" + std::to_string(a->attr.st_ino)).c_str(), &sp), 0);
+  EXPECT_EQ(sp.st_ino, sc.st_ino);
+  EXPECT_EQ(sc.st_nlink, 3u);
   // The other lower name still shows the same inode and, while the node is
   // cached, the copied-up data (in-memory pseudo-link).
   append("c", "+");
@@ -650,4 +654,74 @@ TEST_F(UnionTest, ReadOnlyMountRefusesWrites) {
   EXPECT_EQ(unlink("f"), EROFS);
   EXPECT_EQ(fs->open(walk("f")->id, O_RDWR, Ctx{}).err(), EROFS);
   EXPECT_FALSE(exists(br(0) + "/.wh..wh.aufs"));
+}
+
+TEST_F(UnionTest, HardLinksStayOneInodeAcrossRemount) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "v1");
+  ASSERT_EQ(::link((br(1) + "/a").c_str(), (br(1) + "/b").c_str()), 0);
+  mount();
+  uint64_t ino = walk("a")->attr.st_ino;
+  append("a", "+v2");
+  EXPECT_EQ(cat("b"), "v1+v2");
+  fs.reset();  // unmount
+  mount();
+  // b is looked up first after the remount: it must still see the copy.
+  auto b = walk("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->attr.st_ino, ino);
+  EXPECT_EQ(cat("b"), "v1+v2");
+  EXPECT_EQ(walk("a")->attr.st_ino, ino);
+  EXPECT_EQ(cat("a"), "v1+v2");
+  append("b", "+v3");
+  EXPECT_EQ(cat("a"), "v1+v2+v3");
+  EXPECT_EQ(read_file(br(1) + "/a"), "v1");
+  // rename of b needs b's own name on the rw branch: linked from plnk.
+  EXPECT_EQ(rename("b", "c"), 0);
+  EXPECT_EQ(cat("c"), "v1+v2+v3");
+  struct stat sa, sc;
+  ASSERT_EQ(::stat((br(0) + "/a").c_str(), &sa), 0);
+  ASSERT_EQ(::stat((br(0) + "/c").c_str(), &sc), 0);
+  EXPECT_EQ(sa.st_ino, sc.st_ino);
+}
+
+TEST_F(UnionTest, NoplinkBreaksHardLinksLikeAufs) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "v1");
+  ASSERT_EQ(::link((br(1) + "/a").c_str(), (br(1) + "/b").c_str()), 0);
+  mount("noplink");
+  append("a", "+v2");
+  fs.reset();
+  mount("noplink");
+  EXPECT_EQ(cat("b"), "v1");
+  EXPECT_EQ(cat("a"), "v1+v2");
+  EXPECT_NE(walk("a")->attr.st_ino, walk("b")->attr.st_ino);
+  EXPECT_FALSE(exists(br(0) + "/.wh..wh.plnk/" + std::to_string(walk("b")->attr.st_ino)));
+}
+
+TEST_F(UnionTest, InodeNumbersSurviveRemountAfterCopyUp) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/d/e");
+  write_file(br(1) + "/d/e/f", "x");
+  mount();
+  uint64_t f = walk("d/e/f")->attr.st_ino;
+  uint64_t d = walk("d")->attr.st_ino;
+  uint64_t e = walk("d/e")->attr.st_ino;
+  append("d/e/f", "y");  // copies d, d/e and d/e/f up
+  EXPECT_EQ(rename("d/e/f", "d/e/g"), 0);
+  fs.reset();
+  mount();
+  EXPECT_EQ(walk("d/e/g")->attr.st_ino, f);
+  EXPECT_EQ(walk("d")->attr.st_ino, d);
+  EXPECT_EQ(walk("d/e")->attr.st_ino, e);
+  auto dh = fs->opendir(walk("d/e")->id);
+  ASSERT_TRUE(dh.ok());
+  ASSERT_EQ(dh.value()->entries.size(), 1u);
+  EXPECT_EQ(fs->entry_ino(dh.value()->entries[0]), f);
+  // The bookkeeping attribute is invisible through the union.
+  auto l = fs->listxattr(walk("d/e/g")->id, 4096);
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(std::string(l->begin(), l->end()).find("aufs-fuse"), std::string::npos);
+  EXPECT_EQ(fs->getxattr(walk("d/e/g")->id, fs->ino_xattr().c_str(), 64).err(), ENODATA);
+  EXPECT_EQ(fs->setxattr(walk("d/e/g")->id, fs->ino_xattr().c_str(), "x", 1, 0).err(), EPERM);
 }
