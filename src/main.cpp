@@ -80,7 +80,10 @@ int main(int argc, char** argv) {
   if (!u.ok()) return fail(std::string("cannot open branches: ") + std::strerror(u.err()));
 
   aufs::FuseContext fctx{u.value().get(), {}};
-  double def_to = opts.udba == aufs::Udba::None ? 86400.0 : 1.0;
+  // udba=none trusts the caches; notify keeps long timeouts safe through
+  // inotify; reval re-checks the branches at least every second.
+  double def_to = opts.udba == aufs::Udba::None ? 86400.0
+                  : opts.udba == aufs::Udba::Notify ? 3600.0 : 1.0;
   fctx.cfg.entry_timeout = opts.entry_timeout >= 0 ? opts.entry_timeout : def_to;
   fctx.cfg.attr_timeout = opts.attr_timeout >= 0 ? opts.attr_timeout : def_to;
   fctx.cfg.negative_timeout = opts.negative_timeout >= 0 ? opts.negative_timeout : def_to;
@@ -129,6 +132,10 @@ int main(int argc, char** argv) {
     spdlog::set_default_logger(sys_logger);
   }
   fuse_daemonize(opts.foreground ? 1 : 0);
+  // After daemonizing: the watcher thread must live in the final process.
+  u.value()->start_notify([&fctx](aufs::NodeId dir, const std::string& name) {
+    aufs::invalidate_entry(fctx, dir, name);
+  });
   spdlog::info("mounted {} branches on {}", opts.branches.size(), opts.mountpoint);
   if (opts.single_thread) {
     rc = fuse_session_loop(se);
@@ -141,6 +148,7 @@ int main(int argc, char** argv) {
     rc = fuse_session_loop_mt(se, lc);
     fuse_loop_cfg_destroy(lc);
   }
+  u.value()->stop_notify();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

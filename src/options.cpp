@@ -186,8 +186,7 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
     } else if (k == "udba") {
       if (val == "none") o.udba = Udba::None;
       else if (val == "reval") o.udba = Udba::Reval;
-      else if (val == "notify" || val == "fsnotify" || val == "inotify")
-        return "option 'udba=notify' is not supported by this version (use reval or none)";
+      else if (val == "notify" || val == "fsnotify" || val == "inotify") o.udba = Udba::Notify;
       else return bad_val("none, reval or notify");
     } else if (k == "diropq") {
       if (val == "w" || val == "whiteouted") o.diropq_always = false;
@@ -476,7 +475,7 @@ std::string usage_text(std::string_view prog) {
          "\n"
          "Branches (br=, br:, dirs=): DIR[=PERM[+ATTR]] joined by ':', top first.\n"
          "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), nolwh (rw).\n"
-         "Options: udba=none|reval, diropq=w|a, sum, nosum, warn_perm, nowarn_perm,\n"
+         "Options: udba=none|reval|notify, diropq=w|a, sum, nosum, warn_perm, nowarn_perm,\n"
          "  verbose, rdcache=SEC, dio, xino=PATH, noxino, chk, nochk, ro, rw,\n"
          "  entry_timeout=SEC, attr_timeout=SEC, negative_timeout=SEC, threads=N,\n"
          "  and FUSE options: allow_other, allow_root, default_permissions,\n"

@@ -343,6 +343,7 @@ void Union::detach(const NodePtr& start) {
     {
       std::unique_lock<std::shared_mutex> g(tree_mu_);
       if (!table_.erase_if_unused(n->id, n->children)) return;
+      if (watcher_ && n->is_dir()) watcher_->unwatch(n->id);
       parent = n->parent;
       if (parent) parent->children--;
       if (!parent || parent->children != 0 || parent->nlookup.load() != 0) return;
@@ -467,6 +468,7 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
     }
     n->bgen = bs.generation;
   }
+  if (watcher_ && n->is_dir()) watch_dir(bs, n, rel);
   return Entry{n->id, present(*n, st)};
 }
 
@@ -1934,6 +1936,67 @@ std::vector<std::tuple<NodeId, NodeId, std::string>> Union::cached_names() const
     out.emplace_back(n->id, n->parent->id, n->name);
   }
   return out;
+}
+
+}  // namespace aufs
+
+namespace aufs {
+
+void Union::watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& rel) {
+  std::vector<int> layers;
+  {
+    std::lock_guard<std::mutex> g(n->mu);
+    if (n->watched == n->layers) return;
+    layers = n->layers;
+    n->watched = layers;
+  }
+  std::vector<UniqueFd> fds;
+  std::vector<int> raw;
+  for (int b : layers) {
+    auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_DIRECTORY);
+    if (!fd.ok()) continue;
+    raw.push_back(fd->get());
+    fds.push_back(std::move(fd.value()));
+  }
+  watcher_->watch(n->id, raw);
+}
+
+void Union::start_notify(std::function<void(NodeId, const std::string&)> inval) {
+  if (opts_.udba != Udba::Notify) return;
+  watcher_ = std::make_unique<BranchWatcher>();
+  if (!watcher_->ok()) {
+    watcher_.reset();
+    return;
+  }
+  watcher_->start([this, inval](NodeId dir, const std::string& name) {
+    if (dir == kRootId || name.empty() || dir == 0) {
+      // A branch directory itself went away, or events were lost: refresh
+      // the directory's layers on its next use.
+      if (NodePtr d = node(dir)) {
+        std::lock_guard<std::mutex> g(d->mu);
+        d->bgen = 0;
+      }
+    }
+    inval(dir, name);
+  });
+  auto bs = branches();
+  watch_dir(*bs, root_, "");
+}
+
+void Union::stop_notify() {
+  if (watcher_) watcher_->stop();
+}
+
+NodeId Union::cached_child(NodeId dir, const std::string& name) {
+  NodePtr p = node(dir);
+  if (!p || !p->is_dir() || wh::check_user_name(name)) return 0;
+  auto bs = branches();
+  auto pw = where(*bs, p);
+  if (!pw.ok()) return 0;
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  if (!r.ok() || !r->positive()) return 0;
+  NodePtr c = table_.get(r->hits[0].ino);
+  return c ? c->id : 0;
 }
 
 }  // namespace aufs

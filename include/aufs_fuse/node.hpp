@@ -49,6 +49,7 @@ struct Node {
                              // (differs from the name path for pseudo-links)
   uint64_t data_gen = 0;     // bumped when the backing file changes
   uint64_t bgen = 0;         // branch-set generation layers refer to
+  std::vector<int> watched;  // udba=notify: layers currently watched
 
   bool is_dir() const { return (type & S_IFMT) == S_IFDIR; }
 };

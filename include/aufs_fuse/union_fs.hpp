@@ -19,6 +19,7 @@
 #include "aufs_fuse/branch.hpp"
 #include "aufs_fuse/creds.hpp"
 #include "aufs_fuse/node.hpp"
+#include "aufs_fuse/notify.hpp"
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/result.hpp"
 #include "aufs_fuse/vdir.hpp"
@@ -145,6 +146,13 @@ class Union {
   // (node, parent, name) of every cached named node, for cache invalidation.
   std::vector<std::tuple<NodeId, NodeId, std::string>> cached_names() const;
   size_t open_files() const;
+  // udba=notify: starts watching branch directories; `inval(dir, name)` is
+  // called (from the watcher thread) for every entry changed behind the
+  // mount, dir 0 meaning "everything".
+  void start_notify(std::function<void(NodeId dir, const std::string& name)> inval);
+  void stop_notify();
+  // The cached node a directory entry currently resolves to (0 if none).
+  NodeId cached_child(NodeId dir, const std::string& name);
 
   size_t node_count() const { return table_.size(); }
   const Counters& counters() const { return counters_; }
@@ -221,6 +229,7 @@ class Union {
   Status make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name);
   Status remove_whiteout_if_any(int dirfd, std::string_view name, bool* removed);
   Status make_opaque(const BranchSet& bs, int bw, int dirfd);
+  void watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& rel);
   Status remove_dir_tree_meta(int parentfd, const std::string& name);
   Result<std::vector<VEntry>> list_dir(const BranchSet& bs, const std::vector<int>& layers,
                                        const std::string& rel) const;
@@ -250,6 +259,7 @@ class Union {
   struct timespec started_ {};
   std::mutex change_mu_;  // one branch change at a time
   uint32_t next_brid_ = 0;
+  std::unique_ptr<BranchWatcher> watcher_;  // udba=notify only
   mutable std::mutex open_mu_;
   std::unordered_map<uint32_t, std::pair<int, int>> open_by_branch_;  // (all, writers)
 };

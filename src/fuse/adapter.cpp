@@ -547,17 +547,33 @@ fuse_lowlevel_ops make_ops() {
 
 }  // namespace
 
+namespace {
+void invalidate_all(FuseContext& ctx) {
+  auto names = ctx.fs->cached_names();
+  for (auto& [id, parent, name] : names) {
+    fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
+    fuse_lowlevel_notify_inval_inode(ctx.se, id, 0, 0);
+  }
+  fuse_lowlevel_notify_inval_inode(ctx.se, kRootId, 0, 0);
+}
+}  // namespace
+
 void invalidate_all_async(FuseContext& ctx) {
   if (!ctx.se) return;
-  std::thread([&ctx] {
-    auto names = ctx.fs->cached_names();
-    // Children first would be ideal; the kernel copes with any order.
-    for (auto& [id, parent, name] : names) {
-      fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
-      fuse_lowlevel_notify_inval_inode(ctx.se, id, 0, 0);
-    }
-    fuse_lowlevel_notify_inval_inode(ctx.se, kRootId, 0, 0);
-  }).detach();
+  std::thread([&ctx] { invalidate_all(ctx); }).detach();
+}
+
+void invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name) {
+  if (!ctx.se) return;
+  if (dir == 0) return invalidate_all(ctx);
+  if (name.empty()) {
+    fuse_lowlevel_notify_inval_inode(ctx.se, dir, 0, 0);
+    return;
+  }
+  NodeId child = ctx.fs->cached_child(dir, name);
+  fuse_lowlevel_notify_inval_entry(ctx.se, dir, name.c_str(), name.size());
+  fuse_lowlevel_notify_inval_inode(ctx.se, dir, -1, 0);  // attributes (mtime, nlink)
+  if (child) fuse_lowlevel_notify_inval_inode(ctx.se, child, 0, 0);
 }
 
 const fuse_lowlevel_ops& fuse_operations() {

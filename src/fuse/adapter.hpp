@@ -26,5 +26,7 @@ struct FuseContext {
 // branch change). Runs on its own thread: notifications must never be sent
 // from inside a request handler.
 void invalidate_all_async(FuseContext& ctx);
+// udba=notify: an entry changed behind the mount. dir 0: everything.
+void invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name);
 
 }  // namespace aufs

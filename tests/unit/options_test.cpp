@@ -76,6 +76,7 @@ TEST(Options, Errors) {
       {{"-o", "br=/a", "s", "m", "n"}, "too many arguments"},
       {{"-o", "br=/a,bogus=1", "m"}, "unknown option 'bogus=1'"},
       {{"-o", "br=/a,udba=sometimes", "m"}, "invalid value"},
+      {{"-o", "br=/a,udba", "m"}, "invalid value"},
       {{"-o", "br=/a,create=rr", "m"}, "not supported"},
       {{"-o", "br=/a,br=/b", "m"}, "twice"},
       {{"-o", "br=/a,rdcache=9999", "m"}, "invalid value"},

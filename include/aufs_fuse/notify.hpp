@@ -1,0 +1,50 @@
+// udba=notify: inotify watches on the branch directories behind every cached
+// union directory. A change made directly in a branch (behind the mount's
+// back) is reported to a callback, which the FUSE adapter turns into kernel
+// cache invalidations, so long cache timeouts stay safe.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "aufs_fuse/node.hpp"
+#include "aufs_fuse/unique_fd.hpp"
+
+namespace aufs {
+
+class BranchWatcher {
+ public:
+  // (directory node, entry name) changed; name "" means the directory itself
+  // (or everything, after an event-queue overflow when dir == 0).
+  using Callback = std::function<void(NodeId dir, const std::string& name)>;
+
+  BranchWatcher();
+  ~BranchWatcher();
+  BranchWatcher(const BranchWatcher&) = delete;
+  BranchWatcher& operator=(const BranchWatcher&) = delete;
+
+  bool ok() const { return fd_.valid(); }
+  void start(Callback cb);
+  void stop();
+  // Watches the branch directories (O_PATH fds) that make up union dir `id`.
+  void watch(NodeId id, const std::vector<int>& dir_fds);
+  void unwatch(NodeId id);
+  size_t watch_count() const;
+
+ private:
+  void run();
+  UniqueFd fd_;
+  UniqueFd stop_fd_;  // eventfd to wake the reader
+  std::thread thread_;
+  Callback cb_;
+  mutable std::mutex mu_;
+  std::unordered_map<int, NodeId> by_wd_;                    // guarded by mu_
+  std::unordered_map<NodeId, std::unordered_set<int>> by_id_;  // guarded by mu_
+};
+
+}  // namespace aufs

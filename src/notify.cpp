@@ -1,0 +1,120 @@
+#include "aufs_fuse/notify.hpp"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "aufs_fuse/sys.hpp"
+
+namespace aufs {
+namespace {
+constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
+                           IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+}
+
+BranchWatcher::BranchWatcher()
+    : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)), stop_fd_(::eventfd(0, EFD_CLOEXEC)) {
+  if (!fd_.valid()) spdlog::error("udba=notify: inotify_init1: {}", std::strerror(errno));
+}
+
+BranchWatcher::~BranchWatcher() { stop(); }
+
+void BranchWatcher::start(Callback cb) {
+  cb_ = std::move(cb);
+  if (fd_.valid()) thread_ = std::thread([this] { run(); });
+}
+
+void BranchWatcher::stop() {
+  if (!thread_.joinable()) return;
+  uint64_t one = 1;
+  (void)!::write(stop_fd_.get(), &one, sizeof one);
+  thread_.join();
+}
+
+void BranchWatcher::watch(NodeId id, const std::vector<int>& dir_fds) {
+  if (!fd_.valid()) return;
+  std::unordered_set<int> wds;
+  for (int dfd : dir_fds) {
+    int wd = ::inotify_add_watch(fd_.get(), sys::proc_fd_path(dfd).c_str(), kMask);
+    if (wd < 0) {
+      static std::atomic<bool> warned{false};
+      if (!warned.exchange(true))
+        spdlog::warn("udba=notify: inotify_add_watch: {} (raise fs.inotify.max_user_watches)",
+                     std::strerror(errno));
+      continue;
+    }
+    wds.insert(wd);
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  auto& cur = by_id_[id];
+  for (int wd : cur)
+    if (!wds.count(wd)) {
+      ::inotify_rm_watch(fd_.get(), wd);
+      by_wd_.erase(wd);
+    }
+  for (int wd : wds) by_wd_[wd] = id;
+  cur = std::move(wds);
+}
+
+void BranchWatcher::unwatch(NodeId id) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  for (int wd : it->second) {
+    ::inotify_rm_watch(fd_.get(), wd);
+    by_wd_.erase(wd);
+  }
+  by_id_.erase(it);
+}
+
+size_t BranchWatcher::watch_count() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return by_wd_.size();
+}
+
+void BranchWatcher::run() {
+  alignas(struct inotify_event) char buf[64 * 1024];
+  for (;;) {
+    struct pollfd p[2] = {{fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (p[1].revents) return;
+    ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+    if (n <= 0) continue;
+    std::vector<std::pair<NodeId, std::string>> todo;
+    for (char* c = buf; c < buf + n;) {
+      auto* ev = reinterpret_cast<struct inotify_event*>(c);
+      c += sizeof(struct inotify_event) + ev->len;
+      if (ev->mask & IN_Q_OVERFLOW) {
+        todo.emplace_back(0, "");
+        continue;
+      }
+      NodeId id = 0;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = by_wd_.find(ev->wd);
+        if (it != by_wd_.end()) id = it->second;
+        if (ev->mask & IN_IGNORED) {
+          if (it != by_wd_.end()) {
+            auto bi = by_id_.find(id);
+            if (bi != by_id_.end()) bi->second.erase(ev->wd);
+            by_wd_.erase(it);
+          }
+          continue;
+        }
+      }
+      if (!id) continue;
+      std::string name = ev->len ? std::string(ev->name) : std::string();
+      todo.emplace_back(id, name);
+    }
+    for (auto& [id, name] : todo) cb_(id, name);
+  }
+}
+
+}  // namespace aufs
