@@ -118,6 +118,8 @@ Result<std::shared_ptr<Branch>> Union::open_branch(const BranchSpec& spec, uint3
       spdlog::error("branch {}: cannot prepare rw branch: {}", spec.path, std::strerror(s.err()));
       return Errno{s.err()};
     }
+    auto base = sys::lstat_at(fd, std::string(wh::kBase));
+    b->base_ok = base.ok() && S_ISREG(base->st_mode);
   }
   return b;
 }
@@ -137,8 +139,20 @@ Status Union::prepare_rw_branch(const Branch& b) {
       ::close(fd);
     }
   } else if (!S_ISREG(base->st_mode)) {
-    spdlog::warn("branch {}: {} is not a regular file; whiteouts will be plain files",
-                 b.spec.path, wh::kBase);
+    // Whiteouts are hard links to the base: a planted symlink or device
+    // there would turn every whiteout into one. Replace it.
+    if (S_ISDIR(base->st_mode) || ::unlinkat(root, std::string(wh::kBase).c_str(), 0) < 0) {
+      spdlog::warn("branch {}: {} is not a regular file; whiteouts will be plain files",
+                   b.spec.path, wh::kBase);
+    } else {
+      spdlog::warn("branch {}: replaced {} (was not a regular file)", b.spec.path, wh::kBase);
+      int fd = ::openat(root, std::string(wh::kBase).c_str(),
+                        O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444);
+      if (fd >= 0) {
+        ::fchmod(fd, 0444);
+        ::close(fd);
+      }
+    }
   }
   for (auto d : {wh::kPlink, wh::kOrph}) {
     if (::mkdirat(root, std::string(d).c_str(), 0700) < 0 && errno != EEXIST)
@@ -831,7 +845,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
 Status Union::make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name) {
   const Branch& b = bs[static_cast<size_t>(bw)];
   std::string whname = name == wh::kOpaque ? std::string(name) : wh::whiteout_of(name);
-  if (!b.spec.nolwh) {
+  if (!b.spec.nolwh && b.base_ok) {
     if (::linkat(b.root.get(), std::string(wh::kBase).c_str(), dirfd, whname.c_str(), 0) == 0) {
       counters_.whiteouts++;
       return {};

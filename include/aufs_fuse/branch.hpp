@@ -21,6 +21,7 @@ struct Branch {
   dev_t dev = 0;
   ino_t root_ino = 0;
   uint64_t seed = 0;   // inode-number seed, from the branch path
+  bool base_ok = false;  // .wh..wh.aufs is a regular file whiteouts can link to
   bool writable() const { return spec.writable(); }
   bool wh_able() const { return spec.wh_able(); }
 };
