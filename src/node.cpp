@@ -4,32 +4,56 @@
 
 namespace aufs {
 
-NodePtr InodeTable::get(NodeId id) const {
-  Shard& s = shard(id);
-  std::lock_guard<std::mutex> g(s.mu);
-  auto it = s.map.find(id);
-  return it == s.map.end() ? nullptr : it->second;
-}
+InodeTable::InodeTable() = default;
 
-NodePtr InodeTable::find_or_insert(NodeId id, const NodePtr& fresh, uint64_t refs) {
-  Shard& s = shard(id);
-  std::lock_guard<std::mutex> g(s.mu);
-  auto [it, inserted] = s.map.try_emplace(id, fresh);
-  it->second->nlookup.fetch_add(refs);
-  return it->second;
-}
-
-void InodeTable::add_ref(const NodePtr& n, uint64_t refs) {
-  Shard& s = shard(n->id);
-  std::lock_guard<std::mutex> g(s.mu);
+void InodeTable::insert(const NodePtr& n, uint64_t refs) {
+  std::lock_guard<std::mutex> g(mu_);
+  by_id_[n->id] = n;
+  by_ino_[n->ino] = n;
   n->nlookup.fetch_add(refs);
 }
 
+NodePtr InodeTable::get(NodeId id) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+NodePtr InodeTable::by_ino(uint64_t ino) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = by_ino_.find(ino);
+  return it == by_ino_.end() ? nullptr : it->second;
+}
+
+NodePtr InodeTable::find_or_insert(uint64_t ino, mode_t type, uint64_t refs) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = by_ino_.find(ino);
+  if (it != by_ino_.end() && (it->second->type & S_IFMT) == (type & S_IFMT)) {
+    it->second->nlookup.fetch_add(refs);
+    return it->second;
+  }
+  auto n = std::make_shared<Node>(next_id_++, ino, type & S_IFMT);
+  n->nlookup.store(refs);
+  by_id_[n->id] = n;
+  by_ino_[ino] = n;
+  return n;
+}
+
+void InodeTable::add_ref(const NodePtr& n, uint64_t refs) {
+  std::lock_guard<std::mutex> g(mu_);
+  n->nlookup.fetch_add(refs);
+}
+
+void InodeTable::retire(const NodePtr& n) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = by_ino_.find(n->ino);
+  if (it != by_ino_.end() && it->second == n) by_ino_.erase(it);
+}
+
 NodePtr InodeTable::forget(NodeId id, uint64_t n) {
-  Shard& s = shard(id);
-  std::lock_guard<std::mutex> g(s.mu);
-  auto it = s.map.find(id);
-  if (it == s.map.end()) return nullptr;
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return nullptr;
   uint64_t cur = it->second->nlookup.load();
   uint64_t next = n >= cur ? 0 : cur - n;
   it->second->nlookup.store(next);
@@ -38,31 +62,27 @@ NodePtr InodeTable::forget(NodeId id, uint64_t n) {
 }
 
 bool InodeTable::erase_if_unused(NodeId id, int children) {
-  Shard& s = shard(id);
-  std::lock_guard<std::mutex> g(s.mu);
-  auto it = s.map.find(id);
-  if (it == s.map.end() || id == kRootId) return false;
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end() || id == kRootId) return false;
   if (it->second->nlookup.load() != 0 || children != 0) return false;
-  s.map.erase(it);
+  auto ii = by_ino_.find(it->second->ino);
+  if (ii != by_ino_.end() && ii->second == it->second) by_ino_.erase(ii);
+  by_id_.erase(it);
   return true;
 }
 
-std::vector<NodePtr> InodeTable::all() const {
-  std::vector<NodePtr> out;
-  for (auto& s : shards_) {
-    std::lock_guard<std::mutex> g(s.mu);
-    for (auto& [id, n] : s.map) out.push_back(n);
-  }
-  return out;
+size_t InodeTable::size() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return by_id_.size();
 }
 
-size_t InodeTable::size() const {
-  size_t n = 0;
-  for (auto& s : shards_) {
-    std::lock_guard<std::mutex> g(s.mu);
-    n += s.map.size();
-  }
-  return n;
+std::vector<NodePtr> InodeTable::all() const {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<NodePtr> out;
+  out.reserve(by_id_.size());
+  for (auto& [id, n] : by_id_) out.push_back(n);
+  return out;
 }
 
 }  // namespace aufs

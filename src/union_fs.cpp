@@ -91,7 +91,7 @@ Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
   if (!rl.ok()) return Errno{rl.err()};
   u->root_->layers = rl.value();
   u->root_->bgen = bs->generation;
-  u->table_.find_or_insert(kRootId, u->root_, 1);
+  u->table_.insert(u->root_, 1);
   std::random_device rd;
   u->temp_seq_.store(rd());
   return u;
@@ -436,13 +436,7 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
   const Hit& top = r.hits[0];
   uint64_t ino = top.ino;
   mode_t type = top.st.st_mode & S_IFMT;
-  auto fresh = std::make_shared<Node>(ino, ino, type);
-  NodePtr n = table_.find_or_insert(ino, fresh, 1);
-  if (n->type != type) {
-    spdlog::warn("{}/{}: inode {} changed type behind the mount", parent_rel, name, ino);
-    forget(ino, 1);
-    return Errno{EIO};
-  }
+  NodePtr n = table_.find_or_insert(ino, type, 1);
   set_parent(n, parent, name);
   struct stat st = top.st;
   std::string rel = sys::join(parent_rel, name);
@@ -509,8 +503,25 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
     std::lock_guard<std::mutex> g(fh->mu);
     if (fh->fd.valid()) {
       auto st = sys::fstat_fd(fh->fd.get());
-      if (st.ok() && (fh->data_gen == n->data_gen || (fh->flags & O_ACCMODE) != O_RDONLY))
-        return present(*n, st.value());
+      if (st.ok()) return present(*n, st.value());
+    }
+  }
+  {
+    // fstat(2) of an unlinked but open file comes without a handle: any
+    // open handle of the node knows the inode.
+    bool gone;
+    {
+      std::shared_lock<std::shared_mutex> g(tree_mu_);
+      gone = n->unlinked;
+    }
+    if (gone) {
+      std::lock_guard<std::mutex> g(n->mu);
+      for (FileHandle* h : n->handles) {
+        std::lock_guard<std::mutex> hg(h->mu);
+        auto st = sys::fstat_fd(h->fd.get());
+        if (st.ok()) return present(*n, st.value());
+      }
+      return Errno{ENOENT};
     }
   }
   auto bs = branches();
@@ -776,6 +787,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
       n->layers = {bw};
       n->data_rel = rel;
       n->data_gen++;
+      repoint_readers(n, dpfd->get(), dname, wb.id);
       return {};
     }
   }
@@ -837,6 +849,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   n->layers = {bw};
   n->data_rel = rel;
   n->data_gen++;
+  repoint_readers(n, dpfd->get(), dname, wb.id);
   counters_.copyups++;
   counters_.copyup_bytes += copied;
   return {};
@@ -1016,7 +1029,11 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
     fh->fd = std::move(fd);
     fh->flags = open_flags;
     fh->brid = wb.id;
-    fh->data_gen = fh->node ? fh->node->data_gen : 0;
+    if (fh->node) {
+      std::lock_guard<std::mutex> g(fh->node->mu);
+      fh->data_gen = fh->node->data_gen;
+      fh->node->handles.push_back(fh.get());
+    }
     if (fh->node) fh->node->open_count++;
     track_open(fh->brid, (open_flags & O_ACCMODE) != O_RDONLY, 1);
     *fh_out = std::move(fh);
@@ -1119,7 +1136,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
       return s;
     }
   }
-  mark_unlinked(*bs, p, nm, top, r->hits[0].ino);
+  mark_unlinked(*bs, p, nm, r->hits[0]);
   return {};
 }
 
@@ -1179,17 +1196,23 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
       spdlog::warn("{}: removal incomplete, leftover {} is hidden", rel, tmp);
     }
   }
-  mark_unlinked(*bs, p, nm, top, r->hits[0].ino);
+  mark_unlinked(*bs, p, nm, r->hits[0]);
   return {};
 }
 
 void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
-                          int top, uint64_t st_ino_hint) {
-  (void)bs;
-  (void)top;
-  if (NodePtr n = table_.get(st_ino_hint)) {
+                          const Hit& top) {
+  NodePtr n = table_.by_ino(top.ino);
+  if (n) {
     std::unique_lock<std::shared_mutex> g(tree_mu_);
     if (n->parent == parent && n->name == name) n->unlinked = true;
+  }
+  // The last name of the object is gone: its number may come back for a new
+  // object (the branch reuses inode numbers), which must get a new node.
+  if (S_ISDIR(top.st.st_mode) || top.st.st_nlink <= 1) {
+    const Branch& b = bs[static_cast<size_t>(top.branch)];
+    if (b.writable()) xino_.unalias(b.seed, top.st.st_ino);
+    if (n) table_.retire(n);
   }
 }
 
@@ -1385,10 +1408,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     if (auto r2 = remove_dir_tree_meta(dpfd->get(), aside); !r2.ok())
       spdlog::warn("{}: leftover {} could not be removed: {}", dst_rel, aside, std::strerror(r2.err()));
   }
-  if (dn) {
-    std::unique_lock<std::shared_mutex> g(tree_mu_);
-    if (dn->parent == np && dn->name == newname) dn->unlinked = true;
-  }
+  if (rd->positive()) mark_unlinked(*bs, np, newname, rd->hits[0]);
   set_parent(sn, np, newname);
   {
     std::lock_guard<std::mutex> g(sn->mu);
@@ -1428,6 +1448,7 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   {
     std::lock_guard<std::mutex> g(n->mu);
     fh->data_gen = n->data_gen;
+    n->handles.push_back(fh.get());
   }
   n->open_count++;
   track_open(fh->brid, (flags & O_ACCMODE) != O_RDONLY, 1);
@@ -1436,32 +1457,38 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
 
 Result<int> Union::io_fd(FileHandle& fh) {
   std::lock_guard<std::mutex> g(fh.mu);
-  uint64_t gen;
-  {
-    std::lock_guard<std::mutex> ng(fh.node->mu);
-    gen = fh.node->data_gen;
-  }
-  if (gen == fh.data_gen || (fh.flags & O_ACCMODE) != O_RDONLY) return fh.fd.get();
-  // The file was copied up since this reader opened it: follow it (AUFS
-  // revalidates open files at their next operation).
-  auto bs = branches();
-  auto w = where(*bs, fh.node);
-  if (!w.ok()) return fh.fd.get();
-  auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel,
-                              (fh.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_NOFOLLOW);
-  if (fd.ok()) {
-    fh.fd = std::move(fd.value());
-    fh.data_gen = gen;
-    uint32_t nb = (*bs)[static_cast<size_t>(w->layers[0])].id;
-    track_open(fh.brid, false, -1);
-    track_open(nb, false, 1);
-    fh.brid = nb;
-  }
+  if (!fh.fd.valid()) return Errno{EIO};
   return fh.fd.get();
+}
+
+// After a copy-up, readers that opened the lower file read the copy from
+// their next call on (AUFS revalidates open files the same way). Called with
+// n->mu held; takes each handle's own lock.
+void Union::repoint_readers(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid) {
+  for (FileHandle* fh : n->handles) {
+    if ((fh->flags & O_ACCMODE) != O_RDONLY) continue;
+    int f = (fh->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_NOFOLLOW | O_CLOEXEC;
+    int fd = ::openat(dirfd, name.c_str(), f);
+    if (fd < 0) {
+      spdlog::warn("{}: an open reader keeps the old copy: {}", name, std::strerror(errno));
+      continue;
+    }
+    std::lock_guard<std::mutex> g(fh->mu);
+    fh->fd.reset(fd);
+    fh->data_gen = n->data_gen;
+    track_open(fh->brid, false, -1);
+    track_open(brid, false, 1);
+    fh->brid = brid;
+  }
 }
 
 void Union::release(std::unique_ptr<FileHandle> fh) {
   if (!fh || !fh->node) return;
+  {
+    std::lock_guard<std::mutex> g(fh->node->mu);
+    auto& hs = fh->node->handles;
+    hs.erase(std::remove(hs.begin(), hs.end(), fh.get()), hs.end());
+  }
   fh->node->open_count--;
   track_open(fh->brid, (fh->flags & O_ACCMODE) != O_RDONLY, -1);
 }
@@ -2009,7 +2036,7 @@ NodeId Union::cached_child(NodeId dir, const std::string& name) {
   if (!pw.ok()) return 0;
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok() || !r->positive()) return 0;
-  NodePtr c = table_.get(r->hits[0].ino);
+  NodePtr c = table_.by_ino(r->hits[0].ino);
   return c ? c->id : 0;
 }
 

@@ -3,11 +3,10 @@
 // Lifetimes: the kernel holds `nlookup` references on a node (lookup, create,
 // mkdir, link, readdirplus each add one, forget drops them). A node also
 // stays in the table while child nodes point at it, so a child's path can
-// always be rebuilt from parent pointers. NodeIds equal the node's inode
-// number (the root is FUSE id 1, inode 2), which keeps nodeid == st_ino.
+// always be rebuilt from parent pointers.
 //
 // Locks, outermost first: Union::tree_mu_ (names and parents of all nodes),
-// InodeTable shard mutex, Node::mu. None is held across a data copy other
+// InodeTable::mu_, Node::mu. None is held across a data copy other
 // than Node::mu during that node's own copy-up, nor across a FUSE reply.
 #pragma once
 #include <sys/stat.h>
@@ -24,6 +23,7 @@
 namespace aufs {
 
 using NodeId = uint64_t;
+struct FileHandle;
 inline constexpr NodeId kRootId = 1;
 
 struct Node {
@@ -50,21 +50,34 @@ struct Node {
   uint64_t data_gen = 0;     // bumped when the backing file changes
   uint64_t bgen = 0;         // branch-set generation layers refer to
   std::vector<int> watched;  // udba=notify: layers currently watched
+  std::vector<FileHandle*> handles;  // open files, re-pointed at copy-up
 
   bool is_dir() const { return (type & S_IFMT) == S_IFDIR; }
 };
 
 using NodePtr = std::shared_ptr<Node>;
 
+// NodeIds are handed out once and never reused within a mount; st_ino is a
+// separate, stable number (xino). An inode number maps to its current node
+// ("incarnation"): when a branch inode is freed and its number reused, or an
+// entry changes type behind the mount, a new node is made while the kernel
+// may still hold the old one by its NodeId.
 class InodeTable {
  public:
+  InodeTable();
+  // Registers a node created outside (the root).
+  void insert(const NodePtr& n, uint64_t refs);
   NodePtr get(NodeId id) const;
-  // Returns the existing node for `id` or inserts `fresh`. Adds `refs`
-  // lookup references to the returned node under the shard lock.
-  NodePtr find_or_insert(NodeId id, const NodePtr& fresh, uint64_t refs);
+  NodePtr by_ino(uint64_t ino) const;
+  // The current node for `ino` if it has type `type`, else a new one; adds
+  // `refs` lookup references under the shard lock.
+  NodePtr find_or_insert(uint64_t ino, mode_t type, uint64_t refs);
   void add_ref(const NodePtr& n, uint64_t refs);
+  // The node no longer stands for its inode number (its last name is gone):
+  // later lookups of that number make a new node.
+  void retire(const NodePtr& n);
   // Drops `n` references; returns the node if it is now removable (no
-  // references and no children): the caller unlinks it from its parent.
+  // references): the caller erases it once it has no children either.
   NodePtr forget(NodeId id, uint64_t n);
   // Removes `id` if it has no references and no children.
   bool erase_if_unused(NodeId id, int children);
@@ -72,13 +85,10 @@ class InodeTable {
   std::vector<NodePtr> all() const;
 
  private:
-  static constexpr size_t kShards = 16;
-  struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<NodeId, NodePtr> map;
-  };
-  Shard& shard(NodeId id) const { return shards_[id % kShards]; }
-  mutable Shard shards_[kShards];
+  mutable std::mutex mu_;
+  std::unordered_map<NodeId, NodePtr> by_id_;      // guarded by mu_
+  std::unordered_map<uint64_t, NodePtr> by_ino_;   // guarded by mu_
+  NodeId next_id_ = 16;                            // guarded by mu_
 };
 
 }  // namespace aufs

@@ -32,8 +32,8 @@ struct Entry {
   struct stat attr {};
 };
 
-// An open file. `fd` is the backing file; for read-only handles it is
-// reopened on the current top branch when the file was copied up meanwhile.
+// An open file. `fd` is the backing file; read-only handles are re-pointed
+// to the copy when their file is copied up (see repoint_readers).
 struct FileHandle {
   NodePtr node;
   uint32_t brid = 0;  // branch the fd lives on (for del/mod EBUSY)
@@ -200,7 +200,7 @@ class Union {
                            const Resolution& r, const std::string& parent_rel);
   void detach(const NodePtr& n);
   void mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
-                     int top, uint64_t ino);
+                     const Hit& top);
   NodePtr node_for(const BranchSet& bs, const NodePtr& parent, const std::string& name,
                    const Resolution& r, const std::string& parent_rel);
   void set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name);
@@ -230,6 +230,7 @@ class Union {
   Status remove_whiteout_if_any(int dirfd, std::string_view name, bool* removed);
   Status make_opaque(const BranchSet& bs, int bw, int dirfd);
   void watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& rel);
+  void repoint_readers(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid);
   Status remove_dir_tree_meta(int parentfd, const std::string& name);
   Result<std::vector<VEntry>> list_dir(const BranchSet& bs, const std::vector<int>& layers,
                                        const std::string& rel) const;
