@@ -127,7 +127,9 @@ class UnionTest : public ::testing::Test {
     auto r = fs->create(p, n, mode, O_WRONLY, ctx);
     if (!r.ok()) return r.err();
     auto fd = fs->io_fd(*r->fh);
-    if (!data.empty()) EXPECT_EQ(::write(fd.value(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    if (!data.empty()) {
+      EXPECT_EQ(::write(fd.value(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    }
     fs->release(std::move(r->fh));
     return 0;
   }
@@ -534,7 +536,9 @@ TEST_F(UnionTest, HardLinksShareInodeAndSurviveOnDisk) {
   struct stat sx, sc;
   ASSERT_EQ(::stat((br(0) + "/c").c_str(), &sc), 0);
   bool up_a = ::stat((br(0) + "/a").c_str(), &sx) == 0;
-  if (!up_a) ASSERT_EQ(::stat((br(0) + "/b").c_str(), &sx), 0);
+  if (!up_a) {
+    ASSERT_EQ(::stat((br(0) + "/b").c_str(), &sx), 0);
+  }
   EXPECT_EQ(sx.st_ino, sc.st_ino);
   // The copy-up of a hard-linked file is recorded in the plnk store.
   struct stat sp;

@@ -10,28 +10,43 @@ using namespace aufs;
 
 TEST(InodeTable, LookupForgetAccounting) {
   InodeTable t;
-  auto n = std::make_shared<Node>(100, 100, S_IFREG);
-  auto got = t.find_or_insert(100, n, 1);
-  EXPECT_EQ(got, n);
-  auto other = std::make_shared<Node>(100, 100, S_IFREG);
-  EXPECT_EQ(t.find_or_insert(100, other, 2), n);  // existing node wins
+  auto n = t.find_or_insert(100, S_IFREG, 1);
+  EXPECT_NE(n->id, 100u) << "node ids are not inode numbers";
+  EXPECT_EQ(n->ino, 100u);
+  EXPECT_EQ(t.find_or_insert(100, S_IFREG, 2), n);  // existing node wins
   EXPECT_EQ(n->nlookup.load(), 3u);
-  EXPECT_EQ(t.forget(100, 2), nullptr);
-  auto last = t.forget(100, 1);
+  EXPECT_EQ(t.by_ino(100), n);
+  EXPECT_EQ(t.forget(n->id, 2), nullptr);
+  auto last = t.forget(n->id, 1);
   ASSERT_EQ(last, n);
-  EXPECT_TRUE(t.erase_if_unused(100, 0));
-  EXPECT_EQ(t.get(100), nullptr);
+  EXPECT_TRUE(t.erase_if_unused(n->id, 0));
+  EXPECT_EQ(t.get(n->id), nullptr);
+  EXPECT_EQ(t.by_ino(100), nullptr);
   EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(InodeTable, NewIncarnationGetsNewId) {
+  InodeTable t;
+  auto a = t.find_or_insert(7, S_IFREG, 1);
+  // Same number, other type (changed behind the mount): a new node.
+  auto b = t.find_or_insert(7, S_IFDIR, 1);
+  EXPECT_NE(a->id, b->id);
+  EXPECT_EQ(t.get(a->id), a) << "the kernel may still use the old id";
+  EXPECT_EQ(t.by_ino(7), b);
+  // Retired (last name removed): the number's next lookup is a new node.
+  t.retire(b);
+  auto c = t.find_or_insert(7, S_IFDIR, 1);
+  EXPECT_NE(c->id, b->id);
+  EXPECT_EQ(t.size(), 3u);
 }
 
 TEST(InodeTable, ForgetNeverGoesNegativeAndKeepsChildren) {
   InodeTable t;
-  auto n = std::make_shared<Node>(7, 7, S_IFDIR);
-  t.find_or_insert(7, n, 1);
-  EXPECT_EQ(t.forget(7, 5), n);
+  auto n = t.find_or_insert(7, S_IFDIR, 1);
+  EXPECT_EQ(t.forget(n->id, 5), n);
   EXPECT_EQ(n->nlookup.load(), 0u);
-  EXPECT_FALSE(t.erase_if_unused(7, 1));  // a child still points at it
-  EXPECT_TRUE(t.erase_if_unused(7, 0));
+  EXPECT_FALSE(t.erase_if_unused(n->id, 1));  // a child still points at it
+  EXPECT_TRUE(t.erase_if_unused(n->id, 0));
 }
 
 TEST(InodeTable, ConcurrentLookupsAndForgetsBalance) {
@@ -41,9 +56,9 @@ TEST(InodeTable, ConcurrentLookupsAndForgetsBalance) {
   for (int i = 0; i < kThreads; ++i)
     th.emplace_back([&] {
       for (int k = 0; k < kIters; ++k) {
-        NodeId id = 16 + static_cast<NodeId>(k % 64);
-        t.find_or_insert(id, std::make_shared<Node>(id, id, S_IFREG), 1);
-        if (auto n = t.forget(id, 1)) t.erase_if_unused(id, 0);
+        uint64_t ino = 16 + static_cast<uint64_t>(k % 64);
+        auto n = t.find_or_insert(ino, S_IFREG, 1);
+        if (t.forget(n->id, 1)) t.erase_if_unused(n->id, 0);
       }
     });
   for (auto& x : th) x.join();
