@@ -28,7 +28,7 @@ std::vector<VEntry> merge_listings(const std::vector<BranchListing>& layers) {
       if (seen.count(e.name) || hidden.count(e.name)) continue;
       if (l.own_wh_hides && own.count(e.name)) continue;
       seen.insert(e.name);
-      unsigned char t = e.name.size() > wh::kMaxNameLen ? DT_UNKNOWN : e.type;
+      unsigned char t = e.name.size() > wh::kMaxNameLen ? static_cast<unsigned char>(DT_UNKNOWN) : e.type;
       out.push_back({e.name, t, l.branch, e.ino});
     }
     if (wh_here)
