@@ -47,7 +47,7 @@ const std::set<std::string_view> kObsolete = {"clean_plink", "debug", "delete",
                                               "imap", "nodlgt", "relatime", "si"};
 // AUFS options this version recognises but does not implement yet.
 const std::set<std::string_view> kUnsupported = {
-    "create", "create_policy", "cpup", "copyup", "copyup_policy", "dirren",
+    "dirren",
     "list_plink", "shwh", "nodirperm1", "wsum",
     "trunc_xino", "itrunc_xino", "trunc_xib",
     "add", "ins", "append", "prepend", "del", "mod", "acl", "fhsm_sec",
@@ -183,6 +183,12 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
       std::string e = parse_branches(val, o.read_only, o.branches, o.notices);
       if (!e.empty()) return e;
       if (o.branches.empty()) return "no branches";
+    } else if (k == "create" || k == "create_policy") {
+      if (auto e = need_val(); !e.empty()) return e;
+      if (auto e = parse_create_policy(val, o.policy); !e.empty()) return e;
+    } else if (k == "cpup" || k == "copyup" || k == "copyup_policy") {
+      if (auto e = need_val(); !e.empty()) return e;
+      if (auto e = parse_cpup_policy(val, o.policy); !e.empty()) return e;
     } else if (k == "udba") {
       if (val == "none") o.udba = Udba::None;
       else if (val == "reval") o.udba = Udba::Reval;

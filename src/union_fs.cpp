@@ -58,7 +58,7 @@ class KeepTimes {
 
 }  // namespace
 
-Union::Union(const MountOptions& opts) : opts_(opts) {}
+Union::Union(const MountOptions& opts) : opts_(opts), policy_(opts.policy) {}
 Union::~Union() = default;
 
 Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
@@ -90,6 +90,12 @@ Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
   auto rl = u->root_layers(*bs);
   if (!rl.ok()) return Errno{rl.err()};
   u->root_->layers = rl.value();
+  {
+    const BranchSet& b0 = *bs;
+    int last = rl->back();
+    auto o = sys::lstat_at(b0[static_cast<size_t>(last)].root.get(), std::string(wh::kOpaque));
+    if (b0[static_cast<size_t>(last)].wh_able() && o.ok() && S_ISREG(o->st_mode)) u->root_->opaque = last;
+  }
   u->root_->bgen = bs->generation;
   u->table_.insert(u->root_, 1);
   std::random_device rd;
@@ -383,8 +389,20 @@ Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
   std::lock_guard<std::mutex> g(n->mu);
   w.layers = n->layers;
   w.data_rel = n->is_dir() ? w.rel : n->data_rel;
+  w.opaque = n->opaque;
   if (w.layers.empty()) return Errno{ESTALE};
   return w;
+}
+
+Result<Union::Where> Union::parent_where(const BranchSet& bs, const NodePtr& n) {
+  NodePtr parent;
+  {
+    std::shared_lock<std::shared_mutex> g(tree_mu_);
+    if (n->unlinked) return Errno{ESTALE};
+    parent = n->parent;
+  }
+  if (!parent) return Errno{ESTALE};
+  return where(bs, parent);
 }
 
 // After a branch change: resolve the node's path again from the root with
@@ -421,6 +439,7 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
     std::lock_guard<std::mutex> g(c->mu);
     if (c->is_dir()) {
       c->layers = layers;
+      c->opaque = r->opaque_branch;
     } else {
       if (c->layers.empty() || c->layers[0] != layers[0] || c->data_rel != rel) c->data_gen++;
       c->layers = {layers[0]};
@@ -445,6 +464,7 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
     if (n->is_dir()) {
       n->layers.clear();
       for (auto& h : r.hits) n->layers.push_back(h.branch);
+      n->opaque = r.opaque_branch;
       // AUFS: nlink = top's plus (nlink - 2) of each lower dir, so that find
       // never under-counts subdirectories.
       for (size_t i = 1; i < r.hits.size(); ++i)
@@ -584,17 +604,42 @@ int Union::first_writable(const BranchSet& bs) const {
   return -1;
 }
 
-// create=tdp: the parent's top branch if writable; else the first writable
-// branch holding the parent; else the nearest writable branch above the
-// parent's top (its ancestors are copied up there).
-Result<int> Union::target_branch(const BranchSet& bs, const std::vector<int>& parent_layers) const {
+BranchFacts Union::facts(const BranchSet& bs, const std::vector<int>& parent_layers,
+                         int parent_opaque, int name_whiteout) const {
+  BranchFacts f;
+  f.writable.resize(bs.size());
+  f.has_parent.resize(bs.size());
+  for (size_t i = 0; i < bs.size(); ++i) f.writable[i] = bs[i].writable() && !opts_.read_only;
+  for (int b : parent_layers) f.has_parent[static_cast<size_t>(b)] = true;
+  f.parent_top = parent_layers.empty() ? static_cast<int>(bs.size()) : parent_layers[0];
+  f.shadow = name_whiteout;
+  if (parent_opaque >= 0 && (f.shadow < 0 || parent_opaque < f.shadow)) f.shadow = parent_opaque;
+  f.free_bytes = [&bs](int b) -> uint64_t {
+    struct statvfs v;
+    if (::fstatvfs(bs[static_cast<size_t>(b)].root.get(), &v) < 0) return 0;
+    return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  };
+  return f;
+}
+
+Result<int> Union::pick_create(const BranchSet& bs, const Where& parent, int name_whiteout,
+                               bool is_mkdir) {
   if (opts_.read_only) return Errno{EROFS};
-  for (int b : parent_layers)
-    if (bs[static_cast<size_t>(b)].writable()) return b;
-  int top = parent_layers.empty() ? static_cast<int>(bs.size()) : parent_layers[0];
-  for (int b = top - 1; b >= 0; --b)
-    if (bs[static_cast<size_t>(b)].writable()) return b;
-  return Errno{EROFS};
+  BranchFacts f = facts(bs, parent.layers, parent.opaque, name_whiteout);
+  struct timespec now;
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  std::lock_guard<std::mutex> g(policy_mu_);
+  int b = policy_.select_create(f, is_mkdir, now.tv_sec);
+  if (b < 0) return Errno{EROFS};
+  return b;
+}
+
+Result<int> Union::pick_cpup(const BranchSet& bs, const Where& parent, int src) const {
+  if (opts_.read_only) return Errno{EROFS};
+  BranchFacts f = facts(bs, parent.layers, parent.opaque, -1);
+  int b = policy_.select_cpup(f, src);
+  if (b < 0) return Errno{EROFS};
+  return b;
 }
 
 Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
@@ -693,16 +738,19 @@ Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
 Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool need_name) {
   auto bs = branches();
   if (n->is_dir()) {
-    int bw;
+    int top;
     {
       std::lock_guard<std::mutex> g(n->mu);
       if (n->layers.empty()) return Errno{ESTALE};
-      if ((*bs)[static_cast<size_t>(n->layers[0])].writable()) return {};
-      auto t = target_branch(*bs, {n->layers[0]});
-      if (!t.ok()) return Errno{t.err()};
-      bw = t.value();
+      top = n->layers[0];
     }
-    return ensure_dir_path(*bs, bw, n);
+    if ((*bs)[static_cast<size_t>(top)].writable() && !opts_.read_only) return {};
+    if (n->id == kRootId) return Errno{EROFS};
+    auto pw = parent_where(*bs, n);
+    if (!pw.ok()) return Errno{pw.err()};
+    auto t = pick_cpup(*bs, pw.value(), top);
+    if (!t.ok()) return Errno{t.err()};
+    return ensure_dir_path(*bs, t.value(), n);
   }
   NodePtr parent;
   std::string name;
@@ -713,11 +761,8 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     name = n->name;
   }
   if (!parent) return Errno{ESTALE};
-  std::vector<int> parent_layers;
-  {
-    std::lock_guard<std::mutex> g(parent->mu);
-    parent_layers = parent->layers;
-  }
+  auto pw = where(*bs, parent);
+  if (!pw.ok()) return Errno{pw.err()};
   int src_b;
   std::string src_rel;
   {
@@ -746,15 +791,9 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     n->data_rel = rel;
     return {};
   }
-  // cpup=tdp: a writable branch above the source, preferring one that holds
-  // the parent already.
-  int bw = -1;
-  for (int b : parent_layers)
-    if (b < src_b && (*bs)[static_cast<size_t>(b)].writable()) { bw = b; break; }
-  if (bw < 0)
-    for (int b = src_b - 1; b >= 0; --b)
-      if ((*bs)[static_cast<size_t>(b)].writable()) { bw = b; break; }
-  if (bw < 0 || opts_.read_only) return Errno{EROFS};
+  auto bw_r = pick_cpup(*bs, pw.value(), src_b);
+  if (!bw_r.ok()) return Errno{bw_r.err()};
+  int bw = bw_r.value();
   AUFS_TRY(ensure_dir_path(*bs, bw, parent));
 
   std::lock_guard<std::mutex> g(n->mu);  // one copy-up per node at a time
@@ -958,7 +997,8 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok()) return Errno{r.err()};
   if (r->positive()) return Errno{EEXIST};
-  auto bw_r = target_branch(*bs, pw->layers);
+  auto bw_r = pick_create(*bs, pw.value(), r->whiteout ? r->whiteout_branch : -1,
+                         (mode & S_IFMT) == S_IFDIR);
   if (!bw_r.ok()) return Errno{bw_r.err()};
   int bw = bw_r.value();
   AUFS_TRY(ensure_dir_path(*bs, bw, p));
@@ -1118,7 +1158,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   int bw;
   if ((*bs)[static_cast<size_t>(top)].writable() && !opts_.read_only) bw = top;
   else {
-    auto t = target_branch(*bs, pw->layers);
+    auto t = pick_cpup(*bs, pw.value(), top);
     if (!t.ok()) return Errno{t.err()};
     bw = t.value();
   }
@@ -1162,7 +1202,7 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
   int bw;
   if ((*bs)[static_cast<size_t>(top)].writable() && !opts_.read_only) bw = top;
   else {
-    auto t = target_branch(*bs, pw->layers);
+    auto t = pick_cpup(*bs, pw.value(), top);
     if (!t.ok()) return Errno{t.err()};
     bw = t.value();
   }
@@ -1276,10 +1316,9 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   int btgt = -1;
   if ((*bs)[static_cast<size_t>(stop)].writable()) btgt = stop;
   else {
-    auto t = target_branch(*bs, pw->layers);
+    auto t = pick_cpup(*bs, pw.value(), stop);
     if (!t.ok()) return Errno{t.err()};
-    btgt = std::min(t.value(), stop);
-    if (!(*bs)[static_cast<size_t>(btgt)].writable()) return Errno{EROFS};
+    btgt = t.value();
   }
   if (rd->positive() && rd->hits[0].branch < btgt &&
       (*bs)[static_cast<size_t>(rd->hits[0].branch)].writable())

@@ -49,6 +49,7 @@ struct Node {
                              // (differs from the name path for pseudo-links)
   uint64_t data_gen = 0;     // bumped when the backing file changes
   uint64_t bgen = 0;         // branch-set generation layers refer to
+  int opaque = -1;           // dirs: branch carrying .wh..wh..opq (cut)
   std::vector<int> watched;  // udba=notify: layers currently watched
   std::vector<FileHandle*> handles;  // open files, re-pointed at copy-up
 

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "aufs_fuse/policy.hpp"
+
 namespace aufs {
 
 enum class Perm { RW, RO, RR };
@@ -50,6 +52,7 @@ struct MountOptions {
   bool read_only = false;      // -o ro
   bool check = true;           // chk: repair rw branches before mounting
   bool plink = true;           // pseudo-links keep lower hard links together
+  PolicyConfig policy;         // create= / cpup=
 
   // FUSE tuning; negative = derived from udba.
   double entry_timeout = -1, attr_timeout = -1, negative_timeout = -1;

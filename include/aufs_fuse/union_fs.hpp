@@ -21,6 +21,7 @@
 #include "aufs_fuse/node.hpp"
 #include "aufs_fuse/notify.hpp"
 #include "aufs_fuse/options.hpp"
+#include "aufs_fuse/policy.hpp"
 #include "aufs_fuse/result.hpp"
 #include "aufs_fuse/vdir.hpp"
 #include "aufs_fuse/xino.hpp"
@@ -184,6 +185,7 @@ class Union {
     std::string rel;
     std::vector<int> layers;
     std::string data_rel;
+    int opaque = -1;  // dirs: branch of its opaque marker
   };
 
   Status prepare_rw_branch(const Branch& b);
@@ -217,7 +219,13 @@ class Union {
   std::string plink_name(uint64_t ino) const;
 
   int first_writable(const BranchSet& bs) const;
-  Result<int> target_branch(const BranchSet& bs, const std::vector<int>& parent_layers) const;
+  BranchFacts facts(const BranchSet& bs, const std::vector<int>& parent_layers, int parent_opaque,
+                    int name_whiteout) const;
+  // create= policy for a new name in `parent` (whited out on name_whiteout).
+  Result<int> pick_create(const BranchSet& bs, const Where& parent, int name_whiteout, bool is_mkdir);
+  // cpup= policy for an entry of `parent` that lives on branch src.
+  Result<int> pick_cpup(const BranchSet& bs, const Where& parent, int src) const;
+  Result<Where> parent_where(const BranchSet& bs, const NodePtr& n);
   Status ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir);
   Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel);
   // Makes the node's data writable: copies it to a writable branch (with
@@ -261,6 +269,8 @@ class Union {
   std::mutex change_mu_;  // one branch change at a time
   uint32_t next_brid_ = 0;
   std::unique_ptr<BranchWatcher> watcher_;  // udba=notify only
+  std::mutex policy_mu_;
+  PolicyState policy_;  // rr counter and mfs cache guarded by policy_mu_
   mutable std::mutex open_mu_;
   std::unordered_map<uint32_t, std::pair<int, int>> open_by_branch_;  // (all, writers)
 };

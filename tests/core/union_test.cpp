@@ -729,3 +729,83 @@ TEST_F(UnionTest, InodeNumbersSurviveRemountAfterCopyUp) {
   EXPECT_EQ(fs->getxattr(walk("d/e/g")->id, fs->ino_xattr().c_str(), 64).err(), ENODATA);
   EXPECT_EQ(fs->setxattr(walk("d/e/g")->id, fs->ino_xattr().c_str(), "x", 1, 0).err(), EPERM);
 }
+
+TEST_F(UnionTest, SeveralWritableBranchesTdp) {
+  make_branches({"rw", "rw", "ro"});
+  mkdirs(br(1) + "/only1");
+  write_file(br(1) + "/only1/f", "in place");
+  mkdirs(br(2) + "/low");
+  write_file(br(2) + "/low/g", "g");
+  mount();
+  // tdp: the parent's top branch (rw 1) takes the new entry.
+  EXPECT_EQ(create("only1/new", "n"), 0);
+  EXPECT_TRUE(exists(br(1) + "/only1/new"));
+  EXPECT_FALSE(exists(br(0) + "/only1"));
+  // A file on a lower writable branch is modified in place.
+  append("only1/f", "+");
+  EXPECT_EQ(read_file(br(1) + "/only1/f"), "in place+");
+  EXPECT_FALSE(exists(br(0) + "/only1/f"));
+  // Removing it needs no whiteout (nothing below).
+  EXPECT_EQ(unlink("only1/f"), 0);
+  EXPECT_FALSE(exists(br(1) + "/only1/.wh.f"));
+  // Copy-up from the ro branch: tdp takes the nearest writable branch
+  // above the parent's top (AUFS scans upward from there).
+  append("low/g", "+");
+  EXPECT_EQ(read_file(br(1) + "/low/g"), "g+");
+  EXPECT_FALSE(exists(br(0) + "/low"));
+}
+
+TEST_F(UnionTest, CreateRoundRobin) {
+  make_branches({"rw", "rw", "ro"});
+  mount("create=rr");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(create("f" + std::to_string(i)), 0);
+  EXPECT_TRUE(exists(br(0) + "/f0"));
+  EXPECT_TRUE(exists(br(1) + "/f1"));
+  EXPECT_TRUE(exists(br(0) + "/f2"));
+  EXPECT_TRUE(exists(br(1) + "/f3"));
+  EXPECT_EQ(ls(""), (std::vector<std::string>{"f0", "f1", "f2", "f3"}));
+}
+
+TEST_F(UnionTest, CreateRoundRobinRespectsWhiteouts) {
+  make_branches({"rw", "rw", "ro"});
+  write_file(br(2) + "/x", "lower");
+  mount("create=rr");
+  EXPECT_EQ(create("a"), 0);        // rr -> branch 0; next would be 1
+  EXPECT_EQ(unlink("x"), 0);        // whiteout on branch 0
+  EXPECT_TRUE(exists(br(0) + "/.wh.x"));
+  EXPECT_EQ(create("x", "new"), 0);  // must land on 0, above the whiteout
+  EXPECT_TRUE(exists(br(0) + "/x"));
+  EXPECT_EQ(cat("x"), "new");
+}
+
+TEST_F(UnionTest, CopyUpBottomUp) {
+  make_branches({"rw", "rw", "ro"});
+  mkdirs(br(2) + "/d");
+  write_file(br(2) + "/d/f", "f");
+  mount("cpup=bu");
+  append("d/f", "+");
+  EXPECT_EQ(read_file(br(1) + "/d/f"), "f+") << "bu: nearest writable above the source";
+  EXPECT_FALSE(exists(br(0) + "/d/f"));
+}
+
+TEST_F(UnionTest, CreateMostFreeSpace) {
+  if (!daemon_is_root()) GTEST_SKIP() << "needs root to mount tmpfs branches";
+  make_branches({"rw", "rw", "ro"});
+  ASSERT_EQ(::system(("mount -t tmpfs -o size=2m t " + br(0) + " && mount -t tmpfs -o size=8m t " + br(1)).c_str()), 0);
+  struct Umount {
+    std::string a, b;
+    ~Umount() { (void)!::system(("umount " + a + " " + b).c_str()); }
+  } um{br(0), br(1)};
+  mount("create=mfs:0");
+  EXPECT_EQ(create("big"), 0);
+  EXPECT_TRUE(exists(br(1) + "/big")) << "branch 1 has the most free space";
+  fs.reset();
+  mount("create=tdmfs:1048576:0");
+  EXPECT_EQ(create("td"), 0);
+  EXPECT_TRUE(exists(br(0) + "/td")) << "top-most branch with more than 1 MiB free";
+  fs.reset();
+  mount("create=tdmfs:4194304:0");
+  EXPECT_EQ(create("td2"), 0);
+  EXPECT_TRUE(exists(br(1) + "/td2")) << "branch 0 has less than 4 MiB free";
+  fs.reset();
+}
