@@ -133,9 +133,15 @@ int main(int argc, char** argv) {
   }
   fuse_daemonize(opts.foreground ? 1 : 0);
   // After daemonizing: the watcher thread must live in the final process.
-  u.value()->start_notify([&fctx](aufs::NodeId dir, const std::string& name) {
+  bool watching = u.value()->start_notify([&fctx](aufs::NodeId dir, const std::string& name) {
     aufs::invalidate_entry(fctx, dir, name);
   });
+  if (opts.udba == aufs::Udba::Notify && !watching) {
+    spdlog::warn("udba=notify: cannot watch the branches; behaving as udba=reval");
+    if (opts.entry_timeout < 0) fctx.cfg.entry_timeout = 1.0;
+    if (opts.attr_timeout < 0) fctx.cfg.attr_timeout = 1.0;
+    if (opts.negative_timeout < 0) fctx.cfg.negative_timeout = 1.0;
+  }
   spdlog::info("mounted {} branches on {}", opts.branches.size(), opts.mountpoint);
   if (opts.single_thread) {
     rc = fuse_session_loop(se);

@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <set>
@@ -50,7 +51,7 @@ const std::set<std::string_view> kUnsupported = {
     "dirren",
     "list_plink", "shwh", "nodirperm1", "wsum",
     "trunc_xino", "itrunc_xino", "trunc_xib",
-    "add", "ins", "append", "prepend", "del", "mod", "acl", "fhsm_sec",
+    "acl", "fhsm_sec",
     "droplvl", "rdblk", "rdhash"};
 
 }  // namespace
@@ -189,6 +190,29 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
     } else if (k == "cpup" || k == "copyup" || k == "copyup_policy") {
       if (auto e = need_val(); !e.empty()) return e;
       if (auto e = parse_cpup_policy(val, o.policy); !e.empty()) return e;
+    } else if (k == "add" || k == "ins" || k == "append" || k == "prepend" || k == "del" ||
+               k == "mod") {
+      // AUFS accepts branch edits at mount too, applied to the list so far.
+      if (o.branches.empty() && k != "append" && k != "prepend" && k != "add" && k != "ins")
+        return "'" + k + "' needs branches given before it (br=...)";
+      std::vector<BranchOp> ops;
+      std::string e = parse_branch_ops(opt, o.read_only, ops);
+      if (!e.empty()) return e;
+      for (auto& op : ops) {
+        if (op.kind == BranchOp::Kind::Add) {
+          long idx = op.index == -1 ? static_cast<long>(o.branches.size()) : op.index;
+          if (idx < 0 || idx > static_cast<long>(o.branches.size()))
+            return "'" + std::string(opt) + "': branch index out of range";
+          if (!op.spec.perm_given) op.spec.perm = (idx == 0 && !o.read_only) ? Perm::RW : Perm::RO;
+          o.branches.insert(o.branches.begin() + idx, op.spec);
+        } else if (op.kind == BranchOp::Kind::Del || op.kind == BranchOp::Kind::Mod) {
+          auto it = std::find_if(o.branches.begin(), o.branches.end(),
+                                 [&](const BranchSpec& b) { return b.path == op.spec.path; });
+          if (it == o.branches.end()) return "'" + std::string(opt) + "': no such branch";
+          if (op.kind == BranchOp::Kind::Del) o.branches.erase(it);
+          else { it->perm = op.spec.perm; it->wh = op.spec.wh; it->nolwh = op.spec.nolwh; }
+        }
+      }
     } else if (k == "udba") {
       if (val == "none") o.udba = Udba::None;
       else if (val == "reval") o.udba = Udba::Reval;
@@ -346,7 +370,13 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
 std::string parse_branch_ops(std::string_view s, bool read_only_mount, std::vector<BranchOp>& out) {
   for (const std::string& optstr : split_options(s)) {
     std::string_view opt = optstr;
-    if (opt.empty() || is_mount_helper_option(opt) || opt == "rw" || opt == "ro") continue;
+    if (opt.empty() || is_mount_helper_option(opt)) continue;
+    if (opt == "ro" || opt == "rw") {
+      BranchOp m;
+      m.kind = opt == "ro" ? BranchOp::Kind::SetRo : BranchOp::Kind::SetRw;
+      out.push_back(m);
+      continue;
+    }
     size_t sep = opt.find_first_of(":=");
     std::string key(opt.substr(0, sep));
     if (sep == std::string_view::npos) return "option '" + key + "' cannot be changed by remount";
@@ -392,6 +422,37 @@ std::string parse_branch_ops(std::string_view s, bool read_only_mount, std::vect
     out.push_back(std::move(op));
   }
   return {};
+}
+
+std::string format_branch_ops(const std::vector<BranchOp>& ops) {
+  std::string out;
+  for (auto& op : ops) {
+    if (!out.empty()) out += ',';
+    std::string perm = op.spec.perm_given ? "=" + format_perm(op.spec) : "";
+    switch (op.kind) {
+      case BranchOp::Kind::Add:
+        out += op.index == -1 ? "append:" + op.spec.path + perm
+                              : "add:" + std::to_string(op.index) + ":" + op.spec.path + perm;
+        break;
+      case BranchOp::Kind::Del: out += "del:" + op.spec.path; break;
+      case BranchOp::Kind::Mod: out += "mod:" + op.spec.path + perm; break;
+      case BranchOp::Kind::SetRo: out += "ro"; break;
+      case BranchOp::Kind::SetRw: out += "rw"; break;
+    }
+  }
+  return out;
+}
+
+void absolutize_ops(std::vector<BranchOp>& ops) {
+  char cwd[PATH_MAX];
+  if (!::getcwd(cwd, sizeof cwd)) return;
+  for (auto& op : ops) {
+    if (op.kind == BranchOp::Kind::SetRo || op.kind == BranchOp::Kind::SetRw) continue;
+    if (op.spec.path.empty() || op.spec.path[0] == '/') continue;
+    char buf[PATH_MAX];
+    if (::realpath(op.spec.path.c_str(), buf)) op.spec.path = buf;
+    else op.spec.path = std::string(cwd) + "/" + op.spec.path;
+  }
 }
 
 namespace {
@@ -470,6 +531,7 @@ std::string validate_options(MountOptions& o) {
 std::string usage_text(std::string_view prog) {
   std::string p(prog);
   return "usage: " + p + " [-f] [-d] [-s] -o br=DIR[=PERM]:DIR[=PERM]...[,OPTIONS] MOUNTPOINT\n"
+         "       " + p + " [OPTIONS] SOURCE MOUNTPOINT   (mount(8) style; SOURCE \"none\" or a branch list)\n"
          "\n"
          "AUFS-style union mount over FUSE.\n"
          "\n"
@@ -481,8 +543,11 @@ std::string usage_text(std::string_view prog) {
          "\n"
          "Branches (br=, br:, dirs=): DIR[=PERM[+ATTR]] joined by ':', top first.\n"
          "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), nolwh (rw).\n"
-         "Options: udba=none|reval|notify, diropq=w|a, sum, nosum, warn_perm, nowarn_perm,\n"
-         "  verbose, rdcache=SEC, dio, xino=PATH, noxino, chk, nochk, ro, rw,\n"
+         "Branch edits (applied in order): add:N:DIR[=PERM], ins:N:DIR, append:DIR, prepend:DIR,\n"
+         "  del:DIR, mod:DIR=PERM.  Overlay style: lowerdir=A:B,upperdir=U[,workdir=W].\n"
+         "Options: udba=none|reval|notify, create=POLICY, cpup=POLICY, diropq=w|a, sum, nosum,\n"
+         "  plink, noplink, warn_perm, nowarn_perm, verbose, rdcache=SEC, dio, xino=PATH,\n"
+         "  noxino, chk, nochk, ro, rw,\n"
          "  entry_timeout=SEC, attr_timeout=SEC, negative_timeout=SEC, threads=N,\n"
          "  and FUSE options: allow_other, allow_root, default_permissions,\n"
          "  auto_unmount, fsname=NAME, subtype=NAME, nosuid, nodev, noexec, noatime.\n"

@@ -58,7 +58,7 @@ class KeepTimes {
 
 }  // namespace
 
-Union::Union(const MountOptions& opts) : opts_(opts), policy_(opts.policy) {}
+Union::Union(const MountOptions& opts) : opts_(opts), policy_(opts.policy), ro_(opts.read_only) {}
 Union::~Union() = default;
 
 Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
@@ -83,6 +83,7 @@ Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
     }
     auto b = u->open_branch(spec, u->next_brid_++);
     if (!b.ok()) return Errno{b.err()};
+    if (b.value()->writable() && !opts.read_only) AUFS_TRY(u->finish_rw(*b.value()));
     bs->br.push_back(std::move(b.value()));
   }
   u->branches_ = bs;
@@ -119,15 +120,17 @@ Result<std::shared_ptr<Branch>> Union::open_branch(const BranchSpec& spec, uint3
   b->dev = st.st_dev;
   b->root_ino = st.st_ino;
   b->seed = branch_seed(spec.path.c_str());
-  if (b->writable() && !opts_.read_only) {
-    if (auto s = prepare_rw_branch(*b); !s.ok()) {
-      spdlog::error("branch {}: cannot prepare rw branch: {}", spec.path, std::strerror(s.err()));
-      return Errno{s.err()};
-    }
-    auto base = sys::lstat_at(fd, std::string(wh::kBase));
-    b->base_ok = base.ok() && S_ISREG(base->st_mode);
-  }
   return b;
+}
+
+Status Union::finish_rw(Branch& b) {
+  if (auto s = prepare_rw_branch(b); !s.ok()) {
+    spdlog::error("branch {}: cannot prepare rw branch: {}", b.spec.path, std::strerror(s.err()));
+    return s;
+  }
+  auto base = sys::lstat_at(b.root.get(), std::string(wh::kBase));
+  b.base_ok = base.ok() && S_ISREG(base->st_mode);
+  return {};
 }
 
 Status Union::prepare_rw_branch(const Branch& b) {
@@ -598,7 +601,7 @@ Result<std::string> Union::readlink(NodeId id) {
 }
 
 int Union::first_writable(const BranchSet& bs) const {
-  if (opts_.read_only) return -1;
+  if (ro()) return -1;
   for (size_t i = 0; i < bs.size(); ++i)
     if (bs[i].writable()) return static_cast<int>(i);
   return -1;
@@ -609,7 +612,7 @@ BranchFacts Union::facts(const BranchSet& bs, const std::vector<int>& parent_lay
   BranchFacts f;
   f.writable.resize(bs.size());
   f.has_parent.resize(bs.size());
-  for (size_t i = 0; i < bs.size(); ++i) f.writable[i] = bs[i].writable() && !opts_.read_only;
+  for (size_t i = 0; i < bs.size(); ++i) f.writable[i] = bs[i].writable() && !ro();
   for (int b : parent_layers) f.has_parent[static_cast<size_t>(b)] = true;
   f.parent_top = parent_layers.empty() ? static_cast<int>(bs.size()) : parent_layers[0];
   f.shadow = name_whiteout;
@@ -624,7 +627,7 @@ BranchFacts Union::facts(const BranchSet& bs, const std::vector<int>& parent_lay
 
 Result<int> Union::pick_create(const BranchSet& bs, const Where& parent, int name_whiteout,
                                bool is_mkdir) {
-  if (opts_.read_only) return Errno{EROFS};
+  if (ro()) return Errno{EROFS};
   BranchFacts f = facts(bs, parent.layers, parent.opaque, name_whiteout);
   struct timespec now;
   ::clock_gettime(CLOCK_MONOTONIC, &now);
@@ -635,7 +638,7 @@ Result<int> Union::pick_create(const BranchSet& bs, const Where& parent, int nam
 }
 
 Result<int> Union::pick_cpup(const BranchSet& bs, const Where& parent, int src) const {
-  if (opts_.read_only) return Errno{EROFS};
+  if (ro()) return Errno{EROFS};
   BranchFacts f = facts(bs, parent.layers, parent.opaque, -1);
   int b = policy_.select_cpup(f, src);
   if (b < 0) return Errno{EROFS};
@@ -744,7 +747,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
       if (n->layers.empty()) return Errno{ESTALE};
       top = n->layers[0];
     }
-    if ((*bs)[static_cast<size_t>(top)].writable() && !opts_.read_only) return {};
+    if ((*bs)[static_cast<size_t>(top)].writable() && !ro()) return {};
     if (n->id == kRootId) return Errno{EROFS};
     auto pw = parent_where(*bs, n);
     if (!pw.ok()) return Errno{pw.err()};
@@ -1156,7 +1159,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   if (S_ISDIR(r->hits[0].st.st_mode)) return Errno{EISDIR};
   int top = r->hits[0].branch;
   int bw;
-  if ((*bs)[static_cast<size_t>(top)].writable() && !opts_.read_only) bw = top;
+  if ((*bs)[static_cast<size_t>(top)].writable() && !ro()) bw = top;
   else {
     auto t = pick_cpup(*bs, pw.value(), top);
     if (!t.ok()) return Errno{t.err()};
@@ -1200,7 +1203,7 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
   if (!ents->empty()) return Errno{ENOTEMPTY};
   int top = r->hits[0].branch;
   int bw;
-  if ((*bs)[static_cast<size_t>(top)].writable() && !opts_.read_only) bw = top;
+  if ((*bs)[static_cast<size_t>(top)].writable() && !ro()) bw = top;
   else {
     auto t = pick_cpup(*bs, pw.value(), top);
     if (!t.ok()) return Errno{t.err()};
@@ -1301,7 +1304,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     if (!src_dir && dst_dir) return Errno{EISDIR};
   }
   if (src_rel == dst_rel) return {};
-  if (opts_.read_only) return Errno{EROFS};
+  if (ro()) return Errno{EROFS};
   if (dst_dir && !exchange) {
     std::vector<int> dl;
     for (auto& h : rd->hits) dl.push_back(h.branch);
@@ -1468,7 +1471,7 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   if (n->is_dir()) return Errno{EISDIR};
   bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
   if (write) {
-    if (opts_.read_only) return Errno{EROFS};
+    if (ro()) return Errno{EROFS};
     // Copy-up at open (as overlayfs): no data copy when truncating anyway.
     AUFS_TRY(copy_up(n, !(flags & O_TRUNC)));
   }
@@ -1579,7 +1582,7 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
   if (id == kControlId) return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
-  if (opts_.read_only && (in.valid & ~SetAttrIn::kCtime)) return Errno{EROFS};
+  if (ro() && (in.valid & ~SetAttrIn::kCtime)) return Errno{EROFS};
   bool only_trunc = (in.valid & SetAttrIn::kSize) && !(in.valid & ~(SetAttrIn::kSize | SetAttrIn::kCtime));
   // ftruncate on a writable handle: the handle is on the upper copy already.
   if (fh && only_trunc && (fh->flags & O_ACCMODE) != O_RDONLY) {
@@ -1717,7 +1720,7 @@ Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size,
     std::vector<BranchOp> ops;
     std::string spec(static_cast<const char*>(val), size);
     while (!spec.empty() && (spec.back() == '\n' || spec.back() == '\0')) spec.pop_back();
-    std::string e = parse_branch_ops(spec, opts_.read_only, ops);
+    std::string e = parse_branch_ops(spec, ro(), ops);
     if (!e.empty()) {
       spdlog::warn("branch change refused: {}", e);
       return Errno{EINVAL};
@@ -1731,7 +1734,7 @@ Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size,
     return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
-  if (opts_.read_only) return Errno{EROFS};
+  if (ro()) return Errno{EROFS};
   AUFS_TRY(copy_up(n, true));
   auto bs = branches();
   auto w = where(*bs, n);
@@ -1746,7 +1749,7 @@ Status Union::removexattr(NodeId id, const char* key) {
   if (id == kControlId || is_internal_xattr(key)) return Errno{EPERM};
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
-  if (opts_.read_only) return Errno{EROFS};
+  if (ro()) return Errno{EROFS};
   // Nothing to copy up if the attribute does not exist at all.
   {
     auto cur = getxattr(id, key, 0);
@@ -1783,7 +1786,7 @@ Status Union::access(NodeId id, int mask, const Ctx& ctx) {
   auto st = getattr(id, nullptr);
   if (!st.ok()) return Errno{st.err()};
   if (mask == F_OK) return {};
-  if ((mask & W_OK) && opts_.read_only) return Errno{EROFS};
+  if ((mask & W_OK) && ro()) return Errno{EROFS};
   mode_t m = st->st_mode;
   if (ctx.uid == 0) {
     // root: read/write always; execute if any x bit is set, or a directory.
@@ -1853,15 +1856,16 @@ Status Union::change_branches(const std::vector<BranchOp>& ops, std::string* msg
     if (msg) *msg = why;
     return Errno{e};
   };
+  // Phase 1 plans the new list and checks everything without touching any
+  // branch; phase 2 writes the rw metadata. A refused change leaves the
+  // disk as it was.
   BranchSetPtr cur = branches();
   std::vector<std::shared_ptr<Branch>> br(cur->br.begin(), cur->br.end());
-  std::vector<std::shared_ptr<Branch>> created;
   uint32_t next_id = next_brid_;
-  auto find = [&](const std::string& given) -> long {
-    char buf[PATH_MAX];
-    std::string p = ::realpath(given.c_str(), buf) ? std::string(buf) : given;
+  bool new_ro = ro();
+  auto find = [&](const std::string& p) -> long {
     for (size_t i = 0; i < br.size(); ++i)
-      if (br[i]->spec.path == p || br[i]->spec.path == given) return static_cast<long>(i);
+      if (br[i]->spec.path == p) return static_cast<long>(i);
     return -1;
   };
   auto busy = [&](uint32_t id, bool writers_only) {
@@ -1870,14 +1874,22 @@ Status Union::change_branches(const std::vector<BranchOp>& ops, std::string* msg
     if (it == open_by_branch_.end()) return false;
     return (writers_only ? it->second.second : it->second.first) > 0;
   };
+  auto absolute = [&](const std::string& p) { return !p.empty() && p[0] == '/'; };
   for (const BranchOp& op : ops) {
+    if (op.kind == BranchOp::Kind::SetRo || op.kind == BranchOp::Kind::SetRw) {
+      new_ro = op.kind == BranchOp::Kind::SetRo;
+      continue;
+    }
+    if (!absolute(op.spec.path))
+      return fail(EINVAL, "branch '" + op.spec.path + "': path must be absolute");
+    char buf[PATH_MAX];
+    std::string real = ::realpath(op.spec.path.c_str(), buf) ? std::string(buf) : op.spec.path;
     if (op.kind == BranchOp::Kind::Add) {
       long idx = op.index == -1 ? static_cast<long>(br.size()) : op.index;
       if (idx < 0 || idx > static_cast<long>(br.size()))
         return fail(EDOM, "branch index " + std::to_string(op.index) + " out of range 0.." +
                               std::to_string(br.size()));
       BranchSpec spec = op.spec;
-      char buf[PATH_MAX];
       if (!::realpath(spec.path.c_str(), buf))
         return fail(errno, "branch '" + spec.path + "': " + std::strerror(errno));
       spec.path = buf;
@@ -1895,22 +1907,21 @@ Status Union::change_branches(const std::vector<BranchOp>& ops, std::string* msg
       if (!mnt.empty() && (spec.path == mnt || is_under_path(spec.path, mnt) || is_under_path(mnt, spec.path)))
         return fail(EINVAL, "branch '" + spec.path + "' must be outside the mount point");
       if (br.size() >= 127) return fail(ENOSPC, "too many branches (127 at most)");
-      if (!spec.perm_given) spec.perm = (idx == 0 && !opts_.read_only) ? Perm::RW : Perm::RO;
+      if (!spec.perm_given) spec.perm = (idx == 0 && !new_ro) ? Perm::RW : Perm::RO;
       if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
         return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
       auto nb = open_branch(spec, next_id++);
       if (!nb.ok()) return fail(nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
-      created.push_back(nb.value());
       br.insert(br.begin() + idx, nb.value());
     } else if (op.kind == BranchOp::Kind::Del) {
-      long i = find(op.spec.path);
+      long i = find(real);
       if (i < 0) continue;  // AUFS ignores an unknown path at remount
       if (br.size() == 1) return fail(EBUSY, "cannot delete the last branch");
       if (busy(br[static_cast<size_t>(i)]->id, false))
         return fail(EBUSY, "branch '" + br[static_cast<size_t>(i)]->spec.path + "' has open files");
       br.erase(br.begin() + i);
     } else {
-      long i = find(op.spec.path);
+      long i = find(real);
       if (i < 0) return fail(ENOENT, "no branch '" + op.spec.path + "'");
       auto& old = br[static_cast<size_t>(i)];
       if (old->writable() && !op.spec.writable() && busy(old->id, true))
@@ -1921,16 +1932,31 @@ Status Union::change_branches(const std::vector<BranchOp>& ops, std::string* msg
       spec.nolwh = op.spec.nolwh;
       if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
         return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
-      // Same id, new permission: open a fresh object (snapshots are immutable).
+      // Same id, new permission: a fresh object (snapshots are immutable).
       auto nb = open_branch(spec, old->id);
       if (!nb.ok()) return fail(nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
-      if (old->writable() && !spec.writable()) {
-        // rw -> ro: the whiteout base and empty plnk/orph go, as in AUFS.
-        ::unlinkat(old->root.get(), std::string(wh::kBase).c_str(), 0);
-        ::unlinkat(old->root.get(), std::string(wh::kPlink).c_str(), AT_REMOVEDIR);
-        ::unlinkat(old->root.get(), std::string(wh::kOrph).c_str(), AT_REMOVEDIR);
-      }
       old = nb.value();
+    }
+  }
+  // Phase 2.
+  bool changed = new_ro != ro() || br.size() != cur->size();
+  for (size_t i = 0; !changed && i < br.size(); ++i)
+    changed = br[i]->id != (*cur)[i].id || format_perm(br[i]->spec) != format_perm((*cur)[i].spec);
+  if (!changed) return {};
+  for (auto& b : br) {
+    const Branch* was = nullptr;
+    for (auto& c : cur->br)
+      if (c->id == b->id) was = c.get();
+    bool was_rw = was && was->writable() && !ro();
+    bool now_rw = b->writable() && !new_ro;
+    if (now_rw) {
+      if (auto st = finish_rw(*b); !st.ok())
+        return fail(st.err(), "branch '" + b->spec.path + "': cannot prepare: " + std::strerror(st.err()));
+    } else if (was_rw && !b->writable()) {
+      // rw -> ro: the whiteout base and empty plnk/orph go, as in AUFS.
+      ::unlinkat(b->root.get(), std::string(wh::kBase).c_str(), 0);
+      ::unlinkat(b->root.get(), std::string(wh::kPlink).c_str(), AT_REMOVEDIR);
+      ::unlinkat(b->root.get(), std::string(wh::kOrph).c_str(), AT_REMOVEDIR);
     }
   }
   auto ns = std::make_shared<BranchSet>();
@@ -1940,12 +1966,13 @@ Status Union::change_branches(const std::vector<BranchOp>& ops, std::string* msg
     std::lock_guard<std::mutex> g(branches_mu_);
     branches_ = ns;
   }
+  ro_.store(new_ro);
   next_brid_ = next_id;
   counters_.branch_changes++;
   std::string desc;
   for (size_t i = 0; i < ns->size(); ++i)
     desc += (i ? ":" : "") + (*ns)[i].spec.path + "=" + format_perm((*ns)[i].spec);
-  spdlog::info("branches now {}", desc);
+  spdlog::info("branches now {}{}", desc, new_ro ? " (read-only)" : "");
   return {};
 }
 
@@ -1963,7 +1990,10 @@ std::string Union::info_json() const {
   o += opts_.udba == Udba::None ? "none" : opts_.udba == Udba::Reval ? "reval" : "notify";
   o += opts_.diropq_always ? ",diropq=a" : ",diropq=w";
   o += opts_.sum ? ",sum" : ",nosum";
-  if (opts_.read_only) o += ",ro";
+  o += opts_.plink ? ",plink" : ",noplink";
+  o += opts_.check ? ",chk" : ",nochk";
+  o += "," + format_policies(opts_.policy);
+  if (ro()) o += ",ro";
   if (!opts_.xino_path.empty()) o += ",xino=" + opts_.xino_path;
   j += "],\"generation\":" + std::to_string(bs->generation) + ",\"xino\":" + json_str(xino) +
        ",\"options\":" + json_str(o) + ",\"counters\":{\"inodes\":" + std::to_string(table_.size()) +
@@ -2033,6 +2063,8 @@ void Union::watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& 
   std::vector<UniqueFd> fds;
   std::vector<int> raw;
   for (int b : layers) {
+    // rr: natively read-only, nothing can change there (AUFS skips it too).
+    if (bs[static_cast<size_t>(b)].spec.perm == Perm::RR) continue;
     auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_DIRECTORY);
     if (!fd.ok()) continue;
     raw.push_back(fd->get());
@@ -2041,12 +2073,12 @@ void Union::watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& 
   watcher_->watch(n->id, raw);
 }
 
-void Union::start_notify(std::function<void(NodeId, const std::string&)> inval) {
-  if (opts_.udba != Udba::Notify) return;
+bool Union::start_notify(std::function<void(NodeId, const std::string&)> inval) {
+  if (opts_.udba != Udba::Notify) return false;
   watcher_ = std::make_unique<BranchWatcher>();
   if (!watcher_->ok()) {
     watcher_.reset();
-    return;
+    return false;
   }
   watcher_->start([this, inval](NodeId dir, const std::string& name) {
     if (dir == kRootId || name.empty() || dir == 0) {
@@ -2061,6 +2093,7 @@ void Union::start_notify(std::function<void(NodeId, const std::string&)> inval) 
   });
   auto bs = branches();
   watch_dir(*bs, root_, "");
+  return true;
 }
 
 void Union::stop_notify() {

@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
     auto rep = aufs::check_branch(branches[bi], fix, fix);
     if (!rep.ok()) {
       std::fprintf(stderr, "aufs-fuse-check: %s: %s\n", branches[bi].c_str(), std::strerror(rep.err()));
+      if (json)
+        std::printf("%s{\"branch\":%s,\"error\":%s}]\n", bi ? "," : "",
+                    aufs::json_str(branches[bi]).c_str(), aufs::json_str(std::strerror(rep.err())).c_str());
       return 2;
     }
     size_t left = 0;

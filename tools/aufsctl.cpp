@@ -214,6 +214,8 @@ int main(int argc, char** argv) {
   }
   std::vector<aufs::BranchOp> parsed;
   if (auto e = aufs::parse_branch_ops(ops, false, parsed); !e.empty()) return fail(e);
+  aufs::absolutize_ops(parsed);  // the daemon does not share our cwd
+  ops = aufs::format_branch_ops(parsed);
   if (::setxattr(ctl_path(mnt).c_str(), "user.aufs.remount", ops.data(), ops.size(), 0) != 0) {
     int e = errno;
     if (e == EPERM || e == EACCES) return fail(mnt + ": only root or the mount's owner may change branches");

@@ -64,8 +64,10 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
   std::string ops;
   int ro = -1;
   for (auto& o : opts) {
-    if (o == "ro") { ro = 1; continue; }
-    if (o == "rw") { ro = 0; continue; }
+    if (o == "ro" || o == "rw") {
+      ro = o == "ro";
+      continue;
+    }
     // mount(8) repeats the mount's current options (nosuid, user_id=...):
     // only branch operations are for the daemon.
     std::string key = o.substr(0, o.find_first_of(":="));
@@ -75,10 +77,13 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
     if (!ops.empty()) ops += ',';
     ops += o;
   }
+  if (ro >= 0) ops += std::string(ops.empty() ? "" : ",") + (ro ? "ro" : "rw");
   if (!ops.empty()) {
     std::vector<aufs::BranchOp> parsed;
     std::string e = aufs::parse_branch_ops(ops, false, parsed);
     if (!e.empty()) return fail(e);
+    aufs::absolutize_ops(parsed);  // the daemon does not share our cwd
+    ops = aufs::format_branch_ops(parsed);
     std::string ctl = mnt + "/" + std::string(aufs::kControlNameForTools);
     if (verbose) std::fprintf(stderr, "mount.aufs: %s: %s\n", mnt.c_str(), ops.c_str());
     if (::setxattr(ctl.c_str(), "user.aufs.remount", ops.data(), ops.size(), 0) != 0) {
@@ -137,7 +142,9 @@ int main(int argc, char** argv) {
   if (is_remount) return remount(pos[1], opts, verbose);
 
   // Keep the options the daemon understands; quote values with commas.
-  std::string pass;
+  // As root, a union behaves like any local mount: set-id bits and device
+  // nodes work unless nosuid/nodev is asked for (as mount.fuse3 does).
+  std::string pass = ::getuid() == 0 ? "dev,suid" : "";
   for (auto& o : opts) {
     if (o.empty() || aufs::is_mount_helper_option(o)) continue;
     if (!pass.empty()) pass += ',';

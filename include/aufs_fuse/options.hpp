@@ -85,7 +85,7 @@ std::string parse_branches(std::string_view list, bool read_only_mount,
 // A runtime branch change (remount): add:N:/ins:N:, append:, prepend:,
 // del:, mod:.
 struct BranchOp {
-  enum class Kind { Add, Del, Mod } kind = Kind::Add;
+  enum class Kind { Add, Del, Mod, SetRo, SetRw } kind = Kind::Add;
   long index = -1;  // Add: position; -1 appends
   BranchSpec spec;  // path (+ perm for Add/Mod)
 };
@@ -93,6 +93,11 @@ struct BranchOp {
 // kernel or mount(8) act on (remount, rw, ro, defaults, ...) are skipped.
 std::string parse_branch_ops(std::string_view s, bool read_only_mount,
                              std::vector<BranchOp>& out);
+// Inverse of parse_branch_ops.
+std::string format_branch_ops(const std::vector<BranchOp>& ops);
+// Makes relative branch paths absolute against the current directory (the
+// daemon runs elsewhere); run by the tools before sending changes.
+void absolutize_ops(std::vector<BranchOp>& ops);
 // Splits a -o string at commas that are not inside double quotes; quotes
 // are removed.
 std::vector<std::string> split_options(std::string_view s);

@@ -150,7 +150,9 @@ class Union {
   // udba=notify: starts watching branch directories; `inval(dir, name)` is
   // called (from the watcher thread) for every entry changed behind the
   // mount, dir 0 meaning "everything".
-  void start_notify(std::function<void(NodeId dir, const std::string& name)> inval);
+  // Returns false when watching is impossible (the caller then shortens its
+  // cache timeouts).
+  bool start_notify(std::function<void(NodeId dir, const std::string& name)> inval);
   void stop_notify();
   // The cached node a directory entry currently resolves to (0 if none).
   NodeId cached_child(NodeId dir, const std::string& name);
@@ -250,7 +252,10 @@ class Union {
   Result<Entry> control_entry() const;
   Result<std::vector<char>> xattr_value(const std::string& s, size_t size) const;
   void track_open(uint32_t brid, bool writer, int delta);
+  // Opens a branch root (no writes); finish_rw() then prepares an rw branch.
   Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id);
+  Status finish_rw(Branch& b);
+  bool ro() const { return ro_.load(); }
 
   MountOptions opts_;
   BranchSetPtr branches_;
@@ -271,6 +276,7 @@ class Union {
   std::unique_ptr<BranchWatcher> watcher_;  // udba=notify only
   std::mutex policy_mu_;
   PolicyState policy_;  // rr counter and mfs cache guarded by policy_mu_
+  std::atomic<bool> ro_{false};  // -o ro, or remount ro
   mutable std::mutex open_mu_;
   std::unordered_map<uint32_t, std::pair<int, int>> open_by_branch_;  // (all, writers)
 };

@@ -809,3 +809,86 @@ TEST_F(UnionTest, CreateMostFreeSpace) {
   EXPECT_TRUE(exists(br(1) + "/td2")) << "branch 0 has less than 4 MiB free";
   fs.reset();
 }
+
+namespace {
+std::string branch_list(Union& u) {
+  std::string s;
+  auto bs = u.branches();
+  for (size_t i = 0; i < bs->size(); ++i)
+    s += (i ? ":" : "") + std::to_string((*bs)[i].id) + "=" + format_perm((*bs)[i].spec);
+  return s;
+}
+Status change(Union& u, const std::string& spec, std::string* msg = nullptr) {
+  std::vector<BranchOp> ops;
+  EXPECT_EQ(parse_branch_ops(spec, false, ops), "");
+  return u.change_branches(ops, msg);
+}
+}  // namespace
+
+TEST_F(UnionTest, LiveBranchChanges) {
+  make_branches({"rw", "ro"});
+  mkdirs(tmp / "extra");
+  write_file(tmp / "extra/e", "extra");
+  write_file(br(1) + "/f", "lower");
+  mount();
+  EXPECT_EQ(walk("e").err(), ENOENT);
+  ASSERT_TRUE(change(*fs, "append:" + (tmp / "extra") + "=ro+wh").ok());
+  EXPECT_EQ(cat("e"), "extra");
+  EXPECT_EQ(branch_list(*fs), "0=rw:1=ro:2=ro+wh");
+  // prepend: a new top branch shadows; ids stay with their branches.
+  mkdirs(tmp / "top");
+  write_file(tmp / "top/f", "top");
+  ASSERT_TRUE(change(*fs, "prepend:" + (tmp / "top") + "=ro").ok());
+  EXPECT_EQ(branch_list(*fs), "3=ro:0=rw:1=ro:2=ro+wh");
+  EXPECT_EQ(cat("f"), "top");
+  // del with an open file: EBUSY, nothing changed.
+  auto fh = fs->open(walk("e")->id, O_RDONLY, Ctx{});
+  ASSERT_TRUE(fh.ok());
+  std::string msg;
+  EXPECT_EQ(change(*fs, "del:" + (tmp / "extra"), &msg).err(), EBUSY);
+  EXPECT_NE(msg.find("open files"), std::string::npos);
+  fs->release(std::move(fh.value()));
+  ASSERT_TRUE(change(*fs, "del:" + (tmp / "extra")).ok());
+  EXPECT_EQ(walk("e").err(), ENOENT);
+  // Bad index, relative path.
+  EXPECT_EQ(change(*fs, "add:9:" + (tmp / "extra")).err(), EDOM);
+  EXPECT_EQ(change(*fs, "append:relative/dir").err(), EINVAL);
+  // A no-op change (unknown del path) changes nothing, not even counters.
+  uint64_t n = fs->counters().branch_changes.load();
+  EXPECT_TRUE(change(*fs, "del:/nonexistent/branch").ok());
+  EXPECT_EQ(fs->counters().branch_changes.load(), n);
+}
+
+TEST_F(UnionTest, RefusedBranchChangeLeavesDiskUntouched) {
+  make_branches({"rw", "ro"});
+  mkdirs(tmp / "t");
+  mount();
+  EXPECT_TRUE(exists(br(0) + "/.wh..wh.aufs"));
+  // mod rw->ro would remove the base, prepend rw would create metadata, but
+  // the last op fails: all or nothing.
+  auto st = change(*fs, "mod:" + br(0) + "=ro,prepend:" + (tmp / "t") + "=rw,add:99:" + br(1));
+  EXPECT_EQ(st.err(), EDOM);
+  EXPECT_TRUE(exists(br(0) + "/.wh..wh.aufs"));
+  EXPECT_FALSE(exists(tmp / "t/.wh..wh.aufs"));
+  EXPECT_EQ(branch_list(*fs), "0=rw:1=ro");
+}
+
+TEST_F(UnionTest, ModRwRoAndReadOnlyRemount) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "f");
+  mount();
+  auto w = fs->open(walk("f")->id, O_WRONLY, Ctx{});
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(change(*fs, "mod:" + br(0) + "=ro").err(), EBUSY);
+  fs->release(std::move(w.value()));
+  ASSERT_TRUE(change(*fs, "mod:" + br(0) + "=ro").ok());
+  EXPECT_FALSE(exists(br(0) + "/.wh..wh.aufs"));
+  EXPECT_EQ(create("n"), EROFS);
+  ASSERT_TRUE(change(*fs, "mod:" + br(0) + "=rw").ok());
+  EXPECT_TRUE(exists(br(0) + "/.wh..wh.aufs"));
+  EXPECT_EQ(create("n"), 0);
+  ASSERT_TRUE(change(*fs, "ro").ok());
+  EXPECT_EQ(create("m"), EROFS);
+  ASSERT_TRUE(change(*fs, "rw").ok());
+  EXPECT_EQ(create("m"), 0);
+}

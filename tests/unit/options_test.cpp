@@ -176,3 +176,22 @@ TEST(Options, OverlayStyleMapsToBranches) {
   EXPECT_FALSE(parse({"-o", "upperdir=/u", "m"}).ok());
   EXPECT_FALSE(parse({"-o", "br=/a,lowerdir=/b", "m"}).ok());
 }
+
+TEST(Options, BranchEditsAtMountTime) {
+  auto r = parse({"-o", "br=/a:/b,append:/c=ro+wh,prepend:/p=ro,add:1:/q,del:/b,mod:/a=ro", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  std::vector<std::string> got;
+  for (auto& b : r.opts.branches) got.push_back(b.path + "=" + format_perm(b));
+  EXPECT_EQ(got, (std::vector<std::string>{"/p=ro", "/q=ro", "/a=ro", "/c=ro+wh"}));
+  EXPECT_FALSE(parse({"-o", "br=/a,add:5:/x", "m"}).ok());
+  EXPECT_FALSE(parse({"-o", "br=/a,del:/zz", "m"}).ok());
+}
+
+TEST(Options, BranchOpsRoundTripAndModes) {
+  std::vector<BranchOp> ops;
+  ASSERT_EQ(parse_branch_ops("append:/x=ro+wh,add:2:/y,del:/z,mod:/m=rw,ro,rw", false, ops), "");
+  ASSERT_EQ(ops.size(), 6u);
+  EXPECT_EQ(ops[4].kind, BranchOp::Kind::SetRo);
+  EXPECT_EQ(ops[5].kind, BranchOp::Kind::SetRw);
+  EXPECT_EQ(format_branch_ops(ops), "append:/x=ro+wh,add:2:/y,del:/z,mod:/m=rw,ro,rw");
+}
