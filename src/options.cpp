@@ -41,18 +41,16 @@ const std::set<std::string_view> kFuseFlags = {
 };
 const std::set<std::string_view> kFuseKeys = {"fsname", "subtype", "max_read"};
 // AUFS options whose value is this version's fixed behaviour.
-const std::set<std::string_view> kDefaults = {"nodirren", "notrunc_xino", "notrunc_xib",
-                                              "noshwh", "noacl"};
+const std::set<std::string_view> kDefaults = {"nodirren", "notrunc_xino", "notrunc_xib"};
 // AUFS options that are obsolete; AUFS accepts and ignores them.
 const std::set<std::string_view> kObsolete = {"clean_plink", "debug", "delete",
                                               "imap", "nodlgt", "relatime", "si"};
 // AUFS options this version recognises but does not implement yet.
 const std::set<std::string_view> kUnsupported = {
-    "dirren",
-    "list_plink", "shwh", "nodirperm1", "wsum",
-    "trunc_xino", "itrunc_xino", "trunc_xib",
-    "acl", "fhsm_sec",
-    "droplvl", "rdblk", "rdhash"};
+    "dirren", "list_plink", "wsum", "trunc_xino", "itrunc_xino", "trunc_xib",
+    "fhsm_sec", "droplvl"};
+// Tuning knobs of AUFS's in-kernel vdir allocator: meaningless here.
+const std::set<std::string_view> kIgnoredTuning = {"rdblk", "rdhash"};
 
 }  // namespace
 
@@ -60,6 +58,18 @@ std::string format_perm(const BranchSpec& b) {
   std::string s = b.perm == Perm::RW ? "rw" : b.perm == Perm::RO ? "ro" : "rr";
   if (b.wh) s += "+wh";
   if (b.nolwh) s += "+nolwh";
+  if (b.coo == BranchSpec::Coo::Reg) s += "+coo_reg";
+  if (b.coo == BranchSpec::Coo::All) s += "+coo_all";
+  if (b.coo == BranchSpec::Coo::Move) s += "+moo";
+  if ((b.icex & BranchSpec::kIcexAll) == BranchSpec::kIcexAll) {
+    s += "+icex";
+  } else {
+    if (b.icex & BranchSpec::kIcexSec) s += "+icexsec";
+    if (b.icex & BranchSpec::kIcexSys) s += "+icexsys";
+    if (b.icex & BranchSpec::kIcexTr) s += "+icextr";
+    if (b.icex & BranchSpec::kIcexUsr) s += "+icexusr";
+    if (b.icex & BranchSpec::kIcexOth) s += "+icexoth";
+  }
   return s;
 }
 
@@ -108,10 +118,23 @@ std::string parse_branches(std::string_view list, bool read_only_mount,
             b.nolwh = true;
         } else if (attr == "unpin") {
           notices.push_back("branch '" + b.path + "': attribute 'unpin' is obsolete and ignored");
-        } else if (attr == "coo_reg" || attr == "coo_all" || attr == "moo" ||
-                   attr == "fhsm" || attr.starts_with("icex")) {
-          return "branch '" + b.path + "': attribute '" + std::string(attr) +
-                 "' is not supported by this version";
+        } else if (attr == "coo_reg" || attr == "coo_all") {
+          b.coo = attr == "coo_reg" ? BranchSpec::Coo::Reg : BranchSpec::Coo::All;  // last wins
+        } else if (attr == "moo") {
+          if (b.perm != Perm::RW)
+            notices.push_back("branch '" + b.path + "': attribute 'moo' ignored on a read-only branch");
+          else
+            b.coo = BranchSpec::Coo::Move;
+        } else if (attr == "icex" || attr == "icexsec" || attr == "icexsys" || attr == "icextr" ||
+                   attr == "icexusr" || attr == "icexoth") {
+          unsigned bit = attr == "icex" ? BranchSpec::kIcexAll
+                         : attr == "icexsec" ? BranchSpec::kIcexSec
+                         : attr == "icexsys" ? BranchSpec::kIcexSys
+                         : attr == "icextr" ? BranchSpec::kIcexTr
+                         : attr == "icexusr" ? BranchSpec::kIcexUsr : BranchSpec::kIcexOth;
+          b.icex |= bit;
+        } else if (attr == "fhsm") {
+          return "branch '" + b.path + "': attribute 'fhsm' is not supported by this version";
         } else {
           return "branch '" + b.path + "': unknown attribute '" + std::string(attr) + "'";
         }
@@ -225,7 +248,7 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
     } else if (k == "dirwh") {
       long long v;
       if (!parse_uint(val, INT_MAX, v)) return bad_val("a number");
-      o.notices.push_back("dirwh: directories are always removed synchronously");
+      o.dirwh = static_cast<int>(v);
     } else if (k == "rdcache") {
       long long v;
       if (!parse_uint(val, 3600, v)) return bad_val("seconds, at most 3600");
@@ -239,7 +262,21 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
     else if (k == "dio") o.dio = true;
     else if (k == "nodio") o.notices.push_back("nodio is ignored (O_DIRECT is always passed through, as in aufs 6.10+)");
     else if (k == "dirperm1") {
-      // default_permissions checks the top directory only, which is dirperm1.
+      o.dirperm1 = true;
+    } else if (k == "nodirperm1") {
+      o.dirperm1 = false;
+    } else if (k == "shwh") {
+      o.shwh = true;
+    } else if (k == "noshwh") {
+      o.shwh = false;
+    } else if (k == "acl") {
+      o.acl = true;
+    } else if (k == "noacl") {
+      o.acl = false;
+    } else if (k == "cpup_caps") {
+      o.cpup_caps = true;
+    } else if (k == "nocpup_caps") {
+      o.cpup_caps = false;
     } else if (k == "plink") {
       o.plink = true;
     } else if (k == "noplink") {
@@ -279,6 +316,8 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
       o.fuse_opts.push_back(std::string(opt));
     } else if (kDefaults.count(k) && !has_val) {
       // Already what this version does.
+    } else if (kIgnoredTuning.count(k)) {
+      o.notices.push_back("option '" + k + "' tunes kernel AUFS memory use and is ignored");
     } else if (kObsolete.count(k)) {
       o.notices.push_back("option '" + k + "' is obsolete and ignored");
     } else if (kUnsupported.count(k)) {

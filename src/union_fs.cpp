@@ -59,7 +59,48 @@ class KeepTimes {
 }  // namespace
 
 Union::Union(const MountOptions& opts) : opts_(opts), policy_(opts.policy), ro_(opts.read_only) {}
-Union::~Union() = default;
+Union::~Union() {
+  {
+    std::lock_guard<std::mutex> g(reap_mu_);
+    reap_stop_ = true;
+  }
+  reap_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+}
+
+// A background worker removes directories renamed aside by rmdir (dirwh).
+// If the daemon stops first, the hidden leftovers are removed by the branch
+// check at the next mount.
+void Union::reap_later(int parentfd, const std::string& name) {
+  int d = ::fcntl(parentfd, F_DUPFD_CLOEXEC, 0);
+  if (d < 0) {
+    (void)remove_dir_tree_meta(parentfd, name);
+    return;
+  }
+  std::lock_guard<std::mutex> g(reap_mu_);
+  reap_queue_.emplace_back(UniqueFd(d), name);
+  if (!reaper_.joinable()) {
+    reaper_ = std::thread([this] {
+      std::unique_lock<std::mutex> lk(reap_mu_);
+      for (;;) {
+        reap_cv_.wait(lk, [this] { return reap_stop_ || !reap_queue_.empty(); });
+        if (reap_queue_.empty()) return;  // stopping, nothing left
+        auto job = std::move(reap_queue_.front());
+        reap_queue_.pop_front();
+        lk.unlock();
+        if (auto st = remove_dir_tree_meta(job.first.get(), job.second); !st.ok())
+          spdlog::warn("background removal of {} failed: {}", job.second, std::strerror(st.err()));
+        lk.lock();
+      }
+    });
+  }
+  reap_cv_.notify_one();
+}
+
+size_t Union::reap_pending() const {
+  std::lock_guard<std::mutex> g(reap_mu_);
+  return reap_queue_.size();
+}
 
 Result<std::unique_ptr<Union>> Union::create(const MountOptions& opts) {
   std::unique_ptr<Union> u(new Union(opts));
@@ -200,8 +241,9 @@ std::string Union::rel_path(const Node& n) const {
   return rel_path_locked(n);
 }
 
-Status Union::check_name(std::string_view name) const {
-  if (int e = wh::check_user_name(name); e) return Errno{e};
+Status Union::check_name(std::string_view name, bool lookup) const {
+  // shwh lets whiteouts be looked at (read-only use), never created.
+  if (int e = wh::check_user_name(name, lookup && opts_.shwh); e) return Errno{e};
   if (name.find('/') != std::string_view::npos || name.empty()) return Errno{EINVAL};
   return {};
 }
@@ -267,7 +309,8 @@ Result<struct stat> Union::stat_at(const BranchSet& bs, int b, const std::string
 Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
                                                const std::vector<int>& parent_layers,
                                                const std::string& parent_rel,
-                                               std::string_view name_sv, bool full) const {
+                                               std::string_view name_sv, bool full,
+                                               const Ctx* perm) const {
   Resolution r;
   std::string name(name_sv);
   std::string whname = wh::whiteout_of(name);
@@ -277,6 +320,12 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
     if (!pfd.ok()) {
       if (absent(pfd.err())) continue;
       return Errno{pfd.err()};
+    }
+    if (perm && b != parent_layers[0]) {
+      // nodirperm1: every branch's copy of the directory must allow the
+      // search (the kernel checked the top copy already).
+      auto dst = sys::fstat_fd(pfd->get());
+      if (dst.ok() && !may_access(dst.value(), X_OK, *perm)) return Errno{EACCES};
     }
     bool whiteout = false;
     if (br.wh_able()) {
@@ -503,16 +552,17 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
   return Entry{n->id, present(*n, st)};
 }
 
-Result<Entry> Union::lookup(NodeId parent_id, std::string_view name) {
+Result<Entry> Union::lookup(NodeId parent_id, std::string_view name, const Ctx* ctx) {
   if (parent_id == kRootId && name == kControlName) return control_entry();
-  if (auto s = check_name(name); !s.ok()) return Errno{s.err()};
+  if (auto s = check_name(name, true); !s.ok()) return Errno{s.err()};
   NodePtr p = node(parent_id);
   if (!p) return Errno{ESTALE};
   if (!p->is_dir()) return Errno{ENOTDIR};
   auto bs = branches();
   auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  const Ctx* perm = (ctx && !opts_.dirperm1 && ctx->uid != 0 && pw->layers.size() > 1) ? ctx : nullptr;
+  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false, perm);
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive()) return Errno{ENOENT};
   return make_entry(*bs, p, name, r.value(), pw->rel);
@@ -645,34 +695,59 @@ Result<int> Union::pick_cpup(const BranchSet& bs, const Where& parent, int src) 
   return b;
 }
 
+namespace {
+unsigned icex_bit(std::string_view key) {
+  if (key.starts_with("security.")) return BranchSpec::kIcexSec;
+  if (key.starts_with("system.")) return BranchSpec::kIcexSys;
+  if (key.starts_with("trusted.")) return BranchSpec::kIcexTr;
+  if (key.starts_with("user.")) return BranchSpec::kIcexUsr;
+  return BranchSpec::kIcexOth;
+}
+}  // namespace
+
 Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
-                         const std::string& dst_name, const struct stat& st) {
-  // xattrs first: security.capability is never carried up (it would grant
-  // privileges the copy's new owner check did not vet).
-  auto list = sys::listxattr_at(src_dir, src_name, 0);
-  if (list.ok() && !list->empty()) {
-    auto names = sys::listxattr_at(src_dir, src_name, list->size() + 256);
-    if (names.ok()) {
-      const char* p = names->data();
-      const char* end = p + names->size();
-      while (p < end) {
-        std::string key(p);
-        p += key.size() + 1;
-        if (key.empty() || key == "security.capability" || is_internal_xattr(key)) continue;
-        auto sz = sys::getxattr_at(src_dir, src_name, key.c_str(), 0);
-        if (!sz.ok()) continue;
-        auto val = sys::getxattr_at(src_dir, src_name, key.c_str(), sz->size() + 64);
-        if (!val.ok()) continue;
-        auto s = sys::setxattr_at(dst_dir, dst_name, key.c_str(), val->data(), val->size(), 0);
-        if (!s.ok() && s.err() != ENOTSUP && s.err() != EPERM && s.err() != EOPNOTSUPP)
-          return s;
+                         const std::string& dst_name, const struct stat& st, unsigned icex) {
+  // xattrs, except security.capability: a file capability would grant
+  // privileges to whoever owns the copy; it is carried only with cpup_caps,
+  // and set after chown (which drops it).
+  std::vector<std::pair<std::string, std::vector<char>>> later;
+  auto names = sys::listxattr_at(src_dir, src_name, 65536);
+  if (names.ok()) {
+    const char* p = names->data();
+    const char* end = p + names->size();
+    while (p < end) {
+      std::string key(p);
+      p += key.size() + 1;
+      if (key.empty() || is_internal_xattr(key)) continue;
+      auto val = sys::getxattr_at(src_dir, src_name, key.c_str(), 65536);
+      if (!val.ok()) {
+        if (icex & icex_bit(key)) continue;
+        return Errno{val.err()};
       }
+      if (key == "security.capability") {
+        if (opts_.cpup_caps) later.emplace_back(key, std::move(val.value()));
+        continue;
+      }
+      auto s = sys::setxattr_at(dst_dir, dst_name, key.c_str(), val->data(), val->size(), 0);
+      if (s.ok()) continue;
+      // ENOTSUP: the writable branch cannot hold xattrs at all; EPERM for a
+      // non-root daemon on trusted.*/security.*; icex* ignores the rest.
+      bool ignorable = s.err() == ENOTSUP || s.err() == EOPNOTSUPP ||
+                       (s.err() == EPERM && !daemon_is_root()) || (icex & icex_bit(key));
+      if (!ignorable) return s;
+      if (opts_.verbose) spdlog::info("{}: xattr {} not copied: {}", dst_name, key, std::strerror(s.err()));
     }
+  } else if (names.err() != ENOTSUP && names.err() != EOPNOTSUPP && !(icex & BranchSpec::kIcexAll)) {
+    return Errno{names.err()};
   }
   if (daemon_is_root()) AUFS_TRY(sys::fchownat_nofollow(dst_dir, dst_name, st.st_uid, st.st_gid));
   if (!S_ISLNK(st.st_mode)) {
     // After chown, which clears set-id bits.
     if (::fchmodat(dst_dir, dst_name.c_str(), st.st_mode & 07777, 0) < 0) return last_errno();
+  }
+  for (auto& [k, v] : later) {
+    auto s = sys::setxattr_at(dst_dir, dst_name, k.c_str(), v.data(), v.size(), 0);
+    if (!s.ok() && !(icex & BranchSpec::kIcexSec)) return s;
   }
   struct timespec ts[2] = {st.st_atim, st.st_mtim};
   AUFS_TRY(sys::utimens_at(dst_dir, dst_name, ts));
@@ -697,7 +772,8 @@ Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::
     if (errno != EEXIST || i > 32) return last_errno();
   }
   uint64_t keep_ino = ino_at(bs, src_b, spfd->get(), name, st.value());
-  auto s = copy_attrs(spfd->get(), name, dpfd->get(), tmp, st.value());
+  auto s = copy_attrs(spfd->get(), name, dpfd->get(), tmp, st.value(),
+                      bs[static_cast<size_t>(src_b)].spec.icex | bs[static_cast<size_t>(bw)].spec.icex);
   if (s.ok()) record_ino(dpfd->get(), tmp, keep_ino);
   if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), name, RENAME_NOREPLACE);
   if (!s.ok()) {
@@ -738,7 +814,8 @@ Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
   return {};
 }
 
-Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool need_name) {
+Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool need_name,
+                      int force_bw) {
   auto bs = branches();
   if (n->is_dir()) {
     int top;
@@ -774,7 +851,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     src_b = n->layers[0];
     src_rel = n->data_rel;
   }
-  if ((*bs)[static_cast<size_t>(src_b)].writable()) {
+  if ((*bs)[static_cast<size_t>(src_b)].writable() && force_bw < 0) {
     if (!need_name) return {};
     // A pseudo-link serves this name from the plnk store: give the name its
     // own hard link on that branch (rename needs a real entry to move).
@@ -794,14 +871,18 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     n->data_rel = rel;
     return {};
   }
-  auto bw_r = pick_cpup(*bs, pw.value(), src_b);
-  if (!bw_r.ok()) return Errno{bw_r.err()};
-  int bw = bw_r.value();
+  int bw = force_bw;
+  if (bw < 0) {
+    auto bw_r = pick_cpup(*bs, pw.value(), src_b);
+    if (!bw_r.ok()) return Errno{bw_r.err()};
+    bw = bw_r.value();
+  }
   AUFS_TRY(ensure_dir_path(*bs, bw, parent));
 
   std::lock_guard<std::mutex> g(n->mu);  // one copy-up per node at a time
   if (n->layers.empty()) return Errno{ESTALE};
-  if ((*bs)[static_cast<size_t>(n->layers[0])].writable()) return {};  // raced, done
+  if (force_bw < 0 && (*bs)[static_cast<size_t>(n->layers[0])].writable()) return {};  // raced
+  if (force_bw >= 0 && n->layers[0] <= force_bw) return {};  // raced, done
   std::string rel = rel_path(*parent);
   rel = sys::join(rel, name);
   const Branch& sb = (*bs)[static_cast<size_t>(src_b)];
@@ -866,7 +947,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
       else copied = c.value();
     }
   }
-  if (s.ok()) s = copy_attrs(spfd->get(), sname, dpfd->get(), tmp, st.value());
+  if (s.ok()) s = copy_attrs(spfd->get(), sname, dpfd->get(), tmp, st.value(), sb.spec.icex | wb.spec.icex);
   out.reset();
   // noplink: a hard-linked file copied up becomes a separate inode (its
   // other names keep the lower data), so it gets its own number.
@@ -953,7 +1034,8 @@ Status Union::remove_dir_tree_meta(int parentfd, const std::string& name) {
 }
 
 Result<std::vector<VEntry>> Union::list_dir(const BranchSet& bs, const std::vector<int>& layers,
-                                            const std::string& rel) const {
+                                            const std::string& rel,
+                                            std::vector<struct timespec>* stamps) const {
   std::vector<BranchListing> ls;
   std::vector<std::pair<int, UniqueFd>> fds;
   for (int b : layers) {
@@ -971,9 +1053,13 @@ Result<std::vector<VEntry>> Union::list_dir(const BranchSet& bs, const std::vect
     l.own_wh_hides = !br.writable();
     l.entries = std::move(ents.value());
     ls.push_back(std::move(l));
+    if (stamps) {
+      auto st = sys::fstat_fd(dfd->get());
+      stamps->push_back(st.ok() ? st->st_mtim : timespec{});
+    }
     fds.emplace_back(b, std::move(dfd.value()));
   }
-  auto merged = merge_listings(ls);
+  auto merged = merge_listings(ls, opts_.shwh);
   // d_ino must equal the st_ino a lookup reports.
   for (auto& e : merged) {
     struct stat st {};
@@ -1013,6 +1099,12 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
   if (!whx.ok()) return Errno{whx.err()};
   bool had_wh = whx.value();
   mode_t fmt = mode & S_IFMT;
+  if (opts_.acl && fmt != S_IFLNK) {
+    // The kernel left the umask to us: it applies unless the directory has
+    // a default ACL (then the branch filesystem applies that instead).
+    auto dacl = sys::getxattr_at(pfd->get(), "", "system.posix_acl_default", 0);
+    if (!dacl.ok() || dacl->empty()) mode &= ~(ctx.umask & 0777);
+  }
   UniqueFd fd;
   {
     CredsGuard cg(ctx);
@@ -1060,6 +1152,7 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
     if (!s.ok())
       spdlog::warn("{}: could not remove whiteout: {}", sys::join(pw->rel, nm), std::strerror(s.err()));
   }
+  p->dir_gen++;
   auto st = sys::lstat_at(pfd->get(), nm);
   if (!st.ok()) return Errno{st.err()};
   Resolution res;
@@ -1139,6 +1232,7 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   if (!dpfd.ok()) return Errno{dpfd.err()};
   std::string nm(name);
   AUFS_TRY(sys::link_at(spfd->get(), sname, dpfd->get(), nm));
+  p->dir_gen++;
   (void)remove_whiteout_if_any(dpfd->get(), nm, nullptr);
   auto st = sys::lstat_at(dpfd->get(), nm);
   if (!st.ok()) return Errno{st.err()};
@@ -1179,6 +1273,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
       return s;
     }
   }
+  p->dir_gen++;
   mark_unlinked(*bs, p, nm, r->hits[0]);
   return {};
 }
@@ -1230,7 +1325,26 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
       undo_wh();
       return s;
     }
-    s = remove_dir_tree_meta(pfd->get(), tmp);
+    // Only whiteouts may be left inside (5.2 proved it logically empty);
+    // anything else means a racing create: undo.
+    size_t count = 0;
+    {
+      auto tfd = sys::open_beneath(pfd->get(), tmp, O_PATH | O_DIRECTORY);
+      auto ents = tfd.ok() ? sys::read_dir(tfd->get()) : Result<std::vector<sys::RawDirent>>(Errno{tfd.err()});
+      if (ents.ok()) {
+        count = ents->size();
+        for (auto& e : *ents)
+          if (!wh::is_whiteout_name(e.name)) s = Errno{ENOTEMPTY};
+      } else {
+        s = Errno{ents.err()};
+      }
+    }
+    if (s.ok() && static_cast<int>(count) > std::max(opts_.dirwh, 1)) {
+      // dirwh: many whiteouts inside; delete them after replying.
+      reap_later(pfd->get(), tmp);
+    } else if (s.ok()) {
+      s = remove_dir_tree_meta(pfd->get(), tmp);
+    }
     if (!s.ok()) {
       if (sys::rename_at(pfd->get(), tmp, pfd->get(), nm, RENAME_NOREPLACE).ok()) {
         undo_wh();
@@ -1239,6 +1353,7 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
       spdlog::warn("{}: removal incomplete, leftover {} is hidden", rel, tmp);
     }
   }
+  p->dir_gen++;
   mark_unlinked(*bs, p, nm, r->hits[0]);
   return {};
 }
@@ -1401,6 +1516,8 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     }
     auto s = sys::rename_at(spfd->get(), name, dpfd->get(), newname, RENAME_EXCHANGE);
     if (!s.ok()) { undo_opaque(); return s; }
+    p->dir_gen++;
+    np->dir_gen++;
     set_parent(sn, np, newname);
     set_parent(dn, p, name);
     for (auto [n, rel] : {std::pair{sn, dst_rel}, std::pair{dn, src_rel}}) {
@@ -1445,6 +1562,8 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     undo_src_wh();
     return s;
   }
+  p->dir_gen++;
+  np->dir_gen++;
   if (dst_wh.value()) (void)remove_whiteout_if_any(dpfd->get(), newname, nullptr);
   if (!aside.empty()) {
     if (auto r2 = remove_dir_tree_meta(dpfd->get(), aside); !r2.ok())
@@ -1476,6 +1595,7 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
     AUFS_TRY(copy_up(n, !(flags & O_TRUNC)));
   }
   auto bs = branches();
+  if (S_ISREG(n->type) && !ro()) AUFS_TRY(copy_up_on_open(*bs, n));
   auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   int f = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW;
@@ -1549,23 +1669,78 @@ size_t Union::open_files() const {
   return n;
 }
 
-Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id) {
+Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id, const Ctx* ctx) {
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (!n->is_dir()) return Errno{ENOTDIR};
+  if (ctx && !opts_.dirperm1 && ctx->uid != 0) {
+    // nodirperm1: reading a merged directory needs read permission on every
+    // branch's copy of it.
+    auto bs = branches();
+    auto w = where(*bs, n);
+    if (!w.ok()) return Errno{w.err()};
+    for (size_t i = 1; i < w->layers.size(); ++i) {
+      auto st = stat_at(*bs, w->layers[i], w->rel);
+      if (st.ok() && !may_access(st.value(), R_OK, *ctx)) return Errno{EACCES};
+    }
+  }
+  if (!ro() && n->id != kRootId) {
+    auto bs = branches();
+    AUFS_TRY(copy_up_on_open(*bs, n));
+  }
   auto dh = std::make_unique<DirHandle>();
   dh->node = n;
   AUFS_TRY(rewinddir(*dh));
   return dh;
 }
 
+// The merged listing of a directory is kept up to rdcache seconds and
+// reused while nothing changed: no change made through the mount (dir_gen),
+// no branch change, and every branch copy's mtime as recorded (so direct
+// edits of a branch are seen, as udba=reval promises).
 Status Union::rewinddir(DirHandle& dh) {
   auto bs = branches();
-  auto w = where(*bs, dh.node);
+  NodePtr n = dh.node;
+  auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
-  auto ents = list_dir(*bs, w->layers, w->rel);
+  struct timespec now;
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  if (opts_.rdcache > 0) {
+    std::shared_ptr<const VDirCache> c;
+    {
+      std::lock_guard<std::mutex> g(n->mu);
+      c = n->vdir;
+    }
+    if (c && c->bgen == bs->generation && c->gen == n->dir_gen.load() &&
+        now.tv_sec - c->at < opts_.rdcache && c->layers == w->layers) {
+      bool same = true;
+      for (size_t i = 0; same && i < w->layers.size(); ++i) {
+        auto st = stat_at(*bs, w->layers[i], w->rel);
+        same = st.ok() && i < c->stamps.size() && st->st_mtim.tv_sec == c->stamps[i].tv_sec &&
+               st->st_mtim.tv_nsec == c->stamps[i].tv_nsec;
+      }
+      if (same) {
+        dh.entries = c->entries;
+        return {};
+      }
+    }
+  }
+  uint64_t gen = n->dir_gen.load();
+  std::vector<struct timespec> stamps;
+  auto ents = list_dir(*bs, w->layers, w->rel, &stamps);
   if (!ents.ok()) return Errno{ents.err()};
   dh.entries = std::move(ents.value());
+  if (opts_.rdcache > 0 && stamps.size() == w->layers.size()) {
+    auto c = std::make_shared<VDirCache>();
+    c->entries = dh.entries;
+    c->stamps = std::move(stamps);
+    c->layers = w->layers;
+    c->bgen = bs->generation;
+    c->gen = gen;
+    c->at = now.tv_sec;
+    std::lock_guard<std::mutex> g(n->mu);
+    n->vdir = std::move(c);
+  }
   return {};
 }
 
@@ -2081,6 +2256,7 @@ bool Union::start_notify(std::function<void(NodeId, const std::string&)> inval) 
     return false;
   }
   watcher_->start([this, inval](NodeId dir, const std::string& name) {
+    if (NodePtr d = node(dir)) d->dir_gen++;
     if (dir == kRootId || name.empty() || dir == 0) {
       // A branch directory itself went away, or events were lost: refresh
       // the directory's layers on its next use.
@@ -2110,6 +2286,45 @@ NodeId Union::cached_child(NodeId dir, const std::string& name) {
   if (!r.ok() || !r->positive()) return 0;
   NodePtr c = table_.by_ino(r->hits[0].ino);
   return c ? c->id : 0;
+}
+
+}  // namespace aufs
+
+namespace aufs {
+
+// coo_reg / coo_all / moo branch attributes: an open copies (or moves) the
+// entry to the nearest writable branch above its own, whatever the cpup
+// policy says.
+Status Union::copy_up_on_open(const BranchSet& bs, const NodePtr& n) {
+  int top;
+  std::string src_rel;
+  {
+    std::lock_guard<std::mutex> g(n->mu);
+    if (n->layers.empty()) return {};
+    top = n->layers[0];
+    src_rel = n->data_rel;
+  }
+  const BranchSpec& sp = bs[static_cast<size_t>(top)].spec;
+  bool wanted = sp.coo == BranchSpec::Coo::All ||
+                (!n->is_dir() && (sp.coo == BranchSpec::Coo::Reg || sp.coo == BranchSpec::Coo::Move));
+  if (!wanted) return {};
+  int bw = -1;
+  for (int b = top - 1; b >= 0; --b)
+    if (bs[static_cast<size_t>(b)].writable()) {
+      bw = b;
+      break;
+    }
+  if (bw < 0) return {};  // nothing above to copy to
+  if (n->is_dir()) return ensure_dir_path(bs, bw, n);
+  AUFS_TRY(copy_up(n, true, -1, false, bw));
+  if (sp.coo == BranchSpec::Coo::Move && sp.writable()) {
+    // moo: the source goes; nothing below needs hiding that was not hidden.
+    auto [prel, leaf] = sys::split_parent(src_rel);
+    auto pfd = sys::open_beneath(bs[static_cast<size_t>(top)].root.get(), prel, O_PATH | O_DIRECTORY);
+    if (pfd.ok() && ::unlinkat(pfd->get(), leaf.c_str(), 0) < 0)
+      spdlog::warn("{}: moved up, but the source stays: {}", src_rel, std::strerror(errno));
+  }
+  return {};
 }
 
 }  // namespace aufs

@@ -8,7 +8,7 @@
 
 namespace aufs {
 
-std::vector<VEntry> merge_listings(const std::vector<BranchListing>& layers) {
+std::vector<VEntry> merge_listings(const std::vector<BranchListing>& layers, bool shwh) {
   std::vector<VEntry> out;
   std::unordered_set<std::string> seen;
   std::unordered_set<std::string> hidden;  // whited out by a higher branch
@@ -24,7 +24,16 @@ std::vector<VEntry> merge_listings(const std::vector<BranchListing>& layers) {
       }
     }
     for (const auto& e : l.entries) {
-      if (wh::is_whiteout_name(e.name)) continue;
+      if (wh::is_whiteout_name(e.name)) {
+        // shwh: whiteouts and opaque markers are shown (for flattening
+        // layers); bases, pseudo-links and temporaries never are.
+        bool show = shwh && (!wh::is_meta_name(e.name) || e.name == wh::kOpaque);
+        if (show && !seen.count(e.name)) {
+          seen.insert(e.name);
+          out.push_back({e.name, e.type, l.branch, e.ino});
+        }
+        continue;
+      }
       if (seen.count(e.name) || hidden.count(e.name)) continue;
       if (l.own_wh_hides && own.count(e.name)) continue;
       seen.insert(e.name);

@@ -24,6 +24,7 @@ namespace aufs {
 
 using NodeId = uint64_t;
 struct FileHandle;
+struct VDirCache;
 inline constexpr NodeId kRootId = 1;
 
 struct Node {
@@ -52,6 +53,8 @@ struct Node {
   int opaque = -1;           // dirs: branch carrying .wh..wh..opq (cut)
   std::vector<int> watched;  // udba=notify: layers currently watched
   std::vector<FileHandle*> handles;  // open files, re-pointed at copy-up
+  std::shared_ptr<const VDirCache> vdir;  // dirs: merged listing (rdcache)
+  std::atomic<uint64_t> dir_gen{0};       // dirs: bumped by every change inside
 
   bool is_dir() const { return (type & S_IFMT) == S_IFDIR; }
 };

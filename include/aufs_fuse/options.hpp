@@ -20,6 +20,14 @@ struct BranchSpec {
   Perm perm = Perm::RO;
   bool wh = false;        // ro+wh / rr+wh: whiteouts honoured
   bool nolwh = false;     // rw+nolwh: whiteouts are plain files
+  // coo_reg/coo_all: copy up on open (regular files / also dirs); moo (rw):
+  // move up on open. Only the last of them counts.
+  enum class Coo { None, Reg, All, Move } coo = Coo::None;
+  // icex*: ignore xattr copy-up errors per namespace.
+  enum : unsigned {
+    kIcexSec = 1, kIcexSys = 2, kIcexTr = 4, kIcexUsr = 8, kIcexOth = 16, kIcexAll = 31
+  };
+  unsigned icex = 0;
   bool perm_given = false;
   // Whiteouts and opaque markers on this branch are honoured.
   bool wh_able() const { return perm == Perm::RW || wh; }
@@ -52,6 +60,11 @@ struct MountOptions {
   bool read_only = false;      // -o ro
   bool check = true;           // chk: repair rw branches before mounting
   bool plink = true;           // pseudo-links keep lower hard links together
+  bool dirperm1 = false;       // dir permission on the top copy only
+  bool shwh = false;           // show whiteouts (read-only mounts)
+  bool acl = false;            // POSIX ACLs enforced by the kernel
+  bool cpup_caps = false;      // carry security.capability into copy-ups
+  int dirwh = 3;               // rmdir: more whiteouts than this go async
   PolicyConfig policy;         // create= / cpup=
 
   // FUSE tuning; negative = derived from udba.

@@ -8,6 +8,9 @@
 #include <sys/statvfs.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -84,7 +87,8 @@ class Union {
   static Result<std::unique_ptr<Union>> create(const MountOptions& opts);
   ~Union();
 
-  Result<Entry> lookup(NodeId parent, std::string_view name);
+  // ctx (optional): the caller, for nodirperm1 checks on lower directories.
+  Result<Entry> lookup(NodeId parent, std::string_view name, const Ctx* ctx = nullptr);
   void forget(NodeId id, uint64_t n);
   Result<struct stat> getattr(NodeId id, FileHandle* fh = nullptr);
   Result<struct stat> setattr(NodeId id, const SetAttrIn& in, FileHandle* fh,
@@ -115,7 +119,7 @@ class Union {
   Result<int> io_fd(FileHandle& fh);
   void release(std::unique_ptr<FileHandle> fh);
 
-  Result<std::unique_ptr<DirHandle>> opendir(NodeId id);
+  Result<std::unique_ptr<DirHandle>> opendir(NodeId id, const Ctx* ctx = nullptr);
   Status rewinddir(DirHandle& dh);
   // Lookup of one listed entry (readdirplus), adds a reference.
   Result<Entry> lookup_entry(DirHandle& dh, const VEntry& e);
@@ -147,6 +151,7 @@ class Union {
   // (node, parent, name) of every cached named node, for cache invalidation.
   std::vector<std::tuple<NodeId, NodeId, std::string>> cached_names() const;
   size_t open_files() const;
+  size_t reap_pending() const;  // dirwh removals still queued
   // udba=notify: starts watching branch directories; `inval(dir, name)` is
   // called (from the watcher thread) for every entry changed behind the
   // mount, dir 0 meaning "everything".
@@ -193,7 +198,7 @@ class Union {
   Status prepare_rw_branch(const Branch& b);
   Result<Resolution> resolve_child(const BranchSet& bs, const std::vector<int>& parent_layers,
                                    const std::string& parent_rel, std::string_view name,
-                                   bool full) const;
+                                   bool full, const Ctx* perm = nullptr) const;
   Result<std::vector<int>> root_layers(const BranchSet& bs) const;
   NodePtr node(NodeId id) const;
   std::string rel_path(const Node& n) const;  // takes tree_mu_ shared
@@ -233,21 +238,27 @@ class Union {
   // Makes the node's data writable: copies it to a writable branch (with
   // its missing parents) unless it is on one already. need_name: also make
   // sure the node's own name exists there (not only a pseudo-link).
-  Status copy_up(const NodePtr& n, bool with_data, off_t max_size = -1, bool need_name = false);
+  // force_bw: copy to this branch even if the source is writable (coo/moo).
+  Status copy_up(const NodePtr& n, bool with_data, off_t max_size = -1, bool need_name = false,
+                 int force_bw = -1);
+  Status copy_up_on_open(const BranchSet& bs, const NodePtr& n);
+  void reap_later(int parentfd, const std::string& name);
   Status copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
-                    const std::string& dst_name, const struct stat& st);
+                    const std::string& dst_name, const struct stat& st, unsigned icex);
   Status make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name);
   Status remove_whiteout_if_any(int dirfd, std::string_view name, bool* removed);
   Status make_opaque(const BranchSet& bs, int bw, int dirfd);
   void watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& rel);
   void repoint_readers(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid);
   Status remove_dir_tree_meta(int parentfd, const std::string& name);
+  // stamps (optional): mtime of every listed branch copy, for the rdcache.
   Result<std::vector<VEntry>> list_dir(const BranchSet& bs, const std::vector<int>& layers,
-                                       const std::string& rel) const;
+                                       const std::string& rel,
+                                       std::vector<struct timespec>* stamps = nullptr) const;
   Result<Entry> create_common(NodeId parent, std::string_view name, mode_t mode, dev_t rdev,
                               const std::string* symlink_target, int open_flags,
                               const Ctx& ctx, std::unique_ptr<FileHandle>* fh_out);
-  Status check_name(std::string_view name) const;
+  Status check_name(std::string_view name, bool lookup = false) const;
   uint32_t next_temp_seq() { return temp_seq_.fetch_add(1); }
   Result<Entry> control_entry() const;
   Result<std::vector<char>> xattr_value(const std::string& s, size_t size) const;
@@ -274,6 +285,11 @@ class Union {
   std::mutex change_mu_;  // one branch change at a time
   uint32_t next_brid_ = 0;
   std::unique_ptr<BranchWatcher> watcher_;  // udba=notify only
+  mutable std::mutex reap_mu_;
+  std::condition_variable reap_cv_;
+  std::deque<std::pair<UniqueFd, std::string>> reap_queue_;  // guarded by reap_mu_
+  bool reap_stop_ = false;                                     // guarded by reap_mu_
+  std::thread reaper_;
   std::mutex policy_mu_;
   PolicyState policy_;  // rr counter and mfs cache guarded by policy_mu_
   std::atomic<bool> ro_{false};  // -o ro, or remount ro

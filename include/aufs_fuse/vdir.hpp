@@ -1,6 +1,7 @@
 // Merged directory listing (AUFS "vdir"): pure merge of per-branch listings.
 #pragma once
 #include <sys/types.h>
+#include <time.h>
 
 #include <string>
 #include <vector>
@@ -24,9 +25,19 @@ struct VEntry {
   uint64_t ino = 0;        // union inode number (d_ino), filled by the caller
 };
 
+// A directory's merged listing kept between opens (rdcache).
+struct VDirCache {
+  std::vector<VEntry> entries;
+  std::vector<struct timespec> stamps;  // mtime per layer when built
+  std::vector<int> layers;
+  uint64_t bgen = 0, gen = 0;
+  int64_t at = 0;  // CLOCK_MONOTONIC seconds
+};
+
 // Merges listings given top branch first. Never returns ".wh.*" names;
 // de-duplicates (first occurrence wins); names whited out on a higher branch
 // are dropped. Names longer than 242 bytes are listed with DT_UNKNOWN.
-std::vector<VEntry> merge_listings(const std::vector<BranchListing>& layers);
+// shwh: also list whiteouts and opaque markers (never AUFS metadata).
+std::vector<VEntry> merge_listings(const std::vector<BranchListing>& layers, bool shwh = false);
 
 }  // namespace aufs

@@ -47,6 +47,18 @@ Ctx make_ctx(fuse_req_t req, bool with_groups) {
   x.uid = c->uid;
   x.gid = c->gid;
   x.pid = c->pid;
+  x.umask = c->umask;
+  // Groups are read from /proc only if a permission check needs them.
+  x.fetch_groups = [req]() {
+    std::vector<gid_t> g(64);
+    int n = fuse_req_getgroups(req, static_cast<int>(g.size()), g.data());
+    if (n > static_cast<int>(g.size())) {
+      g.resize(static_cast<size_t>(n));
+      n = fuse_req_getgroups(req, n, g.data());
+    }
+    g.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    return g;
+  };
   if (with_groups && daemon_is_root() && c->uid != 0) {
     gid_t buf[64];
     int n = fuse_req_getgroups(req, 64, buf);
@@ -88,7 +100,7 @@ FileHandle* fh_of(fuse_file_info* fi) { return fi ? reinterpret_cast<FileHandle*
 DirHandle* dh_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
 
 void op_init(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
+  auto* fc = static_cast<FuseContext*>(userdata);
   auto want = [&](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
@@ -101,6 +113,12 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_ASYNC_DIO);
+  // acl: the kernel enforces POSIX ACLs (read through getxattr) and leaves
+  // umask to us, so default ACLs of the branch directories apply.
+  if (fc->fs->options().acl) {
+    if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+    else spdlog::warn("acl: the kernel does not offer POSIX ACL support for FUSE");
+  }
   // Locks are left to the kernel (local semantics, as AUFS: locks live on
   // the union file, not on the branches).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_WRITEBACK_CACHE);
@@ -113,7 +131,8 @@ void op_init(void* userdata, fuse_conn_info* conn) {
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   log_req(req, "lookup", parent, name);
   guard(req, "lookup", [&] {
-    auto r = fs_of(req).lookup(parent, name);
+    Ctx c = make_ctx(req, false);
+    auto r = fs_of(req).lookup(parent, name, &c);
     if (r.ok()) return reply_entry(req, r.value());
     if (r.err() == ENOENT && ctx_of(req).cfg.negative_timeout > 0) {
       fuse_entry_param p{};
@@ -361,7 +380,8 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   log_req(req, "opendir", ino);
   guard(req, "opendir", [&] {
-    auto r = fs_of(req).opendir(ino);
+    Ctx c = make_ctx(req, false);
+    auto r = fs_of(req).opendir(ino, &c);
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
     fi->fh = reinterpret_cast<uint64_t>(r.value().release());
     Union& fs = fs_of(req);

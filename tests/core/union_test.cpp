@@ -892,3 +892,103 @@ TEST_F(UnionTest, ModRwRoAndReadOnlyRemount) {
   ASSERT_TRUE(change(*fs, "rw").ok());
   EXPECT_EQ(create("m"), 0);
 }
+
+TEST_F(UnionTest, CopyUpOnOpenAndMoveUp) {
+  make_branches({"rw", "rw+moo", "ro+coo_reg"});
+  write_file(br(2) + "/c", "c");
+  write_file(br(1) + "/m", "m");
+  mount();
+  EXPECT_EQ(cat("c"), "c");  // a read-only open is enough
+  EXPECT_EQ(read_file(br(1) + "/c"), "c") << "coo: nearest writable branch above";
+  EXPECT_EQ(read_file(br(2) + "/c"), "c");
+  EXPECT_EQ(cat("m"), "m");
+  EXPECT_EQ(read_file(br(0) + "/m"), "m") << "moo: moved to the branch above";
+  EXPECT_FALSE(exists(br(1) + "/m")) << "moo: the source goes";
+}
+
+TEST_F(UnionTest, SecurityCapabilityNotCopiedUnlessAsked) {
+  if (!daemon_is_root()) GTEST_SKIP() << "needs root for security.* xattrs";
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/bin", "x", 0755);
+  // A valid VFS_CAP_REVISION_2 blob: cap_net_raw (bit 13) permitted+effective.
+  const unsigned char cap[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0,
+                                 0, 0, 0, 0, 0, 0, 0, 0};
+  if (::setxattr((br(1) + "/bin").c_str(), "security.capability", cap, sizeof cap, 0) != 0)
+    GTEST_SKIP() << "branch filesystem refuses security.capability";
+  // Copy up without writing (a write drops file capabilities on any fs).
+  auto touch = [&] {
+    SetAttrIn in;
+    in.valid = SetAttrIn::kMtimeNow;
+    ASSERT_TRUE(fs->setattr(walk("bin")->id, in, nullptr, Ctx{}).ok());
+  };
+  mount();
+  touch();
+  EXPECT_TRUE(exists(br(0) + "/bin"));
+  EXPECT_LT(::getxattr((br(0) + "/bin").c_str(), "security.capability", nullptr, 0), 0);
+  fs.reset();
+  remove_tree(br(0));
+  mkdirs(br(0));
+  mount("cpup_caps");
+  touch();
+  EXPECT_EQ(::getxattr((br(0) + "/bin").c_str(), "security.capability", nullptr, 0), 20);
+}
+
+TEST_F(UnionTest, ShwhListsWhiteouts) {
+  make_branches({"ro+wh", "ro"});
+  write_file(br(0) + "/.wh.gone", "", 0444);
+  write_file(br(1) + "/gone", "g");
+  write_file(br(1) + "/kept", "k");
+  mount("ro,shwh");
+  EXPECT_EQ(ls(""), (std::vector<std::string>{".wh.gone", "kept"}));
+  EXPECT_TRUE(walk(".wh.gone").ok()) << "shwh: whiteouts can be looked at";
+  EXPECT_EQ(walk("gone").err(), ENOENT) << "and they still hide";
+}
+
+TEST_F(UnionTest, DirwhRemovesLargeDirectoriesInTheBackground) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/big");
+  for (int i = 0; i < 50; ++i) write_file(br(1) + "/big/f" + std::to_string(i), "x");
+  mount("dirwh=5");
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(unlink("big/f" + std::to_string(i)), 0);
+  EXPECT_EQ(list(br(0) + "/big").size(), 50u) << "50 whiteouts";
+  EXPECT_EQ(rmdir("big"), 0);
+  EXPECT_EQ(walk("big").err(), ENOENT);
+  for (int i = 0; i < 200 && fs->reap_pending() > 0; ++i) ::usleep(10000);
+  ::usleep(20000);
+  EXPECT_EQ(list(br(0)), (std::vector<std::string>{".wh..wh.aufs", ".wh..wh.orph", ".wh..wh.plnk", ".wh.big"}));
+}
+
+TEST_F(UnionTest, ListingCacheSeesChangesFromBothSides) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "a");
+  mount("rdcache=60");
+  EXPECT_EQ(ls(""), std::vector<std::string>{"a"});
+  EXPECT_EQ(create("b"), 0);
+  EXPECT_EQ(ls(""), (std::vector<std::string>{"a", "b"})) << "change through the union";
+  ::usleep(20000);  // a new mtime tick for the direct edit
+  write_file(br(1) + "/c", "c");
+  EXPECT_EQ(ls(""), (std::vector<std::string>{"a", "b", "c"})) << "direct branch edit";
+}
+
+TEST_F(UnionTest, NoDirPerm1ChecksEveryBranchCopy) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(0) + "/d");
+  ::chmod((br(0) + "/d").c_str(), 0755);
+  mkdirs(br(1) + "/d");
+  write_file(br(1) + "/d/f", "f");
+  ::chmod((br(1) + "/d").c_str(), 0700);  // root-only lower copy
+  mount();
+  Ctx user;
+  user.uid = 4321;
+  user.gid = 4321;
+  user.have_groups = true;
+  NodeId d = dir("d");
+  EXPECT_EQ(fs->lookup(d, "f", &user).err(), EACCES);
+  EXPECT_EQ(fs->opendir(d, &user).err(), EACCES);
+  EXPECT_TRUE(fs->lookup(d, "f", nullptr).ok()) << "root / no caller: allowed";
+  fs.reset();
+  mount("dirperm1");
+  d = dir("d");
+  EXPECT_TRUE(fs->lookup(d, "f", &user).ok()) << "dirperm1: top copy only";
+  EXPECT_TRUE(fs->opendir(d, &user).ok());
+}

@@ -70,7 +70,7 @@ TEST(Options, Errors) {
       {{"-o", "br=/a", "-o", "bogus", "m"}, "unknown option 'bogus'"},
       {{"-o", "br=/a=xx", "m"}, "unknown permission 'xx'"},
       {{"-o", "br=/a=ro+zz", "m"}, "unknown attribute 'zz'"},
-      {{"-o", "br=/a=rw+coo_reg", "m"}, "not supported"},
+      {{"-o", "br=/a=rw+fhsm", "m"}, "not supported"},
       {{"m"}, "no branches"},
       {{"-o", "br=/a"}, "no mount point"},
       {{"-o", "br=/a", "s", "m", "n"}, "too many arguments"},
@@ -194,4 +194,28 @@ TEST(Options, BranchOpsRoundTripAndModes) {
   EXPECT_EQ(ops[4].kind, BranchOp::Kind::SetRo);
   EXPECT_EQ(ops[5].kind, BranchOp::Kind::SetRw);
   EXPECT_EQ(format_branch_ops(ops), "append:/x=ro+wh,add:2:/y,del:/z,mod:/m=rw,ro,rw");
+}
+
+TEST(Options, BranchAttributes) {
+  auto r = parse({"-o", "br=/a=rw+moo+icexsec+icexusr:/b=ro+wh+coo_reg:/c=ro+coo_all+icex:/d=ro+moo", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(format_perm(r.opts.branches[0]), "rw+moo+icexsec+icexusr");
+  EXPECT_EQ(format_perm(r.opts.branches[1]), "ro+wh+coo_reg");
+  EXPECT_EQ(format_perm(r.opts.branches[2]), "ro+coo_all+icex");
+  EXPECT_EQ(r.opts.branches[3].coo, BranchSpec::Coo::None) << "moo needs rw";
+  EXPECT_EQ(r.opts.notices.size(), 1u);
+}
+
+TEST(Options, AufsFlags) {
+  auto r = parse({"-o", "br=/a,dirperm1,shwh,acl,cpup_caps,dirwh=10,rdblk=4096,noplink", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.opts.dirperm1);
+  EXPECT_TRUE(r.opts.shwh);
+  EXPECT_TRUE(r.opts.acl);
+  EXPECT_TRUE(r.opts.cpup_caps);
+  EXPECT_EQ(r.opts.dirwh, 10);
+  EXPECT_FALSE(r.opts.plink);
+  auto d = parse({"-o", "br=/a", "m"});
+  EXPECT_FALSE(d.opts.dirperm1) << "nodirperm1 is the default";
+  EXPECT_EQ(d.opts.dirwh, 3);
 }

@@ -68,3 +68,11 @@ TEST(Vdir, BottomBranchWhiteoutsAreIrrelevant) {
   auto m = merge_listings({L(0, true, {"a"}), L(1, true, {".wh.a"})});
   EXPECT_EQ(names(m), (std::vector<std::string>{"a"}));
 }
+
+TEST(Vdir, ShwhShowsWhiteoutsButNotMetadata) {
+  auto m = merge_listings({L(0, true, {".wh.b", "a", ".wh..wh.aufs", ".wh..wh.plnk", ".wh..wh.x.0001",
+                                       ".wh..wh..opq"}),
+                           L(1, false, {"b", "c"})},
+                          true);
+  EXPECT_EQ(names(m), (std::vector<std::string>{".wh..wh..opq", ".wh.b", "a", "c"}));
+}
