@@ -229,8 +229,14 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
           if (!op.spec.perm_given) op.spec.perm = (idx == 0 && !o.read_only) ? Perm::RW : Perm::RO;
           o.branches.insert(o.branches.begin() + idx, op.spec);
         } else if (op.kind == BranchOp::Kind::Del || op.kind == BranchOp::Kind::Mod) {
+          // Paths are compared as written, less "./" and trailing slashes.
+          auto norm = [](std::string p) {
+            while (p.size() > 1 && p.back() == '/') p.pop_back();
+            if (p.starts_with("./")) p = p.substr(2);
+            return p;
+          };
           auto it = std::find_if(o.branches.begin(), o.branches.end(),
-                                 [&](const BranchSpec& b) { return b.path == op.spec.path; });
+                                 [&](const BranchSpec& b) { return norm(b.path) == norm(op.spec.path); });
           if (it == o.branches.end()) return "'" + std::string(opt) + "': no such branch";
           if (op.kind == BranchOp::Kind::Del) o.branches.erase(it);
           else { it->perm = op.spec.perm; it->wh = op.spec.wh; it->nolwh = op.spec.nolwh; }
@@ -363,6 +369,21 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
       p = c + 1;
     }
   }
+  // mount(8) style SOURCE holding the branch list: it is the base that
+  // branch edits in -o apply to, unless -o gives the branches itself.
+  if (positional.size() == 2 && positional[0] != "none" && !positional[0].empty()) {
+    bool explicit_br = false;
+    for (auto& s : ostrings)
+      for (auto& t : split_options(s)) {
+        std::string_view k(t);
+        k = k.substr(0, k.find_first_of(":="));
+        if (k == "br" || k == "dirs" || k == "lowerdir" || k == "upperdir") explicit_br = true;
+      }
+    if (!explicit_br) {
+      std::string e = parse_branches(positional[0], o.read_only, o.branches, o.notices);
+      if (!e.empty()) { r.error = e; return r; }
+    }
+  }
   for (auto& s : ostrings) {
     std::string e = apply_option_string(o, s);
     if (!e.empty()) { r.error = e; return r; }
@@ -397,12 +418,12 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
   o.mountpoint = positional.back();
   if (positional.size() == 2) {
     o.source = positional[0];
-    if (o.branches.empty() && o.source != "none" && !o.source.empty()) {
-      std::string e = parse_branches(o.source, o.read_only, o.branches, o.notices);
-      if (!e.empty()) { r.error = e; return r; }
-    }
   }
   if (o.branches.empty()) { r.error = "no branches (use -o br=DIR[=PERM]:DIR...)"; return r; }
+  if (o.shwh && !o.read_only) {
+    r.error = "shwh shows whiteouts and is only allowed on read-only mounts (add ro)";
+    return r;
+  }
   return r;
 }
 
@@ -581,12 +602,14 @@ std::string usage_text(std::string_view prog) {
          "  -V, --version      print the version\n"
          "\n"
          "Branches (br=, br:, dirs=): DIR[=PERM[+ATTR]] joined by ':', top first.\n"
-         "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), nolwh (rw).\n"
+         "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), nolwh (rw),\n"
+         "  moo (rw), coo_reg, coo_all, icex, icexsec, icexsys, icextr, icexusr, icexoth.\n"
          "Branch edits (applied in order): add:N:DIR[=PERM], ins:N:DIR, append:DIR, prepend:DIR,\n"
          "  del:DIR, mod:DIR=PERM.  Overlay style: lowerdir=A:B,upperdir=U[,workdir=W].\n"
          "Options: udba=none|reval|notify, create=POLICY, cpup=POLICY, diropq=w|a, sum, nosum,\n"
-         "  plink, noplink, warn_perm, nowarn_perm, verbose, rdcache=SEC, dio, xino=PATH,\n"
-         "  noxino, chk, nochk, ro, rw,\n"
+         "  plink, noplink, dirperm1, nodirperm1, shwh (with ro), acl, dirwh=N, cpup_caps,\n"
+         "  warn_perm, nowarn_perm, verbose, rdcache=SEC, dio, xino=PATH, noxino, chk, nochk,\n"
+         "  ro, rw,\n"
          "  entry_timeout=SEC, attr_timeout=SEC, negative_timeout=SEC, threads=N,\n"
          "  and FUSE options: allow_other, allow_root, default_permissions,\n"
          "  auto_unmount, fsname=NAME, subtype=NAME, nosuid, nodev, noexec, noatime.\n"

@@ -243,7 +243,9 @@ std::string Union::rel_path(const Node& n) const {
 
 Status Union::check_name(std::string_view name, bool lookup) const {
   // shwh lets whiteouts be looked at (read-only use), never created.
-  if (int e = wh::check_user_name(name, lookup && opts_.shwh); e) return Errno{e};
+  // (metadata such as .wh..wh.plnk stays out of reach even then).
+  bool shown = lookup && opts_.shwh && (!wh::is_meta_name(name) || name == wh::kOpaque);
+  if (int e = wh::check_user_name(name, shown); e) return Errno{e};
   if (name.find('/') != std::string_view::npos || name.empty()) return Errno{EINVAL};
   return {};
 }
@@ -747,7 +749,8 @@ Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
   }
   for (auto& [k, v] : later) {
     auto s = sys::setxattr_at(dst_dir, dst_name, k.c_str(), v.data(), v.size(), 0);
-    if (!s.ok() && !(icex & BranchSpec::kIcexSec)) return s;
+    if (!s.ok() && !(icex & BranchSpec::kIcexSec) && !(s.err() == EPERM && !daemon_is_root()))
+      return s;
   }
   struct timespec ts[2] = {st.st_atim, st.st_mtim};
   AUFS_TRY(sys::utimens_at(dst_dir, dst_name, ts));
@@ -2105,6 +2108,8 @@ Status Union::change_branches(const std::vector<BranchOp>& ops, std::string* msg
       spec.perm = op.spec.perm;
       spec.wh = op.spec.wh;
       spec.nolwh = op.spec.nolwh;
+      spec.coo = op.spec.coo;
+      spec.icex = op.spec.icex;
       if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
         return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
       // Same id, new permission: a fresh object (snapshots are immutable).
@@ -2162,11 +2167,17 @@ std::string Union::info_json() const {
   }
   std::string xino = opts_.noxino ? "off" : "in memory";
   std::string o = "udba=";
-  o += opts_.udba == Udba::None ? "none" : opts_.udba == Udba::Reval ? "reval" : "notify";
+  o += opts_.udba == Udba::None ? "none"
+       : (opts_.udba == Udba::Reval || !watcher_) ? "reval" : "notify";
   o += opts_.diropq_always ? ",diropq=a" : ",diropq=w";
   o += opts_.sum ? ",sum" : ",nosum";
   o += opts_.plink ? ",plink" : ",noplink";
   o += opts_.check ? ",chk" : ",nochk";
+  o += opts_.dirperm1 ? ",dirperm1" : ",nodirperm1";
+  if (opts_.shwh) o += ",shwh";
+  if (opts_.acl) o += ",acl";
+  if (opts_.cpup_caps) o += ",cpup_caps";
+  o += ",dirwh=" + std::to_string(opts_.dirwh) + ",rdcache=" + std::to_string(opts_.rdcache);
   o += "," + format_policies(opts_.policy);
   if (ro()) o += ",ro";
   if (!opts_.xino_path.empty()) o += ",xino=" + opts_.xino_path;

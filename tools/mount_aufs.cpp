@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -77,28 +78,52 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
     if (!ops.empty()) ops += ',';
     ops += o;
   }
+  auto kernel_remount = [&](bool to_ro) -> int {
+    unsigned long f = current_flags(mnt);
+    f = to_ro ? (f | MS_RDONLY) : (f & ~MS_RDONLY);
+    if (::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | f, nullptr) != 0)
+      return errno;
+    return 0;
+  };
+  // A read-only kernel mount refuses writes to the control file, so "rw"
+  // is applied to the kernel first; "ro" is applied to the daemon first and
+  // undone if the kernel refuses (files open for writing: EBUSY).
+  if (ro == 0 && (current_flags(mnt) & MS_RDONLY)) {
+    if (int e = kernel_remount(false)) return fail(mnt + ": remount rw: " + std::strerror(e));
+  }
   if (ro >= 0) ops += std::string(ops.empty() ? "" : ",") + (ro ? "ro" : "rw");
+  std::string ctl = mnt + "/" + std::string(aufs::kControlNameForTools);
+  auto send = [&](const std::string& what) -> int {
+    if (::setxattr(ctl.c_str(), "user.aufs.remount", what.data(), what.size(), 0) != 0) return errno;
+    return 0;
+  };
   if (!ops.empty()) {
     std::vector<aufs::BranchOp> parsed;
     std::string e = aufs::parse_branch_ops(ops, false, parsed);
     if (!e.empty()) return fail(e);
     aufs::absolutize_ops(parsed);  // the daemon does not share our cwd
+    for (auto& op : parsed) {
+      if (op.kind != aufs::BranchOp::Kind::Add) continue;
+      struct stat st;
+      if (::stat(op.spec.path.c_str(), &st) != 0)
+        return fail("branch '" + op.spec.path + "': " + std::strerror(errno));
+      if (!S_ISDIR(st.st_mode)) return fail("branch '" + op.spec.path + "': not a directory");
+    }
     ops = aufs::format_branch_ops(parsed);
-    std::string ctl = mnt + "/" + std::string(aufs::kControlNameForTools);
+    struct stat cst;
+    if (::lstat(ctl.c_str(), &cst) != 0) return fail(mnt + ": not an aufs-fuse mount");
     if (verbose) std::fprintf(stderr, "mount.aufs: %s: %s\n", mnt.c_str(), ops.c_str());
-    if (::setxattr(ctl.c_str(), "user.aufs.remount", ops.data(), ops.size(), 0) != 0) {
-      int err = errno;
-      if (err == ENOENT || err == ENOTSUP || err == ENODATA)
-        return fail(mnt + ": not an aufs-fuse mount");
+    if (int err = send(ops)) {
+      if (err == ENOTSUP || err == ENODATA) return fail(mnt + ": not an aufs-fuse mount");
       return fail(mnt + ": branch change refused: " + std::strerror(err) +
                   " (the daemon's log says why)");
     }
   }
-  if (ro >= 0) {
-    unsigned long f = current_flags(mnt);
-    f = ro ? (f | MS_RDONLY) : (f & ~MS_RDONLY);
-    if (::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | f, nullptr) != 0)
-      return fail(mnt + ": remount " + (ro ? "ro" : "rw") + ": " + std::strerror(errno));
+  if (ro == 1 && !(current_flags(mnt) & MS_RDONLY)) {
+    if (int e = kernel_remount(true)) {
+      (void)send("rw");  // keep daemon and kernel in agreement
+      return fail(mnt + ": remount ro: " + std::strerror(e));
+    }
   }
   return 0;
 }

@@ -117,6 +117,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // umask to us, so default ACLs of the branch directories apply.
   if (fc->fs->options().acl) {
     if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+    if (conn->capable & FUSE_CAP_DONT_MASK) conn->want |= FUSE_CAP_DONT_MASK;
     else spdlog::warn("acl: the kernel does not offer POSIX ACL support for FUSE");
   }
   // Locks are left to the kernel (local semantics, as AUFS: locks live on
@@ -135,6 +136,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     auto r = fs_of(req).lookup(parent, name, &c);
     if (r.ok()) return reply_entry(req, r.value());
     if (r.err() == ENOENT && ctx_of(req).cfg.negative_timeout > 0) {
+      FuseContext& fc = ctx_of(req);
+      {
+        std::lock_guard<std::mutex> g(fc.neg_mu);
+        if (fc.negatives.size() < 65536) fc.negatives.insert(std::to_string(parent) + "/" + name);
+      }
       fuse_entry_param p{};
       p.ino = 0;
       p.entry_timeout = ctx_of(req).cfg.negative_timeout;
@@ -509,8 +515,11 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   guard(req, "setxattr", [&] {
     FuseContext& fc = ctx_of(req);
     auto st = fc.fs->setxattr(ino, name, value, size, flags, make_ctx(req, false));
-    fuse_reply_err(req, st.err());  // frees req
-    if (st.ok() && ino == kControlId) invalidate_all_async(fc);
+    // After a branch change the kernel's caches go before the caller hears
+    // back, so its next access sees the new view. No lock is held here and
+    // the other workers keep serving, so the notifications cannot deadlock.
+    if (st.ok() && ino == kControlId) invalidate_all(fc);
+    fuse_reply_err(req, st.err());
   });
 }
 
@@ -567,8 +576,18 @@ fuse_lowlevel_ops make_ops() {
 
 }  // namespace
 
-namespace {
 void invalidate_all(FuseContext& ctx) {
+  std::unordered_set<std::string> neg;
+  {
+    std::lock_guard<std::mutex> g(ctx.neg_mu);
+    neg.swap(ctx.negatives);
+  }
+  for (auto& k : neg) {
+    auto slash = k.find('/');
+    NodeId parent = std::stoull(k.substr(0, slash));
+    std::string name = k.substr(slash + 1);
+    fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
+  }
   auto names = ctx.fs->cached_names();
   for (auto& [id, parent, name] : names) {
     fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
@@ -576,7 +595,6 @@ void invalidate_all(FuseContext& ctx) {
   }
   fuse_lowlevel_notify_inval_inode(ctx.se, kRootId, 0, 0);
 }
-}  // namespace
 
 void invalidate_all_async(FuseContext& ctx) {
   if (!ctx.se) return;

@@ -3,6 +3,10 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
 #include "aufs_fuse/union_fs.hpp"
 
 namespace aufs {
@@ -20,12 +24,18 @@ struct FuseContext {
   Union* fs;
   AdapterConfig cfg;
   fuse_session* se = nullptr;
+  // Names answered "no such entry" with a timeout: the kernel caches them as
+  // negative dentries, which only a notification by name can drop (after a
+  // branch change). Bounded; past the bound, the timeout has to do.
+  std::mutex neg_mu;
+  std::unordered_set<std::string> negatives;  // "<parent id>/<name>"
 };
 
 // Drops every cached dentry and inode of the mount from the kernel (after a
 // branch change). Runs on its own thread: notifications must never be sent
 // from inside a request handler.
 void invalidate_all_async(FuseContext& ctx);
+void invalidate_all(FuseContext& ctx);
 // udba=notify: an entry changed behind the mount. dir 0: everything.
 void invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name);
 

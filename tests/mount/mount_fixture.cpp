@@ -449,6 +449,114 @@ std::string daemon_binary() {
   return dir + "/../../src/aufs-fuse";
 }
 
+std::string tool_binary(const char* env_var, const std::string& fallback) {
+  if (const char* b = std::getenv(env_var); b && *b) return b;
+  return fallback;
+}
+
+// ---------------------------------------------------------------- mount table
+
+bool MountEntry::has_opt(const std::string& opt) const {
+  for (const std::string* list : {&mount_opts, &super_opts}) {
+    size_t pos = 0;
+    while (pos <= list->size()) {
+      size_t c = list->find(',', pos);
+      if (c == std::string::npos) c = list->size();
+      if (list->compare(pos, c - pos, opt) == 0 && c - pos == opt.size()) return true;
+      pos = c + 1;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+std::vector<MountEntry> all_mounts() {
+  std::vector<MountEntry> out;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root mountpoint opts [optional...] - fstype source superopts
+    std::istringstream ls(line);
+    std::vector<std::string> f;
+    std::string w;
+    while (ls >> w) f.push_back(w);
+    auto dash = std::find(f.begin(), f.end(), "-");
+    if (f.size() < 6 || dash == f.end() || f.end() - dash < 3) continue;
+    MountEntry e;
+    e.mount_point = unescape_mountinfo(f[4]);
+    e.mount_opts = f[5];
+    e.fstype = dash[1];
+    e.source = unescape_mountinfo(dash[2]);
+    e.super_opts = dash + 3 < f.end() ? dash[3] : "";
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<MountEntry> mount_entry(const std::string& path) {
+  std::optional<MountEntry> found;
+  for (auto& e : all_mounts())
+    if (e.mount_point == path) found = e;  // the last one is on top
+  return found;
+}
+
+std::vector<MountEntry> mounts_under(const std::string& dir) {
+  std::vector<MountEntry> out;
+  if (dir.empty() || dir == "/") return out;
+  for (auto& e : all_mounts())
+    if (e.mount_point == dir || e.mount_point.starts_with(dir + "/")) out.push_back(e);
+  return out;
+}
+
+SysMountGuard::~SysMountGuard() {
+  if (!in_proc_mounts(mnt_)) return;
+  auto r = run({"umount", mnt_}, "", 15000);
+  if (in_proc_mounts(mnt_)) {
+    std::fprintf(stderr, "aufs mount test: umount %s failed (%s); detaching lazily\n",
+                 mnt_.c_str(), r.err.c_str());
+    run({"umount", "-l", mnt_}, "", 15000);
+  }
+  wait_daemons_gone(mnt_, 3000);
+}
+
+std::vector<pid_t> daemon_pids_for(const std::string& mnt) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (auto* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (!end || *end || pid <= 0) continue;
+    std::string cmd = read_file(std::string("/proc/") + e->d_name + "/cmdline");
+    std::vector<std::string> argv;
+    for (size_t p = 0; p < cmd.size();) {
+      size_t z = cmd.find('\0', p);
+      if (z == std::string::npos) z = cmd.size();
+      argv.push_back(cmd.substr(p, z - p));
+      p = z + 1;
+    }
+    if (argv.empty()) continue;
+    std::string a0 = argv[0].substr(argv[0].find_last_of('/') + 1);
+    if (a0 != "aufs-fuse") continue;
+    if (std::find(argv.begin() + 1, argv.end(), mnt) != argv.end())
+      out.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(d);
+  return out;
+}
+
+bool wait_daemons_gone(const std::string& mnt, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    if (daemon_pids_for(mnt).empty()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 // ---------------------------------------------------------------- daemon
 
 Daemon::Daemon(std::vector<std::string> args, std::string mnt, std::string log, std::string cwd)
@@ -591,8 +699,7 @@ void MountTest::SetUp() {
   ASSERT_EQ(::mkdir(m().c_str(), 0755), 0);
 }
 
-::testing::AssertionResult MountTest::mount(const std::string& branches, const std::string& extra,
-                                            const std::string& mnt_rel) {
+std::string MountTest::branch_list(const std::string& branches) const {
   std::string br;
   size_t pos = 0;
   while (pos <= branches.size()) {
@@ -604,7 +711,21 @@ void MountTest::SetUp() {
     if (!br.empty()) br += ":";
     br += elem[0] == '/' ? elem : root_ + "/" + elem;
   }
-  std::string o = "br=" + br + ",entry_timeout=0,attr_timeout=0,negative_timeout=0,threads=2";
+  return br;
+}
+
+::testing::AssertionResult MountTest::mount(const std::string& branches, const std::string& extra,
+                                            const std::string& mnt_rel) {
+  std::string o = "br=" + branch_list(branches) +
+                  ",entry_timeout=0,attr_timeout=0,negative_timeout=0,threads=2";
+  if (!extra.empty()) o += "," + extra;
+  return mount_args({"-f", "-o", o, p(mnt_rel)}, mnt_rel);
+}
+
+::testing::AssertionResult MountTest::mount_cached(const std::string& branches,
+                                                   const std::string& extra,
+                                                   const std::string& mnt_rel) {
+  std::string o = "br=" + branch_list(branches) + ",threads=2";
   if (!extra.empty()) o += "," + extra;
   return mount_args({"-f", "-o", o, p(mnt_rel)}, mnt_rel);
 }
@@ -658,8 +779,18 @@ std::string MountTest::daemon_log() const {
 void MountTest::TearDown() {
   for (auto& d : daemons_)
     if (d->running()) stop_and_check(*d);
+  // Mounts made through mount(8) are not the fixture's daemons: any left
+  // below the root is a defect of the test; detach it so nothing leaks.
+  if (!root_.empty()) {
+    for (auto& e : mounts_under(root_)) {
+      ADD_FAILURE() << "mount left behind: " << e.source << " on " << e.mount_point << " type "
+                    << e.fstype;
+      run({"umount", e.mount_point}, "", 15000);
+      if (in_proc_mounts(e.mount_point)) run({"umount", "-l", e.mount_point}, "", 15000);
+    }
+  }
   if (HasFailure() && !daemons_.empty()) std::fprintf(stderr, "%s", daemon_log().c_str());
-  bool still_mounted = false;
+  bool still_mounted = !root_.empty() && !mounts_under(root_).empty();
   for (auto& d : daemons_)
     if (in_proc_mounts(d->mnt())) still_mounted = true;
   if (!root_.empty() && !still_mounted) {

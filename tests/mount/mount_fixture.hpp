@@ -73,6 +73,48 @@ bool is_mount_point(const std::string& path);  // st_dev differs from parent's
 bool in_proc_mounts(const std::string& path);  // listed in /proc/self/mountinfo
 
 std::string daemon_binary();  // $AUFS_FUSE_BIN or ../../src/aufs-fuse
+// A tool of this build: $env_var if set, else `fallback` (searched in PATH by
+// run()).
+std::string tool_binary(const char* env_var, const std::string& fallback);
+
+// ---------------------------------------------------------------- mount table
+
+// One line of /proc/self/mountinfo, unescaped.
+struct MountEntry {
+  std::string mount_point;  // absolute
+  std::string fstype;       // "fuse.aufs"
+  std::string source;       // "none"
+  std::string mount_opts;   // per-mount options: "rw,nosuid,nodev,relatime"
+  std::string super_opts;   // per-superblock options
+  // True if `opt` is one of the comma-separated per-mount or superblock options.
+  bool has_opt(const std::string& opt) const;
+};
+// The topmost mount on `path`, if any.
+std::optional<MountEntry> mount_entry(const std::string& path);
+// Every mount whose mount point is `dir` or lies below it.
+std::vector<MountEntry> mounts_under(const std::string& dir);
+
+// Guards a mount made through mount(8) (or any helper that daemonizes): the
+// destructor runs `umount PATH`, then `umount -l PATH` if it is still
+// mounted, so a failing test never leaves a mount behind. The daemon of such
+// a mount is not a child of the test; it exits on its own once unmounted.
+class SysMountGuard {
+ public:
+  explicit SysMountGuard(std::string mnt) : mnt_(std::move(mnt)) {}
+  ~SysMountGuard();
+  SysMountGuard(const SysMountGuard&) = delete;
+  SysMountGuard& operator=(const SysMountGuard&) = delete;
+  const std::string& path() const { return mnt_; }
+
+ private:
+  std::string mnt_;
+};
+
+// Pids of running aufs-fuse daemons whose command line names `mnt` (read
+// from /proc; for checking that a daemon exited, never for killing).
+std::vector<pid_t> daemon_pids_for(const std::string& mnt);
+// Waits up to timeout_ms for daemon_pids_for(mnt) to become empty.
+bool wait_daemons_gone(const std::string& mnt, int timeout_ms = 5000);
 
 // ---------------------------------------------------------------- daemon
 
@@ -119,6 +161,14 @@ class MountTest : public ::testing::Test {
   // test defaults (zero timeouts, 2 threads). mnt_rel is relative to root.
   ::testing::AssertionResult mount(const std::string& branches, const std::string& extra = "",
                                    const std::string& mnt_rel = "mnt");
+  // As mount(), but without the zero-timeout test defaults: the daemon's own
+  // entry/attr/negative timeouts apply (those that udba= chooses), so the
+  // kernel caches names and attributes as in real use.
+  ::testing::AssertionResult mount_cached(const std::string& branches,
+                                          const std::string& extra = "",
+                                          const std::string& mnt_rel = "mnt");
+  // "name[=perm]:name..." with names made absolute below root.
+  std::string branch_list(const std::string& branches) const;
   // Starts the daemon with raw arguments (cwd = root).
   ::testing::AssertionResult mount_args(const std::vector<std::string>& args,
                                         const std::string& mnt_rel = "mnt");

@@ -207,7 +207,7 @@ TEST(Options, BranchAttributes) {
 }
 
 TEST(Options, AufsFlags) {
-  auto r = parse({"-o", "br=/a,dirperm1,shwh,acl,cpup_caps,dirwh=10,rdblk=4096,noplink", "m"});
+  auto r = parse({"-o", "br=/a,ro,dirperm1,shwh,acl,cpup_caps,dirwh=10,rdblk=4096,noplink", "m"});
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_TRUE(r.opts.dirperm1);
   EXPECT_TRUE(r.opts.shwh);
@@ -218,4 +218,13 @@ TEST(Options, AufsFlags) {
   auto d = parse({"-o", "br=/a", "m"});
   EXPECT_FALSE(d.opts.dirperm1) << "nodirperm1 is the default";
   EXPECT_EQ(d.opts.dirwh, 3);
+}
+
+TEST(Options, ShwhNeedsReadOnlyAndSourceListIsTheBase) {
+  EXPECT_FALSE(parse({"-o", "br=/a,shwh", "m"}).ok());
+  auto r = parse({"/a:/b", "m", "-o", "append:/c=ro+wh,del:/b/"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.opts.branches.size(), 2u);
+  EXPECT_EQ(r.opts.branches[0].path, "/a");
+  EXPECT_EQ(r.opts.branches[1].path, "/c");
 }

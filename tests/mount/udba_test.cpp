@@ -1,0 +1,150 @@
+// udba=none|reval|notify: what a user sees when a branch is edited
+// directly, behind the union's back. These mounts keep the daemon's own
+// timeouts (mount_cached): none 86400 s, reval 1 s, notify 3600 s.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "tools_support.hpp"
+
+namespace aufs::mt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class Udba : public MountTest {
+ protected:
+  void SetUp() override {
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    mkdirs(p("rw"));
+    mkdirs(p("l1/sub"));
+    ASSERT_TRUE(write_file(p("l1/data.txt"), "old\n"));
+    ASSERT_TRUE(write_file(p("l1/gone.txt"), "soon gone\n"));
+    ASSERT_TRUE(write_file(p("l1/shadow.txt"), "lower\n"));
+    ASSERT_TRUE(write_file(p("l1/sub/gone2.txt"), "soon gone too\n"));
+  }
+
+  // Looks everything up through the mount so the kernel caches it:
+  // positive entries with attributes, negative entries, the sub directory.
+  // read_contents=false only stats: reading a file makes the kernel drop
+  // its cached atime, and the next full stat then asks the daemon.
+  void warm_caches(bool read_contents = true) {
+    if (read_contents) {
+      EXPECT_EQ(read_file(m("data.txt")), "old\n");
+      EXPECT_EQ(read_file(m("gone.txt")), "soon gone\n");
+      EXPECT_EQ(read_file(m("shadow.txt")), "lower\n");
+      EXPECT_EQ(read_file(m("sub/gone2.txt")), "soon gone too\n");
+    } else {
+      for (const char* n : {"gone.txt", "shadow.txt", "sub/gone2.txt"})
+        EXPECT_EQ(lstat_errno(m(n)), 0) << n;
+    }
+    EXPECT_EQ(lstat_errno(m("new.txt")), ENOENT);
+    EXPECT_EQ(lstat_errno(m("sub/new2.txt")), ENOENT);
+    auto st = stat_of(m("data.txt"));
+    ASSERT_TRUE(st.has_value());
+    EXPECT_EQ(st->st_size, 4);
+  }
+
+  // The same edits, made directly in the branches.
+  void edit_branches() {
+    ASSERT_TRUE(write_file(p("l1/new.txt"), "new in lower\n"));
+    ASSERT_TRUE(write_file(p("l1/sub/new2.txt"), "new in lower sub\n"));
+    ASSERT_EQ(::unlink(p("l1/gone.txt").c_str()), 0);
+    ASSERT_EQ(::unlink(p("l1/sub/gone2.txt").c_str()), 0);
+    ASSERT_TRUE(write_file(p("rw/shadow.txt"), "upper, made directly\n"));
+    ASSERT_TRUE(write_file(p("l1/data.txt"), "rewritten directly, longer\n"));
+    ASSERT_TRUE(write_file(p("l1/never-looked-up.txt"), "fresh\n"));
+  }
+
+  // True once every edit is visible through the mount.
+  bool all_edits_seen() {
+    return lstat_errno(m("new.txt")) == 0 && read_file(m("new.txt")) == "new in lower\n" &&
+           read_file(m("sub/new2.txt")) == "new in lower sub\n" &&
+           lstat_errno(m("gone.txt")) == ENOENT && lstat_errno(m("sub/gone2.txt")) == ENOENT &&
+           read_file(m("shadow.txt")) == "upper, made directly\n" &&
+           read_file(m("data.txt")) == "rewritten directly, longer\n";
+  }
+
+  void explain_edits() {
+    ADD_FAILURE() << "state through the mount:"
+                  << "\n new.txt: lstat " << errname(lstat_errno(m("new.txt")))
+                  << "\n sub/new2.txt: lstat " << errname(lstat_errno(m("sub/new2.txt")))
+                  << "\n gone.txt: lstat " << errname(lstat_errno(m("gone.txt")))
+                  << "\n sub/gone2.txt: lstat " << errname(lstat_errno(m("sub/gone2.txt")))
+                  << "\n shadow.txt: '" << read_file(m("shadow.txt")) << "'"
+                  << "\n data.txt: '" << read_file(m("data.txt")) << "'";
+  }
+
+  std::string udba_option() { return ctl_info(m())["options"].str; }
+};
+
+TEST_F(Udba, NoneTrustsCachedNames) {
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=none"));
+  EXPECT_NE(udba_option().find("udba=none"), std::string::npos) << udba_option();
+  warm_caches(false);
+  // Open files pin their dentries and inodes, so nothing (not even a
+  // drop_caches elsewhere on the machine) evicts these cache entries.
+  int pin_gone = ::open(m("gone.txt").c_str(), O_RDONLY | O_CLOEXEC);
+  int pin_data = ::open(m("data.txt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(pin_gone, 0);
+  ASSERT_GE(pin_data, 0);
+  edit_branches();
+  // Names the kernel has cached keep their cached answer (86400 s): the
+  // deleted file is still there with its old size, the new one is absent.
+  EXPECT_EQ(lstat_errno(m("gone.txt")), 0) << "cached entry was re-checked";
+  auto st = stat_of(m("data.txt"));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->st_size, 4) << "cached attributes were re-read";
+  EXPECT_EQ(lstat_errno(m("new.txt")), ENOENT) << "cached negative entry was re-checked";
+  EXPECT_EQ(lstat_errno(m("sub/new2.txt")), ENOENT) << "cached negative entry was re-checked";
+  // A name never looked up goes to the daemon, which sees the branch.
+  EXPECT_EQ(read_file(m("never-looked-up.txt")), "fresh\n");
+  ::close(pin_gone);
+  ::close(pin_data);
+}
+
+TEST_F(Udba, RevalSeesEditsWithinTheTimeout) {
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));  // the default
+  EXPECT_NE(udba_option().find("udba=reval"), std::string::npos) << udba_option();
+  warm_caches();
+  auto t0 = Clock::now();
+  edit_branches();
+  // Uncached names are checked against the branches at once.
+  EXPECT_EQ(read_file(m("never-looked-up.txt")), "fresh\n");
+  // Cached ones once their 1 s timeout has passed.
+  if (!eventually([&] { return all_edits_seen(); }, 3000)) explain_edits();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  EXPECT_LT(ms, 3000);
+}
+
+TEST_F(Udba, NotifySeesEditsAtOnce) {
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=notify"));
+  EXPECT_NE(udba_option().find("udba=notify"), std::string::npos) << udba_option();
+  warm_caches();
+  auto t0 = Clock::now();
+  edit_branches();
+  // Timeouts are 3600 s here; only inotify can make these visible. 800 ms
+  // is under reval's 1 s timeout, so a fallback to timeouts fails too.
+  bool seen = eventually([&] { return all_edits_seen(); }, 800);
+  if (!seen) explain_edits();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  EXPECT_LT(ms, 1000);
+  EXPECT_EQ(read_file(m("never-looked-up.txt")), "fresh\n");
+
+  // And again on the same names: the renewed cache entries are watched too.
+  ASSERT_TRUE(write_file(p("l1/data.txt"), "third\n"));
+  ASSERT_EQ(::unlink(p("rw/shadow.txt").c_str()), 0);
+  ASSERT_EQ(::unlink(p("l1/new.txt").c_str()), 0);
+  EXPECT_TRUE(eventually([&] {
+    return read_file(m("data.txt")) == "third\n" && read_file(m("shadow.txt")) == "lower\n" &&
+           lstat_errno(m("new.txt")) == ENOENT;
+  }, 800)) << "data.txt: '" << read_file(m("data.txt")) << "' shadow.txt: '"
+           << read_file(m("shadow.txt")) << "' new.txt: " << errname(lstat_errno(m("new.txt")));
+}
+
+}  // namespace
+}  // namespace aufs::mt
