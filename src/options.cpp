@@ -279,6 +279,10 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
       o.acl = true;
     } else if (k == "noacl") {
       o.acl = false;
+    } else if (k == "ociwh") {
+      o.ociwh = true;
+    } else if (k == "noociwh") {
+      o.ociwh = false;
     } else if (k == "cpup_caps") {
       o.cpup_caps = true;
     } else if (k == "nocpup_caps") {
@@ -608,6 +612,7 @@ std::string usage_text(std::string_view prog) {
          "  del:DIR, mod:DIR=PERM.  Overlay style: lowerdir=A:B,upperdir=U[,workdir=W].\n"
          "Options: udba=none|reval|notify, create=POLICY, cpup=POLICY, diropq=w|a, sum, nosum,\n"
          "  plink, noplink, dirperm1, nodirperm1, shwh (with ro), acl, dirwh=N, cpup_caps,\n"
+         "  ociwh (a whiteout hides only lower branches, as in OCI layers),\n"
          "  warn_perm, nowarn_perm, verbose, rdcache=SEC, dio, xino=PATH, noxino, chk, nochk,\n"
          "  ro, rw,\n"
          "  entry_timeout=SEC, attr_timeout=SEC, negative_timeout=SEC, threads=N,\n"

@@ -346,10 +346,12 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
     auto st = sys::lstat_at(pfd->get(), name);
     if (!st.ok() && !absent(st.err())) return Errno{st.err()};
     if (whiteout) {
-      if (st.ok() && br.writable() && r.hits.empty()) {
-        // Interrupted create/unlink left both: the real entry wins.
-        spdlog::warn("{}/{} and its whiteout both exist on branch {}; using the entry",
-                     parent_rel, name, br.spec.path);
+      if (st.ok() && (br.writable() || opts_.ociwh) && r.hits.empty()) {
+        // rw branch: an interrupted create/unlink left both; the real entry
+        // wins. ociwh: OCI layers' whiteouts hide only lower layers.
+        if (br.writable())
+          spdlog::warn("{}/{} and its whiteout both exist on branch {}; using the entry",
+                       parent_rel, name, br.spec.path);
         r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value())});
       }
       r.whiteout = true;
@@ -1053,7 +1055,7 @@ Result<std::vector<VEntry>> Union::list_dir(const BranchSet& bs, const std::vect
     BranchListing l;
     l.branch = b;
     l.wh_able = br.wh_able();
-    l.own_wh_hides = !br.writable();
+    l.own_wh_hides = !br.writable() && !opts_.ociwh;
     l.entries = std::move(ents.value());
     ls.push_back(std::move(l));
     if (stamps) {
@@ -2177,6 +2179,7 @@ std::string Union::info_json() const {
   if (opts_.shwh) o += ",shwh";
   if (opts_.acl) o += ",acl";
   if (opts_.cpup_caps) o += ",cpup_caps";
+  if (opts_.ociwh) o += ",ociwh";
   o += ",dirwh=" + std::to_string(opts_.dirwh) + ",rdcache=" + std::to_string(opts_.rdcache);
   o += "," + format_policies(opts_.policy);
   if (ro()) o += ",ro";

@@ -64,6 +64,7 @@ struct MountOptions {
   bool shwh = false;           // show whiteouts (read-only mounts)
   bool acl = false;            // POSIX ACLs enforced by the kernel
   bool cpup_caps = false;      // carry security.capability into copy-ups
+  bool ociwh = false;          // OCI rule: a whiteout does not hide its own layer
   int dirwh = 3;               // rmdir: more whiteouts than this go async
   PolicyConfig policy;         // create= / cpup=
 

@@ -992,3 +992,22 @@ TEST_F(UnionTest, NoDirPerm1ChecksEveryBranchCopy) {
   EXPECT_TRUE(fs->lookup(d, "f", &user).ok()) << "dirperm1: top copy only";
   EXPECT_TRUE(fs->opendir(d, &user).ok());
 }
+
+TEST_F(UnionTest, OciWhiteoutRuleIsAnOption) {
+  // An OCI layer may hold X and .wh.X together: X is the layer's own entry
+  // (added after deleting a lower X). AUFS hides it; the OCI rule keeps it.
+  make_branches({"rw", "ro+wh", "ro"});
+  write_file(br(1) + "/x", "layer1");
+  write_file(br(1) + "/.wh.x", "", 0444);
+  write_file(br(2) + "/x", "base");
+  write_file(br(2) + "/y", "base-y");
+  write_file(br(1) + "/.wh.y", "", 0444);
+  mount();
+  EXPECT_EQ(walk("x").err(), ENOENT) << "AUFS: a whiteout hides its own branch too";
+  EXPECT_EQ(ls(""), std::vector<std::string>{});
+  fs.reset();
+  mount("ociwh");
+  EXPECT_EQ(cat("x"), "layer1");
+  EXPECT_EQ(walk("y").err(), ENOENT) << "lower layers stay hidden";
+  EXPECT_EQ(ls(""), std::vector<std::string>{"x"});
+}
