@@ -32,6 +32,12 @@ namespace aufs {
 namespace {
 
 bool is_dir_mode(mode_t m) { return S_ISDIR(m); }
+
+// The kernel's open flags carry internal bits (e.g. __FMODE_EXEC for an
+// execve) that openat2 rejects with EINVAL: pass on only the flags that
+// mean something for the backing file.
+constexpr int kPassFlags = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT |
+                           O_LARGEFILE | O_NOATIME | O_TRUNC;
 bool absent(int e) { return e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG; }
 
 // Restores a directory's atime/mtime when it goes out of scope, so internal
@@ -363,8 +369,10 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
       bool top_dir = is_dir_mode(r.hits[0].st.st_mode);
       if (!top_dir || !is_dir_mode(st->st_mode)) {
         // Non-dirs do not merge; a lower entry of another type under a
-        // directory is skipped and the merge goes on below it (AUFS).
+        // directory is skipped and the merge goes on below it (AUFS). The
+        // OCI rule (ociwh) lets it end the directory, as overlayfs does.
         r.lower_exists = true;
+        if (opts_.ociwh && top_dir) break;
         if (!full && !top_dir) break;
         continue;
       }
@@ -444,7 +452,9 @@ Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
   w.rel = rel_path(*n);
   std::lock_guard<std::mutex> g(n->mu);
   w.layers = n->layers;
-  w.data_rel = n->is_dir() ? w.rel : n->data_rel;
+  // data_rel empty: the data lives under the node's own (current) name, so
+  // a rename of any ancestor directory is followed automatically.
+  w.data_rel = (n->is_dir() || n->data_rel.empty()) ? w.rel : n->data_rel;
   w.opaque = n->opaque;
   if (w.layers.empty()) return Errno{ESTALE};
   return w;
@@ -497,9 +507,9 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
       c->layers = layers;
       c->opaque = r->opaque_branch;
     } else {
-      if (c->layers.empty() || c->layers[0] != layers[0] || c->data_rel != rel) c->data_gen++;
+      if (c->layers.empty() || c->layers[0] != layers[0] || !c->data_rel.empty()) c->data_gen++;
       c->layers = {layers[0]};
-      c->data_rel = rel;
+      c->data_rel.clear();
     }
     c->bgen = bs.generation;
   }
@@ -545,9 +555,9 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
         }
       }
       if (!keep) {
-        if (n->layers.empty() || n->layers[0] != top.branch || n->data_rel != rel) n->data_gen++;
+        if (n->layers.empty() || n->layers[0] != top.branch || !n->data_rel.empty()) n->data_gen++;
         n->layers = {top.branch};
-        n->data_rel = rel;
+        n->data_rel.clear();
       }
     }
     n->bgen = bs.generation;
@@ -850,17 +860,18 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   if (!pw.ok()) return Errno{pw.err()};
   int src_b;
   std::string src_rel;
+  std::string name_rel = sys::join(rel_path(*parent), name);
   {
     std::lock_guard<std::mutex> g(n->mu);
     if (n->layers.empty()) return Errno{ESTALE};
     src_b = n->layers[0];
-    src_rel = n->data_rel;
+    src_rel = n->data_rel.empty() ? name_rel : n->data_rel;
   }
   if ((*bs)[static_cast<size_t>(src_b)].writable() && force_bw < 0) {
     if (!need_name) return {};
     // A pseudo-link serves this name from the plnk store: give the name its
     // own hard link on that branch (rename needs a real entry to move).
-    std::string rel = sys::join(rel_path(*parent), name);
+    std::string rel = name_rel;
     if (src_rel == rel) return {};
     AUFS_TRY(ensure_dir_path(*bs, src_b, parent));
     const Branch& wb = (*bs)[static_cast<size_t>(src_b)];
@@ -873,7 +884,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     auto s2 = sys::link_at(spfd->get(), sname, dpfd->get(), dname);
     if (!s2.ok() && s2.err() != EEXIST) return s2;
     std::lock_guard<std::mutex> g(n->mu);
-    n->data_rel = rel;
+    n->data_rel.clear();
     return {};
   }
   int bw = force_bw;
@@ -913,7 +924,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
       auto ls = sys::link_at(wb.root.get(), pl, dpfd->get(), dname);
       if (!ls.ok() && ls.err() != EEXIST) return ls;
       n->layers = {bw};
-      n->data_rel = rel;
+      n->data_rel.clear();
       n->data_gen++;
       repoint_readers(n, dpfd->get(), dname, wb.id);
       return {};
@@ -975,7 +986,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   if (!nst.ok()) return Errno{nst.err()};
   if (new_ino) xino_.alias(wb.seed, nst->st_ino, n->ino);
   n->layers = {bw};
-  n->data_rel = rel;
+  n->data_rel.clear();
   n->data_gen++;
   repoint_readers(n, dpfd->get(), dname, wb.id);
   counters_.copyups++;
@@ -1143,8 +1154,7 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
     } else if (fmt == S_IFLNK) {
       AUFS_TRY(sys::symlink_at(*symlink_target, pfd->get(), nm));
     } else if (fh_out) {
-      int f = (open_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | O_CREAT | O_EXCL |
-              O_NOFOLLOW | O_CLOEXEC;
+      int f = (open_flags & kPassFlags & ~O_TRUNC) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
       int r2 = ::openat(pfd->get(), nm.c_str(), f, mode & 07777);
       if (r2 < 0) return last_errno();
       fd.reset(r2);
@@ -1528,7 +1538,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     for (auto [n, rel] : {std::pair{sn, dst_rel}, std::pair{dn, src_rel}}) {
       std::lock_guard<std::mutex> g(n->mu);
       n->layers = {btgt};
-      if (!n->is_dir()) n->data_rel = rel;
+      if (!n->is_dir()) n->data_rel.clear();
     }
     return {};
   }
@@ -1579,7 +1589,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   {
     std::lock_guard<std::mutex> g(sn->mu);
     sn->layers = {btgt};
-    if (!sn->is_dir()) sn->data_rel = dst_rel;
+    if (!sn->is_dir()) sn->data_rel.clear();
     else {
       // Not opaque and nothing below under the new name: layers stay {btgt}.
     }
@@ -1603,7 +1613,7 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   if (S_ISREG(n->type) && !ro()) AUFS_TRY(copy_up_on_open(*bs, n));
   auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
-  int f = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_NOFOLLOW;
+  int f = (flags & kPassFlags) | O_NOFOLLOW;
   if (!opts_.dio) f &= ~O_DIRECT;
   auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel, f);
   if (!fd.ok()) return Errno{fd.err()};
@@ -1634,7 +1644,7 @@ Result<int> Union::io_fd(FileHandle& fh) {
 void Union::repoint_readers(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid) {
   for (FileHandle* fh : n->handles) {
     if ((fh->flags & O_ACCMODE) != O_RDONLY) continue;
-    int f = (fh->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_NOFOLLOW | O_CLOEXEC;
+    int f = (fh->flags & kPassFlags & ~O_TRUNC) | O_NOFOLLOW | O_CLOEXEC;
     int fd = ::openat(dirfd, name.c_str(), f);
     if (fd < 0) {
       spdlog::warn("{}: an open reader keeps the old copy: {}", name, std::strerror(errno));
@@ -2310,14 +2320,10 @@ namespace aufs {
 // entry to the nearest writable branch above its own, whatever the cpup
 // policy says.
 Status Union::copy_up_on_open(const BranchSet& bs, const NodePtr& n) {
-  int top;
-  std::string src_rel;
-  {
-    std::lock_guard<std::mutex> g(n->mu);
-    if (n->layers.empty()) return {};
-    top = n->layers[0];
-    src_rel = n->data_rel;
-  }
+  auto w = where(bs, n);
+  if (!w.ok()) return {};
+  int top = w->layers[0];
+  std::string src_rel = w->data_rel;
   const BranchSpec& sp = bs[static_cast<size_t>(top)].spec;
   bool wanted = sp.coo == BranchSpec::Coo::All ||
                 (!n->is_dir() && (sp.coo == BranchSpec::Coo::Reg || sp.coo == BranchSpec::Coo::Move));

@@ -2,7 +2,9 @@
 # Installs the Debian 12 packages aufs-fuse needs to build, test and demo.
 set -euo pipefail
 pkgs=(build-essential pkg-config meson ninja-build libfuse3-dev fuse3 libspdlog-dev
-      libxxhash-dev libgtest-dev libgmock-dev tree attr groff-base man-db)
+      libxxhash-dev libgtest-dev libgmock-dev tree attr groff-base man-db
+      busybox-static umoci libarchive-dev libssl-dev nlohmann-json3-dev
+      stress-ng libcap2-bin util-linux clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

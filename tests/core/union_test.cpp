@@ -1011,3 +1011,18 @@ TEST_F(UnionTest, OciWhiteoutRuleIsAnOption) {
   EXPECT_EQ(walk("y").err(), ENOENT) << "lower layers stay hidden";
   EXPECT_EQ(ls(""), std::vector<std::string>{"x"});
 }
+
+TEST_F(UnionTest, CachedFileFollowsRenamedDirectory) {
+  make_branches({"rw", "ro"});
+  mount();
+  EXPECT_EQ(mkdir("a"), 0);
+  EXPECT_EQ(create("a/f", "1"), 0);
+  NodeId f = walk("a/f")->id;  // the kernel keeps this node across the rename
+  EXPECT_EQ(rename("a", "b"), 0);
+  auto fh = fs->open(f, O_RDONLY, Ctx{});
+  ASSERT_TRUE(fh.ok()) << fh.err();
+  char buf[4] = {};
+  EXPECT_EQ(::pread(fs->io_fd(*fh.value()).value(), buf, sizeof buf, 0), 1);
+  fs->release(std::move(fh.value()));
+  EXPECT_TRUE(fs->getattr(f).ok());
+}

@@ -1,0 +1,254 @@
+// aufs-fuse-image: one command mounts an OCI image layout (built here with
+// Debian's umoci). Layers are extracted once into the content-addressed
+// store and shared: a second mount of the same image, or of another image
+// with a common layer, extracts nothing. Corrupted blobs (digest mismatch)
+// and layers that try to write outside their directory (absolute names,
+// "..", hard links out of the layer, writing through a symlink) are refused
+// and nothing is mounted or left behind.
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "container_support.hpp"
+
+namespace aufs::ct {
+namespace {
+
+using namespace aufs::mt;
+
+std::string image_tool() {
+  const char* b = std::getenv("AUFS_FUSE_IMAGE_BIN");
+  return b && *b ? b : "";
+}
+
+class ImageTool : public MountTest {
+ protected:
+  void SetUp() override {
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (layers hold files of other owners)";
+    if (image_tool().empty() || ::access(image_tool().c_str(), X_OK) != 0)
+      GTEST_SKIP() << "aufs-fuse-image not built (needs libarchive-dev, libssl-dev, "
+                      "nlohmann-json3-dev); AUFS_FUSE_IMAGE_BIN unset";
+    if (!which("umoci")) GTEST_SKIP() << "umoci not installed (Debian package umoci)";
+    if (!which("busybox")) GTEST_SKIP() << "busybox not installed (Debian package busybox-static)";
+  }
+  void TearDown() override {
+    // Mounts made by the tool are daemonized: unmount any left below root.
+    if (!root().empty()) {
+      for (auto& e : mounts_under(root())) {
+        ADD_FAILURE() << "mount left behind on " << e.mount_point;
+        SysMountGuard g(e.mount_point);
+      }
+    }
+    MountTest::TearDown();
+  }
+
+  void must(const std::vector<std::string>& argv) {
+    auto r = run(argv, root(), 120000);
+    ASSERT_TRUE(r.ok()) << r;
+  }
+  void must_sh(const std::string& cmd) {
+    auto r = sh(cmd, root(), 120000);
+    ASSERT_TRUE(r.ok()) << cmd << "\n" << r;
+  }
+
+  // img:l1 = busybox root; img:v2 = l1 + a layer with a deletion, a new
+  // directory, a hard link and a symlink.
+  void build_image() {
+    must({"umoci", "init", "--layout", "img"});
+    must({"umoci", "new", "--image", "img:base"});
+    must({"umoci", "unpack", "--image", "img:base", "bundle"});
+    ASSERT_EQ(make_busybox_root(p("bundle/rootfs")), "");
+    must({"umoci", "repack", "--refresh-bundle", "--image", "img:l1", "bundle"});
+    must_sh(R"(set -e; cd bundle/rootfs
+rm bin/vi etc/motd
+mkdir -p srv/app; echo app > srv/app/conf; ln srv/app/conf srv/app/conf.hard
+ln -s app/conf srv/conf.link
+echo 'app:x:100:100::/srv/app:/bin/sh' >> etc/passwd
+)");
+    must({"umoci", "repack", "--refresh-bundle", "--image", "img:v2", "bundle"});
+  }
+
+  RunResult tool(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {image_tool()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, root(), 120000);
+  }
+
+  void umount_tool_mount(const std::string& mnt) {
+    auto r = run({"umount", mnt});
+    EXPECT_TRUE(r.ok()) << r;
+    EXPECT_TRUE(wait_daemons_gone(mnt, 10000)) << "daemon of " << mnt << " still running";
+  }
+
+  std::vector<std::string> store_entries(const std::string& store) {
+    return list_dir(store + "/sha256");
+  }
+};
+
+TEST_F(ImageTool, MountsAnImageAndExtractsEachLayerOnce) {
+  build_image();
+  if (HasFatalFailure()) return;
+  must({"umoci", "unpack", "--image", "img:v2", "flat"});
+  for (const char* d : {"rw1", "rw2", "rw3", "mnt2", "mnt3"}) mkdirs(p(d));
+  std::string store = p("store");
+
+  auto r = tool({"--store", store, "--rw", p("rw1"), "-o", "threads=2", "img:v2", m()});
+  SysMountGuard g1(m());
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_NE(r.err.find("layers: 2 extracted, 0 reused"), std::string::npos) << r.err;
+  ASSERT_TRUE(in_proc_mounts(m()));
+  auto entry = mount_entry(m());
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->fstype, "fuse.aufs");
+  EXPECT_EQ(diff_trees(scan_tree(p("flat/rootfs")), scan_tree(m())), "");
+  EXPECT_EQ(link_groups(scan_tree(m())).size(), 1u);
+  EXPECT_EQ(store_entries(store).size(), 2u);
+  std::string store_before = snapshot(store);
+
+  // Same image again: nothing extracted, the store untouched.
+  r = tool({"--store", store, "--rw", p("rw2"), "-o", "threads=2", "img:v2", p("mnt2")});
+  SysMountGuard g2(p("mnt2"));
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_NE(r.err.find("layers: 0 extracted, 2 reused"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(": extracted ("), std::string::npos) << r.err;
+  EXPECT_EQ(snapshot(store), store_before);
+  // Another image sharing the base layer: nothing extracted either.
+  r = tool({"--store", store, "-o", "threads=2", "img:l1", p("mnt3")});
+  SysMountGuard g3(p("mnt3"));
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_NE(r.err.find("layers: 0 extracted, 1 reused"), std::string::npos) << r.err;
+  EXPECT_EQ(snapshot(store), store_before);
+
+  // The containers are separate; the image-only mount is read-only.
+  ASSERT_TRUE(write_file(p("mnt2/srv/app/conf"), "changed\n"));
+  EXPECT_EQ(read_file(m("srv/app/conf")), "app\n");
+  EXPECT_EQ(read_file(p("rw2/srv/app/conf")), "changed\n");
+  EXPECT_FALSE(exists(p("rw1/srv")));
+  EXPECT_FALSE(exists(p("mnt3/srv")));
+  EXPECT_TRUE(exists(p("mnt3/bin/vi")));
+  EXPECT_EQ(::open(p("mnt3/etc/new").c_str(), O_CREAT | O_WRONLY, 0644), -1);
+  EXPECT_EQ(errno, EROFS);
+
+  umount_tool_mount(m());
+  umount_tool_mount(p("mnt2"));
+  umount_tool_mount(p("mnt3"));
+  EXPECT_EQ(snapshot(store), store_before) << "the layer store was modified through a mount";
+}
+
+TEST_F(ImageTool, RefusesABlobWhoseDigestDoesNotMatch) {
+  build_image();
+  if (HasFatalFailure()) return;
+  // Corrupt the top layer of v2 (the blob not shared with l1).
+  must({"cp", "-a", "img", "bad"});
+  std::string store = p("store");
+  // Find v2's layers through the tool itself, on the good image.
+  auto r = tool({"--store", store, "--extract-only", "img:v2"});
+  ASSERT_TRUE(r.ok()) << r;
+  std::string top = r.out.substr(0, r.out.find("=ro+wh"));
+  std::string hex = top.substr(top.rfind('/') + 1);
+  ASSERT_EQ(hex.size(), 64u) << r.out;
+  remove_tree(store);
+  std::string blob = p("bad/blobs/sha256/" + hex);
+  {
+    int fd = ::open(blob.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char c;
+    ASSERT_EQ(::pread(fd, &c, 1, 100), 1);
+    c = static_cast<char>(c ^ 0x40);
+    ASSERT_EQ(::pwrite(fd, &c, 1, 100), 1);
+    ::close(fd);
+  }
+  r = tool({"--store", store, "--rw", p("rw"), "bad:v2", m()});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("digest mismatch for layer sha256:" + hex), std::string::npos) << r.err;
+  EXPECT_FALSE(in_proc_mounts(m()));
+  // The good base layer may be in the store; the bad one and no temporary.
+  for (auto& name : store_entries(store)) {
+    EXPECT_NE(name, hex);
+    EXPECT_FALSE(name.starts_with(".tmp")) << name;
+  }
+}
+
+// Writes an uncompressed tar whose members are given raw (no cleaning).
+struct Member {
+  std::string name;
+  char type;  // f, d, l (symlink), h (hard link)
+  std::string data_or_target;
+};
+bool write_tar(const std::string& path, const std::vector<Member>& members) {
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  if (archive_write_open_filename(a, path.c_str()) != ARCHIVE_OK) return false;
+  for (auto& mb : members) {
+    struct archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, mb.name.c_str());
+    archive_entry_set_mtime(e, 1700000000, 0);
+    switch (mb.type) {
+      case 'f':
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, static_cast<la_int64_t>(mb.data_or_target.size()));
+        break;
+      case 'd':
+        archive_entry_set_filetype(e, AE_IFDIR);
+        archive_entry_set_perm(e, 0755);
+        break;
+      case 'l':
+        archive_entry_set_filetype(e, AE_IFLNK);
+        archive_entry_set_perm(e, 0777);
+        archive_entry_set_symlink(e, mb.data_or_target.c_str());
+        break;
+      case 'h':
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_hardlink(e, mb.data_or_target.c_str());
+        break;
+    }
+    archive_write_header(a, e);
+    if (mb.type == 'f') archive_write_data(a, mb.data_or_target.data(), mb.data_or_target.size());
+    archive_entry_free(e);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  return true;
+}
+
+TEST_F(ImageTool, RefusesLayersThatWriteOutsideTheirDirectory) {
+  must({"umoci", "init", "--layout", "img"});
+  must({"umoci", "new", "--image", "img:base"});
+  mkdirs(p("outside"));
+  const std::string outside = p("outside");
+  struct Case {
+    std::string what;
+    std::vector<Member> members;
+  };
+  std::vector<Case> cases = {
+      {"dotdot", {{"ok", 'f', "fine\n"}, {"../../outside/dotdot", 'f', "escaped\n"}}},
+      {"dotdot-inside", {{"a/", 'd', ""}, {"a/../../../outside/inner", 'f', "escaped\n"}}},
+      {"absolute", {{outside + "/absolute", 'f', "escaped\n"}}},
+      {"symlink", {{"link", 'l', outside}, {"link/through-symlink", 'f', "escaped\n"}}},
+      {"hardlink", {{"hl", 'h', "../../outside/victim"}}},
+  };
+  ASSERT_TRUE(write_file(p("outside/victim"), "victim\n"));
+  std::string outside_before = snapshot(outside);
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::string tar = p(c.what + ".tar");
+    ASSERT_TRUE(write_tar(tar, c.members));
+    must({"umoci", "raw", "add-layer", "--image", "img:base", "--tag", c.what, tar});
+    std::string store = p("store-" + c.what);
+    auto r = tool({"--store", store, "--rw", p("rw"), "img:" + c.what, m()});
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_NE(r.err.find("refusing"), std::string::npos) << r.err;
+    EXPECT_FALSE(in_proc_mounts(m()));
+    EXPECT_EQ(store_entries(store), std::vector<std::string>{}) << "left in the store";
+  }
+  EXPECT_EQ(snapshot(outside), outside_before) << "a layer wrote outside its directory";
+}
+
+}  // namespace
+}  // namespace aufs::ct
