@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
   auto u = aufs::Union::create(opts);
   if (!u.ok()) return fail(std::string("cannot open branches: ") + std::strerror(u.err()));
 
-  aufs::FuseContext fctx{u.value().get(), {}};
+  aufs::FuseContext fctx;
+  fctx.fs = u.value().get();
   // udba=none trusts the caches; notify keeps long timeouts safe through
   // inotify; reval re-checks the branches at least every second.
   double def_to = opts.udba == aufs::Udba::None ? 86400.0

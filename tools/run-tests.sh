@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # One command: install dependencies, build, install (mount(8) helpers), and
-# run every test suite (unit, core, mount). Mount tests need root or a
-# usable /dev/fuse; they skip with a reason otherwise.
+# run every test suite (unit, core, mount, containers, reliability). Mount
+# tests need root or a usable /dev/fuse; they skip with a reason otherwise.
+#   --sanitize  also run tools/sanitize.sh (ASan+UBSan build: unit, core and
+#               mount suites; TSan build: concurrency tests)
+#   --fuzz      also run tools/fuzz.sh (short libFuzzer run of each target)
+# Other arguments go to `meson test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sanitize=0
+fuzz=0
+args=()
+for a in "$@"; do
+  case "$a" in
+    --sanitize) sanitize=1 ;;
+    --fuzz) fuzz=1 ;;
+    *) args+=("$a") ;;
+  esac
+done
 tools/install-deps.sh
 tools/build.sh
 if [ "$(id -u)" -eq 0 ]; then
@@ -11,6 +25,12 @@ if [ "$(id -u)" -eq 0 ]; then
   meson install -C build --quiet >/dev/null
 fi
 rc=0
-meson test -C build --print-errorlogs --num-processes 2 "$@" || rc=$?
+meson test -C build --print-errorlogs --num-processes 2 ${args[@]+"${args[@]}"} || rc=$?
 python3 tools/test-summary.py build/meson-logs/testlog.junit.xml
+if [ $sanitize -eq 1 ]; then
+  tools/sanitize.sh all || rc=1
+fi
+if [ $fuzz -eq 1 ]; then
+  tools/fuzz.sh || rc=1
+fi
 exit $rc

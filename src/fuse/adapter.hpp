@@ -21,7 +21,7 @@ struct AdapterConfig {
 const fuse_lowlevel_ops& fuse_operations();
 
 struct FuseContext {
-  Union* fs;
+  Union* fs = nullptr;
   AdapterConfig cfg;
   fuse_session* se = nullptr;
   // Names answered "no such entry" with a timeout: the kernel caches them as

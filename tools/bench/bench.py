@@ -136,6 +136,19 @@ def timed(cmd, ok=(0,), cwd=None, stdout_devnull=True):
     return t1 - t0
 
 
+def cpu_busy(window=0.05):
+    """fraction of all CPUs busy during a short window (we are idle then)"""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + v[4]
+        return sum(v[:8]), idle
+    t0, i0 = snap()
+    time.sleep(window)
+    t1, i1 = snap()
+    return 1.0 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
 def drop_caches():
     os.sync()
     with open("/proc/sys/vm/drop_caches", "w") as f:
@@ -1462,10 +1475,26 @@ class Bench:
             steps.append(step)
         return steps
 
+    def wait_idle(self):
+        """before a trial: note whether something else keeps the CPUs busy,
+        and with --wait-idle wait (within the budget) until it stops"""
+        busy = cpu_busy()
+        self.busy_checks += 1
+        if busy < 0.35:
+            return
+        self.busy_trials += 1
+        t0 = time.monotonic()
+        while busy >= 0.35 and self.waited < self.args.wait_idle:
+            time.sleep(1)
+            busy = cpu_busy(0.2)
+            self.waited = self.waited_base + (time.monotonic() - t0)
+        self.waited_base = self.waited
+
     def trial(self, step, t):
         """one fresh mount (fresh upper), the step's workloads in order;
         returns {workload name: seconds or None}"""
         mount = None
+        self.wait_idle()
         out = {}
         first = step[0][0]
         timed_wls = [wl for wl, tm in step if tm]
@@ -1512,6 +1541,12 @@ class Bench:
 
     def run(self):
         t0 = time.monotonic()
+        self.load_start = os.getloadavg()
+        self.busy_checks = self.busy_trials = 0
+        self.waited = self.waited_base = 0.0
+        if self.load_start[0] > 1.5:
+            log("warning: load average is %.1f before starting; other work on the machine "
+                "will distort the results" % self.load_start[0])
         self.started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         log("targets: %s; aufs-fuse binary: %s" % (", ".join(t.name for t in self.targets),
                                                    self.aufs_bin))
@@ -1528,10 +1563,12 @@ class Bench:
             if wl.writes and wl.reset_plain:
                 wl.reset_plain(self.fx.plain, self.fx)
         steps = self.steps()
+        self.loads = []
         for r in range(self.rounds):
             order = live[r % len(live):] + live[:r % len(live)] if live else []
             log("round %d/%d, order %s" % (r + 1, self.rounds, " ".join(t.name for t in order)))
             for step in steps:
+                self.loads.append(os.getloadavg()[0])
                 res = {}
                 for t in order:
                     if t.name in self.invalid or not all(wl.applies(t) for wl, _ in step):
@@ -1543,6 +1580,7 @@ class Bench:
                             "%s=%s" % (tn, "%.3f" % v[wl.name] if wl.name in v else "ERR")
                             for tn, v in res.items())))
         self.duration = time.monotonic() - t0
+        self.load_end = os.getloadavg()
 
     # ---- reporting
 
@@ -1653,6 +1691,13 @@ class Bench:
             "fixture": self.fx.info, "machine": self.machine(),
             "baseline": BASELINE,
             "targets": {},
+            "loadavg_1min_at_steps": {
+                "median": round(statistics.median(self.loads), 2) if self.loads else None,
+                "max": round(max(self.loads), 2) if self.loads else None},
+            "loadavg_start": [round(x, 2) for x in self.load_start],
+            "trials_started_on_busy_cpu": [self.busy_trials, self.busy_checks],
+            "waited_for_idle_s": round(self.waited, 1),
+            "loadavg_end": [round(x, 2) for x in self.load_end],
         }
         for t in self.targets:
             meta["targets"][t.name] = {"version": t.version(), "valid": t.name not in self.invalid,
@@ -1708,6 +1753,12 @@ class Bench:
         out = []
         A = out.append
         A("# aufs-fuse benchmark (%s run, %d rounds)\n" % (meta["mode"], meta["rounds"]))
+        la = meta["loadavg_1min_at_steps"]
+        bt, bc = meta["trials_started_on_busy_cpu"]
+        if bc and bt > 0.1 * bc:
+            A("**Warning: other processes kept the CPUs busy (≥ 35 %%) before %d of %d trials "
+              "(median 1-minute load %.1f at step starts, max %.1f). Times and ratios are "
+              "distorted.**\n" % (bt, bc, la["median"], la["max"]))
         A("Started %s, took %.0f s. Each cell: median seconds [min–max] and, in bold, the ratio "
           "to kernel overlayfs (median / overlayfs median; < 1 is faster). `n/a`: workload not "
           "run on that target; `ERR`: every trial failed.\n" % (meta["started"], meta["duration_s"]))
@@ -1789,6 +1840,12 @@ class Bench:
         A("## Machine and versions\n")
         for k, v in meta["machine"].items():
             A("- %s: %s" % (k, v))
+        A("- load average (1 min) at the start of each step: median %s, max %s; at start %s, "
+          "at end %s" % (meta["loadavg_1min_at_steps"]["median"], meta["loadavg_1min_at_steps"]["max"],
+                         meta["loadavg_start"], meta["loadavg_end"]))
+        A("- trials that found the CPUs busy with other work (≥ 35 %% over 50 ms) just before "
+          "starting: %d of %d; time spent waiting for idle (--wait-idle): %.0f s" % (
+              bt, bc, meta["waited_for_idle_s"]))
         A("")
         A("| target | version / options | whiteout format |")
         A("|---|---|---|")
@@ -1829,6 +1886,9 @@ def main():
     ap.add_argument("--workloads", help="comma list of workload names (prefix* allowed); default all")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     ap.add_argument("--workdir", default="/var/tmp/aufs-bench", help="fixture and mount directory")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="SEC",
+                    help="before each trial, wait while other processes keep the CPUs busy, "
+                    "up to SEC seconds in total (default 0: only record it)")
     ap.add_argument("--aufs-bin", help="aufs-fuse binary (default: newest build*/src/aufs-fuse)")
     args = ap.parse_args()
     if os.geteuid() != 0:
