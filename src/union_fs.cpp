@@ -322,6 +322,7 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
   Resolution r;
   std::string name(name_sv);
   std::string whname = wh::whiteout_of(name);
+  bool first = true;  // the first branch where the parent exists
   for (int b : parent_layers) {
     const Branch& br = bs[static_cast<size_t>(b)];
     auto pfd = sys::open_beneath(br.root.get(), parent_rel, O_PATH | O_DIRECTORY);
@@ -360,10 +361,16 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
                        parent_rel, name, br.spec.path);
         r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value())});
       }
+      if (st.ok() && !br.writable() && !opts_.ociwh && first && opts_.udba != Udba::None) {
+        // AUFS: both on the first branch examined is an inconsistent branch.
+        spdlog::warn("{}/{} and its whiteout both exist on branch {}", parent_rel, name, br.spec.path);
+        return Errno{EIO};
+      }
       r.whiteout = true;
       r.whiteout_branch = b;
       break;
     }
+    first = false;
     if (!st.ok()) continue;
     if (!r.hits.empty()) {
       bool top_dir = is_dir_mode(r.hits[0].st.st_mode);
@@ -735,7 +742,9 @@ Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
       if (key.empty() || is_internal_xattr(key)) continue;
       auto val = sys::getxattr_at(src_dir, src_name, key.c_str(), 65536);
       if (!val.ok()) {
-        if (icex & icex_bit(key)) continue;
+        // ENODATA: listed but not readable as such (gone meanwhile, or a
+        // key the filesystem only lists); nothing to copy.
+        if (val.err() == ENODATA || (icex & icex_bit(key))) continue;
         return Errno{val.err()};
       }
       if (key == "security.capability") {
@@ -1952,7 +1961,12 @@ Status Union::removexattr(NodeId id, const char* key) {
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
   if (!pfd.ok()) return Errno{pfd.err()};
-  return sys::removexattr_at(pfd->get(), leaf, key);
+  auto rs = sys::removexattr_at(pfd->get(), leaf, key);
+  // It existed in the union view (checked above) but copy-up did not carry
+  // it (security.capability): it is gone, which is what was asked. The
+  // kernel's chown relies on this to drop file capabilities.
+  if (!rs.ok() && rs.err() == ENODATA) return {};
+  return rs;
 }
 
 }  // namespace aufs
