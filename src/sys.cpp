@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
+
+#include <spdlog/spdlog.h>
 #include <cstring>
 
 namespace aufs::sys {
@@ -63,8 +65,26 @@ Result<UniqueFd> walk_beneath(int root, const std::string& rel, int flags,
 
 }  // namespace
 
+namespace {
+// Running out of descriptors is worth one warning, not one per request.
+void note_fd_exhaustion(int e) {
+  static std::atomic<bool> said{false};
+  if ((e == EMFILE || e == ENFILE) && !said.exchange(true))
+    spdlog::warn("out of file descriptors ({}): requests fail with {} until some are closed",
+                 e == EMFILE ? "EMFILE, process limit" : "ENFILE, system limit",
+                 e == EMFILE ? "EMFILE" : "ENFILE");
+}
+}  // namespace
+
 Result<UniqueFd> open_beneath(int root, const std::string& rel, int flags,
                               mode_t mode) {
+  auto r = open_beneath_raw(root, rel, flags, mode);
+  if (!r.ok()) note_fd_exhaustion(r.err());
+  return r;
+}
+
+Result<UniqueFd> open_beneath_raw(int root, const std::string& rel, int flags,
+                                  mode_t mode) {
   const std::string& p = rel.empty() ? std::string(".") : rel;
   if (!g_no_openat2.load(std::memory_order_relaxed)) {
     struct open_how how {};

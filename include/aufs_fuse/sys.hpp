@@ -21,6 +21,9 @@ namespace aufs::sys {
 // with O_PATH|O_NOFOLLOW; anywhere else it yields ELOOP. Retries EINTR/EAGAIN.
 Result<UniqueFd> open_beneath(int root, const std::string& rel, int flags,
                               mode_t mode = 0);
+// The same without the one-time EMFILE/ENFILE warning.
+Result<UniqueFd> open_beneath_raw(int root, const std::string& rel, int flags,
+                                  mode_t mode = 0);
 
 // Splits "a/b/c" into ("a/b", "c"); ("", "c") for a top-level name.
 std::pair<std::string, std::string> split_parent(const std::string& rel);
