@@ -1328,7 +1328,10 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
     if (!t.ok()) return Errno{t.err()};
     bw = t.value();
   }
-  bool need_wh = top != bw || r->lower_exists;
+  // An opaque directory stops the scan at itself, yet a lower same-named
+  // entry may exist and must stay hidden after the directory goes.
+  bool need_wh = top != bw || r->lower_exists ||
+                 (r->opaque_branch >= 0 && name_below(*bs, pw->layers, pw->rel, nm, top));
   if (need_wh) AUFS_TRY(ensure_dir_path(*bs, bw, p));
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw->rel, O_PATH | O_DIRECTORY);
   if (!pfd.ok()) return Errno{pfd.err()};
@@ -1552,7 +1555,8 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     return {};
   }
 
-  bool need_src_wh = rs->lower_exists || stop != btgt;
+  bool need_src_wh = rs->lower_exists || stop != btgt ||
+                     (rs->opaque_branch >= 0 && name_below(*bs, pw->layers, pw->rel, name, stop));
   bool made_src_wh = false;
   if (need_src_wh) {
     auto ex = sys::exists_at(spfd->get(), wh::whiteout_of(name));
@@ -2359,6 +2363,29 @@ Status Union::copy_up_on_open(const BranchSet& bs, const NodePtr& n) {
       spdlog::warn("{}: moved up, but the source stays: {}", src_rel, std::strerror(errno));
   }
   return {};
+}
+
+}  // namespace aufs
+
+namespace aufs {
+
+// Is `name` present (not whited out) in a branch of the parent below `top`?
+bool Union::name_below(const BranchSet& bs, const std::vector<int>& parent_layers,
+                       const std::string& parent_rel, const std::string& name, int top) const {
+  std::string whname = wh::whiteout_of(name);
+  for (int b : parent_layers) {
+    if (b <= top) continue;
+    const Branch& br = bs[static_cast<size_t>(b)];
+    auto pfd = sys::open_beneath(br.root.get(), parent_rel, O_PATH | O_DIRECTORY);
+    if (!pfd.ok()) continue;
+    if (br.wh_able()) {
+      auto w = sys::exists_at(pfd->get(), whname);
+      if (w.ok() && w.value()) return false;  // hidden from here down anyway
+    }
+    auto e = sys::exists_at(pfd->get(), name);
+    if (e.ok() && e.value()) return true;
+  }
+  return false;
 }
 
 }  // namespace aufs

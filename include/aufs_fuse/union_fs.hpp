@@ -243,6 +243,8 @@ class Union {
                  int force_bw = -1);
   Status copy_up_on_open(const BranchSet& bs, const NodePtr& n);
   void reap_later(int parentfd, const std::string& name);
+  bool name_below(const BranchSet& bs, const std::vector<int>& parent_layers,
+                  const std::string& parent_rel, const std::string& name, int top) const;
   Status copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
                     const std::string& dst_name, const struct stat& st, unsigned icex);
   Status make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name);
