@@ -1512,9 +1512,13 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
 
   // Something of the other name below btgt would merge into (or show
   // through) a directory moved there unless the directory is opaque.
-  auto has_lower = [&](const Resolution& r, bool wh_on_tgt) {
+  // An opaque directory being replaced hides lower entries of its name that
+  // the new one must keep hiding.
+  auto has_lower = [&](const Resolution& r, bool wh_on_tgt, const Where& parent,
+                       const std::string& n) {
     return wh_on_tgt || r.lower_exists || (r.positive() && r.hits[0].branch != btgt) ||
-           opts_.diropq_always;
+           opts_.diropq_always ||
+           (r.opaque_branch >= 0 && name_below(*bs, parent.layers, parent.rel, n, r.opaque_branch));
   };
   auto is_opaque_on_tgt = [&](int pfd, const std::string& n) {
     auto o = sys::lstat_at(pfd, n + "/" + std::string(wh::kOpaque));
@@ -1535,9 +1539,10 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   };
 
   if (exchange) {
-    if (src_dir && has_lower(rd.value(), dst_wh.value())) AUFS_TRY(opaque(spfd->get(), name));
+    if (src_dir && has_lower(rd.value(), dst_wh.value(), npw.value(), newname))
+      AUFS_TRY(opaque(spfd->get(), name));
     auto src_wh = sys::exists_at(spfd->get(), wh::whiteout_of(name));
-    if (dst_dir && has_lower(rs.value(), src_wh.ok() && src_wh.value())) {
+    if (dst_dir && has_lower(rs.value(), src_wh.ok() && src_wh.value(), pw.value(), name)) {
       auto s = opaque(dpfd->get(), newname);
       if (!s.ok()) { undo_opaque(); return s; }
     }
@@ -1569,7 +1574,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   auto undo_src_wh = [&] {
     if (made_src_wh) ::unlinkat(spfd->get(), wh::whiteout_of(name).c_str(), 0);
   };
-  if (src_dir && has_lower(rd.value(), dst_wh.value())) {
+  if (src_dir && has_lower(rd.value(), dst_wh.value(), npw.value(), newname)) {
     if (auto s = opaque(spfd->get(), name); !s.ok()) { undo_src_wh(); return s; }
   }
   // A target directory on btgt may still hold whiteouts: move it aside.

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -483,6 +484,17 @@ void Concurrency::phase1(bool cached) {
   for (auto& x : th) x.join();
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
 
+  // AUFS_CONC_DUMP=DIR: every thread's operations with both results, for
+  // working out a divergence.
+  if (const char* dump = std::getenv("AUFS_CONC_DUMP"); dump && *dump) {
+    for (int t = 0; t < nthreads_; ++t) {
+      std::ofstream f(std::string(dump) + "/thread-" + std::to_string(t) + ".ops");
+      auto& g = gens[static_cast<size_t>(t)];
+      for (size_t i = 0; i < g.ops.size(); ++i)
+        f << i << " " << show(g.ops[i]) << " -> " << errname(g.expect[i].err) << " / "
+          << errname(got[static_cast<size_t>(t)][i].err) << "\n";
+    }
+  }
   long divergences = 0;
   std::ostringstream msg;
   for (int t = 0; t < nthreads_; ++t) {
@@ -493,17 +505,26 @@ void Concurrency::phase1(bool cached) {
       if (first) {
         // The history of the names involved in the first divergence.
         first = false;
-        std::string a = g.ops[i].a;
-        msg << "  thread " << t << ", operations on '" << a << "' (and its parent) before op " << i << ":\n";
-        std::string parent = a.substr(0, a.find_last_of('/') == std::string::npos ? 0 : a.find_last_of('/'));
+        std::vector<std::string> names{g.ops[i].a};
+        if (!g.ops[i].b.empty()) names.push_back(g.ops[i].b);
+        for (auto& a : std::vector<std::string>(names)) {
+          auto slash = a.find_last_of('/');
+          if (slash != std::string::npos) names.push_back(a.substr(0, slash));
+        }
+        msg << "  thread " << t << ", earlier operations on";
+        for (auto& n : names) msg << " '" << n << "'";
+        msg << " (op: result on the plain directory / through the union):\n";
+        auto touches = [&](const std::string& x) {
+          if (x.empty()) return false;
+          for (auto& n : names)
+            if (x == n || x.starts_with(n + "/") || n.starts_with(x + "/")) return true;
+          return false;
+        };
         for (size_t j = 0; j < i; ++j) {
           auto& o = g.ops[j];
-          auto touches = [&](const std::string& x) {
-            return !x.empty() && (x == a || a.starts_with(x + "/") || x.starts_with(a + "/") ||
-                                  (!parent.empty() && x == parent));
-          };
           if (touches(o.a) || touches(o.b))
-            msg << "    op " << j << ": " << show(o) << " -> " << errname(g.expect[j].err) << "\n";
+            msg << "    op " << j << ": " << show(o) << " -> " << errname(g.expect[j].err) << " / "
+                << errname(got[static_cast<size_t>(t)][j].err) << "\n";
         }
       }
       if (divergences++ < 15)

@@ -62,6 +62,28 @@ TEST_F(Regressions, RenameOfDirectoryRecreatedOverWhiteoutKeepsLowerHidden) {
   stop_own(d);
 }
 
+// Found by Concurrency.DisjointNamesMatchPlainDirectory (long form, seed
+// 8841350462757380217): a directory renamed over a directory that was made
+// over a whiteout (opaque) must become opaque itself, or the deleted lower
+// entries show through it (at the latest after a remount).
+TEST_F(Regressions, RenameOverDirectoryRecreatedOverWhiteoutKeepsLowerHidden) {
+  OwnDaemon* d = start_own("rw:l1=ro+wh");
+  ASSERT_NE(d, nullptr);
+  auto r = run({"rm", "-rf", m("d")});
+  ASSERT_TRUE(r.ok()) << r;
+  ASSERT_EQ(err_of(::mkdir(m("d").c_str(), 0755)), 0);
+  ASSERT_EQ(err_of(::mkdir(m("e").c_str(), 0755)), 0);
+  ASSERT_TRUE(write_file(m("e/x"), "x\n"));
+  ASSERT_EQ(err_of(::rename(m("e").c_str(), m("d").c_str())), 0);
+  EXPECT_EQ(list_dir(m("d")), std::vector<std::string>{"x"});
+  stop_own(d);
+  d = start_own("rw:l1=ro+wh");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(list_dir(m("d")), std::vector<std::string>{"x"}) << "deleted lower entries came back";
+  EXPECT_EQ(lstat_errno(m("d/f")), ENOENT);
+  stop_own(d);
+}
+
 // Found by Callers.SecurityCapabilityIsNotCopiedUp: chown(2) of a lower file
 // carrying security.capability. The kernel first removes the capability
 // (killpriv); the copy-up already dropped it, which must not fail the call.
