@@ -83,8 +83,22 @@ Result<UniqueFd> open_beneath(int root, const std::string& rel, int flags,
   return r;
 }
 
+namespace {
+// Paths longer than the kernel takes in one call (PATH_MAX) are walked in
+// pieces: each piece is resolved beneath the directory the previous one
+// reached, so the walk stays beneath the root.
+constexpr size_t kPieceMax = 3072;
+}  // namespace
+
 Result<UniqueFd> open_beneath_raw(int root, const std::string& rel, int flags,
                                   mode_t mode) {
+  if (rel.size() > kPieceMax) {
+    size_t cut = rel.rfind('/', kPieceMax);
+    if (cut == std::string::npos || cut == 0) return Errno{ENAMETOOLONG};
+    auto mid = open_beneath_raw(root, rel.substr(0, cut), O_PATH | O_DIRECTORY);
+    if (!mid.ok()) return mid;
+    return open_beneath_raw(mid->get(), rel.substr(cut + 1), flags, mode);
+  }
   const std::string& p = rel.empty() ? std::string(".") : rel;
   if (!g_no_openat2.load(std::memory_order_relaxed)) {
     struct open_how how {};

@@ -265,11 +265,12 @@ TEST_F(HostileBranches, LongNames) {
   stop_own(d);
 }
 
-// Known bug (issue 6 note): the daemon reaches branch entries by path, so
-// lookups fail past PATH_MAX (~2047 levels of one-letter names).
-TEST_F(HostileBranches, DISABLED_TenThousandDeepDirectories) {
-  // 10,000 nested directories (made with mkdirat in a loop).
-  depth_ = static_cast<int>(env_long("AUFS_DEEP", 10000));
+// Branch paths longer than PATH_MAX (over ~2047 levels of one-letter names)
+// are walked in pieces. Each operation walks the whole path, so the cost
+// grows with the square of the depth: the short form stops at 2,200 levels
+// (already past PATH_MAX), AUFS_LONG=1 goes to 10,000.
+TEST_F(HostileBranches, DeepDirectoriesPastPathMax) {
+  depth_ = static_cast<int>(env_long("AUFS_DEEP", long_mode() ? 10000 : 2200));
   mkdirs(p("l1/deep"));
   ASSERT_TRUE(make_deep_chain(p("l1/deep"), "d", depth_));
   before_["l1"] = digest_tree(p("l1"));
