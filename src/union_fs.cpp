@@ -1615,6 +1615,18 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   return {};
 }
 
+namespace {
+// File times advance in clock ticks: a change made within the same tick as
+// the stamp would leave it equal. A stamp that recent is not trusted (the
+// "racy git" rule).
+bool racy(const Node::CacheStamp& s) {
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  int64_t age_ns = (now.tv_sec - s.ctime.tv_sec) * 1000000000LL + (now.tv_nsec - s.ctime.tv_nsec);
+  return age_ns < 50'000'000;
+}
+}  // namespace
+
 Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx& ctx) {
   (void)ctx;
   if (id == kControlId) return Errno{EPERM};
@@ -1640,10 +1652,18 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   fh->fd = std::move(fd.value());
   fh->flags = flags;
   fh->brid = (*bs)[static_cast<size_t>(w->layers[0])].id;
+  auto st = sys::fstat_fd(fh->fd.get());
   {
     std::lock_guard<std::mutex> g(n->mu);
     fh->data_gen = n->data_gen;
     n->handles.push_back(fh.get());
+    if (st.ok() && !(flags & O_TRUNC)) {
+      auto stamp = Node::CacheStamp::of(st.value());
+      fh->keep_cache = n->cache_stamp == stamp;
+      n->cache_stamp = racy(stamp) ? Node::CacheStamp{} : stamp;
+    } else {
+      n->cache_stamp = {};
+    }
   }
   n->open_count++;
   track_open(fh->brid, (flags & O_ACCMODE) != O_RDONLY, 1);
@@ -1679,8 +1699,17 @@ void Union::repoint_readers(const NodePtr& n, int dirfd, const std::string& name
 
 void Union::release(std::unique_ptr<FileHandle> fh) {
   if (!fh || !fh->node) return;
+  // What this writer wrote went through the kernel's page cache, so the
+  // cache matches the file as it is now.
+  bool writer = (fh->flags & O_ACCMODE) != O_RDONLY;
+  auto st = writer && fh->fd.valid() ? sys::fstat_fd(fh->fd.get()) : Result<struct stat>(Errno{EBADF});
   {
     std::lock_guard<std::mutex> g(fh->node->mu);
+    if (writer) {
+      fh->node->cache_stamp = {};
+      if (st.ok() && fh->data_gen == fh->node->data_gen && !racy(Node::CacheStamp::of(st.value())))
+        fh->node->cache_stamp = Node::CacheStamp::of(st.value());
+    }
     auto& hs = fh->node->handles;
     hs.erase(std::remove(hs.begin(), hs.end(), fh.get()), hs.end());
   }

@@ -55,6 +55,23 @@ struct Node {
   std::vector<FileHandle*> handles;  // open files, re-pointed at copy-up
   std::shared_ptr<const VDirCache> vdir;  // dirs: merged listing (rdcache)
   std::atomic<uint64_t> dir_gen{0};       // dirs: bumped by every change inside
+  // Files: the backing file as the kernel's page cache last saw it. An open
+  // that finds the same file unchanged keeps the cache (close-to-open).
+  struct CacheStamp {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = -1;
+    struct timespec mtime {}, ctime{};
+    bool operator==(const CacheStamp& o) const {
+      return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+             mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec &&
+             ctime.tv_nsec == o.ctime.tv_nsec;
+    }
+    static CacheStamp of(const struct stat& st) {
+      return {st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+    }
+  };
+  CacheStamp cache_stamp;  // size -1: nothing cached yet
 
   bool is_dir() const { return (type & S_IFMT) == S_IFDIR; }
 };

@@ -44,6 +44,7 @@ struct FileHandle {
   UniqueFd fd;
   int flags = 0;
   uint64_t data_gen = 0;
+  bool keep_cache = false;  // the kernel's cached pages are still valid
   std::mutex mu;  // guards fd/data_gen swaps
 };
 

@@ -262,6 +262,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   guard(req, "open", [&] {
     auto r = fs_of(req).open(ino, fi->flags, make_ctx(req, false));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    fi->keep_cache = r.value()->keep_cache;
     fill_open(fi, std::move(r.value()));
     Union& fs = fs_of(req);
     if (fuse_reply_open(req, fi) == -ENOENT) fs.release(std::unique_ptr<FileHandle>(fh_of(fi)));

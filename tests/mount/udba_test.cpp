@@ -1,6 +1,7 @@
 // udba=none|reval|notify: what a user sees when a branch is edited
 // directly, behind the union's back. These mounts keep the daemon's own
 // timeouts (mount_cached): none 86400 s, reval 1 s, notify 3600 s.
+#include <sys/mman.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -144,6 +145,59 @@ TEST_F(Udba, NotifySeesEditsAtOnce) {
            lstat_errno(m("new.txt")) == ENOENT;
   }, 800)) << "data.txt: '" << read_file(m("data.txt")) << "' shadow.txt: '"
            << read_file(m("shadow.txt")) << "' new.txt: " << errname(lstat_errno(m("new.txt")));
+}
+
+// The kernel keeps a file's cached pages across opens only while the
+// backing file is unchanged (keep_cache, close-to-open): an edit made
+// directly in a branch is read at the next open, even one of equal size.
+TEST_F(Udba, CachedPagesDroppedWhenBranchFileChanges) {
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));
+  EXPECT_EQ(read_file(m("data.txt")), "old\n");
+  EXPECT_EQ(read_file(m("data.txt")), "old\n");
+  ASSERT_TRUE(write_file(p("l1/data.txt"), "new\n"));  // same size
+  EXPECT_EQ(read_file(m("data.txt")), "new\n");
+  // Written through the mount, then read again: the cache is right.
+  ASSERT_TRUE(write_file(m("data.txt"), "via mount\n"));
+  EXPECT_EQ(read_file(m("data.txt")), "via mount\n");
+  EXPECT_EQ(read_file(p("rw/data.txt")), "via mount\n");
+  ASSERT_TRUE(write_file(p("rw/data.txt"), "direct!!!\n"));  // same size again
+  EXPECT_EQ(read_file(m("data.txt")), "direct!!!\n");
+}
+
+// Pages of `path` in the page cache, counted right after open (which is
+// when the kernel drops them unless the daemon said keep_cache).
+long resident_pages_after_open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  ::fstat(fd, &st);
+  long page = ::sysconf(_SC_PAGESIZE);
+  size_t len = static_cast<size_t>(st.st_size);
+  void* map = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return -1;
+  std::vector<unsigned char> vec((len + page - 1) / page);
+  long n = -1;
+  if (::mincore(map, len, vec.data()) == 0) {
+    n = 0;
+    for (unsigned char v : vec) n += v & 1;
+  }
+  ::munmap(map, len);
+  return n;
+}
+
+TEST_F(Udba, UnchangedFileKeepsItsCachedPagesAcrossOpens) {
+  std::string big(64 * 1024, 'x');
+  ASSERT_TRUE(write_file(p("l1/big.bin"), big));
+  // Stamps younger than a clock tick or so are not trusted.
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));
+  EXPECT_EQ(read_file(m("big.bin")), big);
+  EXPECT_EQ(resident_pages_after_open(m("big.bin")), 16) << "cache dropped at open";
+  ASSERT_TRUE(write_file(p("l1/big.bin"), std::string(64 * 1024, 'y')));
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  EXPECT_EQ(resident_pages_after_open(m("big.bin")), 0) << "stale pages kept";
+  EXPECT_EQ(read_file(m("big.bin")), std::string(64 * 1024, 'y'));
 }
 
 }  // namespace
