@@ -407,9 +407,37 @@ struct stat Union::present(const Node& n, const struct stat& st) const {
   return out;
 }
 
-void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name) {
+namespace {
+constexpr size_t kMaxAliases = 64;
+void drop_alias(Node& n, const NodePtr& parent, std::string_view name) {
+  std::erase_if(n.aliases, [&](auto& a) { return a.first == parent && a.second == name; });
+}
+}  // namespace
+
+void Union::add_alias(const NodePtr& n, const NodePtr& parent, const std::string& name) {
+  if (n->is_dir()) return;
+  std::unique_lock<std::shared_mutex> g(tree_mu_);
+  if (n->unlinked) {
+    // The file had lost every known name; this one revives it.
+    g.unlock();
+    set_parent(n, parent, name, false);
+    return;
+  }
+  if (n->parent == parent && n->name == name) return;
+  for (auto& a : n->aliases)
+    if (a.first == parent && a.second == name) return;
+  if (n->aliases.size() < kMaxAliases) n->aliases.emplace_back(parent, name);
+}
+
+void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name,
+                       bool old_name_lives) {
   std::unique_lock<std::shared_mutex> g(tree_mu_);
   if (n->parent == parent && n->name == name && !n->unlinked) return;
+  if (!n->is_dir()) {
+    drop_alias(*n, parent, name);
+    if (old_name_lives && n->parent && !n->unlinked && n->aliases.size() < kMaxAliases)
+      n->aliases.emplace_back(n->parent, n->name);
+  }
   NodePtr old = n->parent;
   if (old != parent) {
     if (parent) parent->children++;
@@ -1261,6 +1289,7 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   auto st = sys::lstat_at(dpfd->get(), nm);
   if (!st.ok()) return Errno{st.err()};
   table_.add_ref(n, 1);
+  add_alias(n, p, nm);
   return Entry{n->id, present(*n, st.value())};
 }
 
@@ -1389,8 +1418,29 @@ void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std:
                           const Hit& top) {
   NodePtr n = table_.by_ino(top.ino);
   if (n) {
-    std::unique_lock<std::shared_mutex> g(tree_mu_);
-    if (n->parent == parent && n->name == name) n->unlinked = true;
+    std::vector<std::pair<NodePtr, std::string>> others;
+    {
+      std::unique_lock<std::shared_mutex> g(tree_mu_);
+      if (n->parent == parent && n->name == name) {
+        n->unlinked = true;
+        others = n->aliases;
+      } else {
+        drop_alias(*n, parent, name);
+      }
+    }
+    // Another name of the file, if one still leads to it on its branch,
+    // becomes the node's name (so its path to the data stays valid).
+    if (!S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1) {
+      for (auto& [ap, an] : others) {
+        auto st = stat_at(bs, top.branch, sys::join(rel_path(*ap), an));
+        if (st.ok() && st->st_ino == top.st.st_ino && st->st_dev == top.st.st_dev) {
+          set_parent(n, ap, an, false);
+          break;
+        }
+        std::unique_lock<std::shared_mutex> g(tree_mu_);
+        drop_alias(*n, ap, an);
+      }
+    }
   }
   // The last name of the object is gone: its number may come back for a new
   // object (the branch reuses inode numbers), which must get a new node.
@@ -1550,8 +1600,8 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     if (!s.ok()) { undo_opaque(); return s; }
     p->dir_gen++;
     np->dir_gen++;
-    set_parent(sn, np, newname);
-    set_parent(dn, p, name);
+    set_parent(sn, np, newname, false);
+    set_parent(dn, p, name, false);
     for (auto [n, rel] : {std::pair{sn, dst_rel}, std::pair{dn, src_rel}}) {
       std::lock_guard<std::mutex> g(n->mu);
       n->layers = {btgt};
@@ -1603,7 +1653,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
       spdlog::warn("{}: leftover {} could not be removed: {}", dst_rel, aside, std::strerror(r2.err()));
   }
   if (rd->positive()) mark_unlinked(*bs, np, newname, rd->hits[0]);
-  set_parent(sn, np, newname);
+  set_parent(sn, np, newname, false);
   {
     std::lock_guard<std::mutex> g(sn->mu);
     sn->layers = {btgt};

@@ -41,6 +41,9 @@ struct Node {
   std::string name;
   bool unlinked = false;
   int children = 0;  // live nodes whose parent is this one
+  // Non-dirs: other names of the same file (hard links) seen through the
+  // mount; one takes over when the name above is removed or replaced.
+  std::vector<std::pair<std::shared_ptr<Node>, std::string>> aliases;
 
   // Guarded by mu.
   std::mutex mu;

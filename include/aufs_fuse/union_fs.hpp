@@ -213,7 +213,12 @@ class Union {
                      const Hit& top);
   NodePtr node_for(const BranchSet& bs, const NodePtr& parent, const std::string& name,
                    const Resolution& r, const std::string& parent_rel);
-  void set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name);
+  // Makes (parent, name) the node's name. old_name_lives: the previous name
+  // still exists (another hard link found by lookup), so it is kept as an
+  // alias; false when it was just renamed away.
+  void set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name,
+                  bool old_name_lives = true);
+  void add_alias(const NodePtr& n, const NodePtr& parent, const std::string& name);
 
   Result<struct stat> stat_at(const BranchSet& bs, int b, const std::string& rel) const;
   uint64_t ino_of(const BranchSet& bs, int b, const struct stat& st) const;

@@ -105,8 +105,7 @@ TEST_F(Regressions, ChownOfLowerFileWithFileCapability) {
 // with the kernel cache on (the default timeouts), every name of a hard-
 // linked file must keep reading that file after another of its names is
 // removed or replaced.
-// Known bug, open (see the issue 6 note); the test keeps the correct assertion.
-TEST_F(Regressions, DISABLED_HardLinkKeepsItsDataWhenAnotherNameIsReplaced) {
+TEST_F(Regressions, HardLinkKeepsItsDataWhenAnotherNameIsReplaced) {
   OwnDaemon* d = start_own("rw:l1=ro+wh", "", false);
   ASSERT_NE(d, nullptr);
   ASSERT_TRUE(write_file(m("a"), "file a\n"));
@@ -123,8 +122,7 @@ TEST_F(Regressions, DISABLED_HardLinkKeepsItsDataWhenAnotherNameIsReplaced) {
   stop_own(d);
 }
 
-// Known bug, open (see the issue 6 note); the test keeps the correct assertion.
-TEST_F(Regressions, DISABLED_HardLinkKeepsItsDataWhenAnotherNameIsRemoved) {
+TEST_F(Regressions, HardLinkKeepsItsDataWhenAnotherNameIsRemoved) {
   OwnDaemon* d = start_own("rw:l1=ro+wh", "", false);
   ASSERT_NE(d, nullptr);
   ASSERT_TRUE(write_file(m("a"), "file a\n"));
