@@ -11,7 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "container_support.hpp"
+
+#if AUFS_HAVE_NLOHMANN
+#include <nlohmann/json.hpp>
+#endif
 
 namespace aufs::ct {
 namespace {
@@ -172,6 +178,146 @@ TEST_F(ImageTool, RefusesABlobWhoseDigestDoesNotMatch) {
     EXPECT_FALSE(name.starts_with(".tmp")) << name;
   }
 }
+
+#if AUFS_HAVE_NLOHMANN
+using json = nlohmann::json;
+
+// sha256 of a file or of a command's output, by coreutils (not the tool's
+// libcrypto): "sha256:<hex>".
+std::string sha256_of(const std::string& shell_cmd) {
+  auto r = sh(shell_cmd + " | sha256sum", "", 60000);
+  if (!r.ok() || r.out.size() < 64) return "<" + r.err + ">";
+  return "sha256:" + r.out.substr(0, 64);
+}
+
+// Stores `data` as a blob of `layout`; returns its descriptor.
+json put_blob(const std::string& layout, const std::string& data, const std::string& media) {
+  std::string tmp = layout + "/blobs/sha256/.new";
+  EXPECT_TRUE(write_file(tmp, data));
+  std::string digest = sha256_of("cat " + q(tmp));
+  EXPECT_EQ(::rename(tmp.c_str(), (layout + "/blobs/sha256/" + digest.substr(7)).c_str()), 0);
+  return {{"mediaType", media}, {"digest", digest}, {"size", data.size()}};
+}
+
+json read_json(const std::string& path) { return json::parse(read_file(path)); }
+
+json read_blob_json(const std::string& layout, const json& desc) {
+  return read_json(layout + "/blobs/sha256/" + desc["digest"].get<std::string>().substr(7));
+}
+
+// The manifest of `tag` in `layout`.
+json manifest_of(const std::string& layout, const std::string& tag) {
+  json index = read_json(layout + "/index.json");
+  for (auto& m : index["manifests"])
+    if (m["annotations"].value("org.opencontainers.image.ref.name", "") == tag)
+      return read_blob_json(layout, m);
+  ADD_FAILURE() << "no tag " << tag << " in " << layout;
+  return json::object();
+}
+
+// Adds `new_tag` to `layout`: the image `tag` with its config's
+// rootfs.diff_ids changed by `edit` (new config and manifest blobs, as an
+// image builder with a bug or a forger would write them).
+void retag_with_diff_ids(const std::string& layout, const std::string& tag,
+                         const std::string& new_tag, const std::function<void(json&)>& edit) {
+  json manifest = manifest_of(layout, tag);
+  json config = read_blob_json(layout, manifest["config"]);
+  edit(config["rootfs"]["diff_ids"]);
+  std::string config_type = manifest["config"]["mediaType"].get<std::string>();
+  manifest["config"] = put_blob(layout, config.dump(), config_type);
+  json desc = put_blob(layout, manifest.dump(), "application/vnd.oci.image.manifest.v1+json");
+  desc["annotations"] = {{"org.opencontainers.image.ref.name", new_tag}};
+  json index = read_json(layout + "/index.json");
+  index["manifests"].push_back(desc);
+  ASSERT_TRUE(write_file(layout + "/index.json", index.dump()));
+}
+
+TEST_F(ImageTool, ChecksEachLayerAgainstItsDiffId) {
+  build_image();
+  if (HasFatalFailure()) return;
+  std::string layout = p("img");
+  json manifest = manifest_of(layout, "v2");
+  json config = read_blob_json(layout, manifest["config"]);
+  std::vector<std::string> layers, diff_ids;
+  for (auto& l : manifest["layers"]) layers.push_back(l["digest"].get<std::string>().substr(7));
+  for (auto& d : config["rootfs"]["diff_ids"]) diff_ids.push_back(d.get<std::string>());
+  ASSERT_EQ(layers.size(), 2u);
+  ASSERT_EQ(diff_ids.size(), 2u);
+  // The premise: umoci's diff_ids are the sha256 of the gunzipped blobs.
+  for (size_t i = 0; i < layers.size(); ++i)
+    ASSERT_EQ(sha256_of("gzip -dc " + q(layout + "/blobs/sha256/" + layers[i])), diff_ids[i]);
+  const std::string forged = "sha256:" + std::string(64, 'a');
+  retag_with_diff_ids(layout, "v2", "wrong-top", [&](json& ids) { ids[1] = forged; });
+  retag_with_diff_ids(layout, "v2", "swapped", [](json& ids) { std::swap(ids[0], ids[1]); });
+  retag_with_diff_ids(layout, "v2", "short", [](json& ids) { ids.erase(1); });
+  if (HasFatalFailure()) return;
+  auto entries = [&](const std::string& store, const char* sub) {
+    return list_dir(store + "/" + sub);
+  };
+
+  // The good image: each layer verified, its diff_id recorded.
+  std::string good = p("store-good");
+  auto r = tool({"--store", good, "--extract-only", "img:v2"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_NE(r.err.find("diff_id " + diff_ids[0] + " verified"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("diff_id " + diff_ids[1] + " verified"), std::string::npos) << r.err;
+  for (size_t i = 0; i < layers.size(); ++i)
+    EXPECT_EQ(read_file(good + "/diff_ids/" + layers[i]), diff_ids[i] + "\n");
+
+  // A wrong diff_id for the top layer: refused, nothing mounted; the base
+  // layer (right) may stay, the top layer leaves nothing behind.
+  std::string store = p("store-wrong-top");
+  r = tool({"--store", store, "--rw", p("rw"), "img:wrong-top", m()});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("diff_id mismatch for layer sha256:" + layers[1] +
+                       ": its uncompressed tar is " + diff_ids[1] +
+                       ", the image config says " + forged),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(in_proc_mounts(m()));
+  EXPECT_FALSE(exists(p("rw")));
+  EXPECT_EQ(entries(store, "sha256"), std::vector<std::string>{layers[0]});
+  EXPECT_EQ(entries(store, "diff_ids"), std::vector<std::string>{layers[0]});
+
+  // Swapped diff_ids: the bottom layer fails first; the store stays empty.
+  store = p("store-swapped");
+  r = tool({"--store", store, "--extract-only", "img:swapped"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("diff_id mismatch for layer sha256:" + layers[0]), std::string::npos)
+      << r.err;
+  EXPECT_EQ(entries(store, "sha256"), std::vector<std::string>{});
+  EXPECT_EQ(entries(store, "diff_ids"), std::vector<std::string>{});
+
+  // Fewer diff_ids than layers: refused before anything is extracted.
+  store = p("store-short");
+  r = tool({"--store", store, "--extract-only", "img:short"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("the image config lists 1 diff_ids for 2 layers"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(entries(store, "sha256"), std::vector<std::string>{});
+
+  // Layers already in the store are checked against their recorded
+  // diff_id: the forged config is refused and the store left as it was.
+  std::string good_before = snapshot(good);
+  r = tool({"--store", good, "--rw", p("rw"), "img:wrong-top", m()});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("diff_id mismatch for layer sha256:" + layers[1]), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(in_proc_mounts(m()));
+  EXPECT_EQ(snapshot(good), good_before);
+  // A layer extracted before diff_ids were recorded: the blob is hashed
+  // again, the record written, and the forged config refused all the same.
+  ASSERT_EQ(::unlink((good + "/diff_ids/" + layers[1]).c_str()), 0);
+  r = tool({"--store", good, "--extract-only", "img:wrong-top"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("diff_id mismatch for layer sha256:" + layers[1]), std::string::npos)
+      << r.err;
+  EXPECT_EQ(read_file(good + "/diff_ids/" + layers[1]), diff_ids[1] + "\n");
+  r = tool({"--store", good, "--extract-only", "img:v2"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_NE(r.err.find("layers: 0 extracted, 2 reused"), std::string::npos) << r.err;
+}
+#endif
 
 // Writes an uncompressed tar whose members are given raw (no cleaning).
 struct Member {

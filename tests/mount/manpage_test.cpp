@@ -1,7 +1,8 @@
 // Documentation checks: every page in man/ (enumerated at run time, so new
 // pages are covered) renders without groff or man warnings and is installed
 // by `meson install`; the required pages exist; the daemon's options are all
-// in aufs-fuse(8); README shows the mount(8) and fstab use.
+// in aufs-fuse(8), and aufs-fuse-image(8) documents exactly the options of
+// the tool's --help; README shows the mount(8) and fstab use.
 #include <dirent.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "mount_fixture.hpp"
 
@@ -45,7 +47,8 @@ class ManPages : public ::testing::Test {
 };
 
 TEST_F(ManPages, RequiredPagesExist) {
-  for (const char* name : {"aufs-fuse.8", "aufs-fuse.5", "mount.aufs.8", "aufsctl.8"})
+  for (const char* name :
+       {"aufs-fuse.8", "aufs-fuse.5", "mount.aufs.8", "aufsctl.8", "aufs-fuse-image.8"})
     EXPECT_NE(std::find(pages_.begin(), pages_.end(), name), pages_.end())
         << name << " missing from " << man_dir();
 }
@@ -131,6 +134,47 @@ TEST_F(ManPages, DaemonPageDocumentsEveryOption) {
   // Overlay-style options keep AUFS whiteouts: the page must say so.
   EXPECT_NE(plain.find("lowerdir"), std::string::npos);
   EXPECT_TRUE(std::regex_search(plain, std::regex("[Ww]hiteout")));
+}
+
+// The options of `aufs-fuse-image --help` and the option items (.TP
+// headings) of aufs-fuse-image(8) are the same set: none undocumented, none
+// documented that the tool does not have.
+TEST_F(ManPages, ImagePageDocumentsEveryOption) {
+  std::string bin = env_or_empty("AUFS_FUSE_IMAGE_BIN");
+  if (bin.empty()) GTEST_SKIP() << "aufs-fuse-image not built (AUFS_FUSE_IMAGE_BIN unset)";
+  auto help = run({bin, "--help"});
+  ASSERT_TRUE(help.ok()) << help;
+  static const std::regex opt(R"(--?[a-z][a-z-]*)");
+  std::set<std::string> in_help, in_page;
+  // Help lines that describe an option start with blanks and the option.
+  std::istringstream hl(help.out);
+  for (std::string line; std::getline(hl, line);) {
+    static const std::regex item(R"(^\s+((--?[a-z][a-z-]*)(, --?[a-z][a-z-]*)?)\s)");
+    std::smatch m;
+    if (!std::regex_search(line, m, item)) continue;
+    std::string names = m[1];
+    for (auto it = std::sregex_iterator(names.begin(), names.end(), opt);
+         it != std::sregex_iterator(); ++it)
+      in_help.insert(it->str());
+  }
+  ASSERT_GE(in_help.size(), 9u) << help.out;
+  std::string page = read_file(path("aufs-fuse-image.8"));
+  ASSERT_FALSE(page.empty());
+  std::string plain = std::regex_replace(page, std::regex(R"(\\-)"), "-");
+  std::istringstream pl(plain);
+  bool heading = false, in_options = false;
+  for (std::string line; std::getline(pl, line);) {
+    if (line.starts_with(".SH")) in_options = line == ".SH OPTIONS";
+    if (in_options && heading) {
+      // ".BI --rw " DIR"", ".BR -h ", " --help" (operands are upper case).
+      static const std::regex word(R"((^|[ "])(--?[a-z][a-z-]*))");
+      for (auto it = std::sregex_iterator(line.begin(), line.end(), word);
+           it != std::sregex_iterator(); ++it)
+        in_page.insert((*it)[2].str());
+    }
+    heading = line == ".TP";
+  }
+  EXPECT_EQ(in_page, in_help) << "aufs-fuse-image(8) OPTIONS vs --help";
 }
 
 TEST(Docs, ReadmeShowsMountAndFstab) {

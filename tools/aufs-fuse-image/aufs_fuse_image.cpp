@@ -4,7 +4,8 @@
 //
 // Reads LAYOUT/index.json, picks the manifest tagged TAG (or the only one),
 // verifies the manifest, config and layer blobs against their sha256
-// digests and sizes, extracts every layer not yet in the content-addressed
+// digests and sizes and each layer's uncompressed tar against the config's
+// rootfs.diff_ids, extracts every layer not yet in the content-addressed
 // layer store (STORE/sha256/<hex>, one directory per layer digest, shared by
 // all images) with libarchive, refusing entries that would land outside the
 // layer directory, and mounts the layers as ro+wh branches (top layer first)
@@ -215,12 +216,93 @@ std::optional<std::string> clean_member(const std::string& name, std::string& wh
 
 // ---------------------------------------------------------------- extraction
 
-// Extracts one layer blob into `dir` (which must not exist). Every member is
-// checked before it is written: absolute names, ".." components, hard links
-// whose target is outside the layer, and paths through a symlink of the
-// layer (libarchive's SECURE_SYMLINKS) are refused, and the whole layer
-// fails. Returns the number of members.
-long extract_layer(const std::string& blob, const std::string& dir) {
+// The decompressed bytes of a layer blob, hashed on the way: sha256 of the
+// blob as read (its digest) and of the uncompressed tar (its diff_id). A
+// raw-format libarchive reader undoes any compression; the tar reader of
+// extract_layer() reads from it, so the digests cover exactly the bytes
+// that were extracted.
+class LayerStream {
+ public:
+  explicit LayerStream(const std::string& blob) : blob_(blob) {
+    fd_ = ::open(blob.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw Error("cannot open blob " + blob + ": " + std::strerror(errno));
+    raw_ = archive_read_new();
+    archive_read_support_filter_all(raw_);
+    archive_read_support_format_raw(raw_);
+    struct archive_entry* e = nullptr;
+    if (archive_read_open(raw_, this, nullptr, &LayerStream::read_blob_cb, nullptr) != ARCHIVE_OK ||
+        archive_read_next_header(raw_, &e) != ARCHIVE_OK)
+      throw Error("cannot read layer " + blob + ": " + error());
+  }
+  ~LayerStream() {
+    archive_read_free(raw_);
+    ::close(fd_);
+  }
+  LayerStream(const LayerStream&) = delete;
+  LayerStream& operator=(const LayerStream&) = delete;
+
+  // For archive_read_open() of the tar reader: the next uncompressed bytes.
+  static la_ssize_t read_tar_cb(struct archive* a, void* self, const void** buf) {
+    auto* s = static_cast<LayerStream*>(self);
+    la_ssize_t n = s->pull();
+    if (n < 0) {
+      archive_set_error(a, EIO, "decompressing %s: %s", s->blob_.c_str(), s->error().c_str());
+      return -1;
+    }
+    *buf = s->buf_.data();
+    return n;
+  }
+
+  // Reads what the tar reader left (the end-of-archive padding, or all of
+  // it) and returns the hex digests of the blob and of its uncompressed
+  // content.
+  std::pair<std::string, std::string> finish() {
+    la_ssize_t n;
+    while ((n = pull()) > 0) {
+    }
+    if (n < 0) throw Error("decompressing " + blob_ + ": " + error());
+    return {compressed_.hex(), uncompressed_.hex()};
+  }
+
+ private:
+  la_ssize_t pull() {
+    la_ssize_t n = archive_read_data(raw_, buf_.data(), buf_.size());
+    if (n > 0) uncompressed_.update(buf_.data(), static_cast<size_t>(n));
+    return n;
+  }
+  static la_ssize_t read_blob_cb(struct archive* a, void* self, const void** buf) {
+    auto* s = static_cast<LayerStream*>(self);
+    for (;;) {
+      ssize_t n = ::read(s->fd_, s->in_.data(), s->in_.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        archive_set_error(a, errno, "read %s", s->blob_.c_str());
+        return -1;
+      }
+      s->compressed_.update(s->in_.data(), static_cast<size_t>(n));
+      *buf = s->in_.data();
+      return n;
+    }
+  }
+  std::string error() const {
+    const char* e = archive_error_string(raw_);
+    return e ? e : "unknown error";
+  }
+
+  std::string blob_;
+  int fd_ = -1;
+  struct archive* raw_ = nullptr;
+  std::vector<char> in_ = std::vector<char>(1 << 16);
+  std::vector<char> buf_ = std::vector<char>(1 << 16);
+  Sha256 compressed_, uncompressed_;
+};
+
+// Extracts the tar read from `stream` into `dir` (which must not exist).
+// Every member is checked before it is written: absolute names, ".."
+// components, hard links whose target is outside the layer, and paths
+// through a symlink of the layer (libarchive's SECURE_SYMLINKS) are refused,
+// and the whole layer fails. Returns the number of members.
+long extract_layer(LayerStream& stream, const std::string& blob, const std::string& dir) {
   mkdir_p(dir, 0755);
   // Members are written relative to the layer directory, so libarchive's
   // checks for absolute names, ".." and symlinks apply to them as they are.
@@ -235,7 +317,7 @@ long extract_layer(const std::string& blob, const std::string& dir) {
   } back{here};
   struct archive* in = archive_read_new();
   struct archive* out = archive_write_disk_new();
-  archive_read_support_filter_all(in);
+  // Already decompressed by `stream`.
   archive_read_support_format_tar(in);
   archive_read_support_format_gnutar(in);
   int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
@@ -249,7 +331,7 @@ long extract_layer(const std::string& blob, const std::string& dir) {
     archive_write_free(out);
     throw Error(msg);
   };
-  if (archive_read_open_filename(in, blob.c_str(), 1 << 16) != ARCHIVE_OK)
+  if (archive_read_open(in, &stream, nullptr, &LayerStream::read_tar_cb, nullptr) != ARCHIVE_OK)
     fail("cannot read layer " + blob + ": " + archive_error_string(in));
   long count = 0;
   // Directory times are set at the end: files written into a directory
@@ -304,6 +386,7 @@ long extract_layer(const std::string& blob, const std::string& dir) {
 struct Image {
   std::vector<std::string> layer_digests;  // bottom first
   std::vector<long long> layer_sizes;
+  std::vector<std::string> diff_ids;  // sha256 of each layer's uncompressed tar
 };
 
 json pick_manifest(const std::string& layout, const json& index, const std::string& tag,
@@ -346,8 +429,10 @@ Image load_image(const std::string& layout, const std::string& tag) {
   if (!idx) throw Error("cannot read " + layout + "/index.json");
   json index = json::parse(idx);
   json manifest = pick_manifest(layout, index, tag, 0);
-  // The config is verified too (its digest is the image id).
-  if (manifest.contains("config")) read_blob(layout, manifest["config"]);
+  // The config is verified too (its digest is the image id); its
+  // rootfs.diff_ids name each layer's uncompressed tar, in layer order.
+  if (!manifest.contains("config")) throw Error("the manifest has no config");
+  json config = json::parse(read_blob(layout, manifest["config"]));
   Image img;
   for (auto& l : manifest.at("layers")) {
     std::string media = l.value("mediaType", "");
@@ -359,17 +444,63 @@ Image load_image(const std::string& layout, const std::string& tag) {
     img.layer_sizes.push_back(l.contains("size") ? l["size"].get<long long>() : -1);
   }
   if (img.layer_digests.empty()) throw Error("the image has no layers");
+  if (!config.contains("rootfs") || !config["rootfs"].contains("diff_ids"))
+    throw Error("the image config has no rootfs.diff_ids");
+  for (auto& id : config["rootfs"]["diff_ids"]) {
+    std::string d = id.get<std::string>();
+    digest_hex(d);
+    img.diff_ids.push_back(d);
+  }
+  if (img.diff_ids.size() != img.layer_digests.size())
+    throw Error("the image config lists " + std::to_string(img.diff_ids.size()) +
+                " diff_ids for " + std::to_string(img.layer_digests.size()) + " layers");
   return img;
 }
 
-// Makes sure the layer `digest` is in the store; returns its directory and
-// whether it was extracted now.
+std::string diff_id_mismatch(const std::string& digest, const std::string& actual,
+                             const std::string& expected) {
+  return "diff_id mismatch for layer " + digest + ": its uncompressed tar is " + actual +
+         ", the image config says " + expected;
+}
+
+// STORE/diff_ids/<hex> holds the diff_id of the layer STORE/sha256/<hex>,
+// written once the layer was verified, so that an image reusing the layer
+// is checked against it without reading the blob again. "" if absent.
+std::string read_diff_id_record(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+void write_diff_id_record(const std::string& path, const std::string& diff_id) {
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << diff_id << "\n";
+    if (!out.flush()) throw Error("cannot write " + tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) < 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error("rename " + tmp + ": " + std::strerror(e));
+  }
+}
+
+// Makes sure the layer `digest` is in the store, its uncompressed content
+// matching `diff_id`; returns its directory and whether it was extracted
+// now.
 std::pair<std::string, bool> ensure_layer(const std::string& layout, const std::string& store,
-                                          const std::string& digest, long long size) {
+                                          const std::string& digest, long long size,
+                                          const std::string& diff_id) {
   std::string hex = digest_hex(digest);
   std::string final_dir = store + "/sha256/" + hex;
-  struct stat st;
-  if (::lstat(final_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return {final_dir, false};
+  std::string record = store + "/diff_ids/" + hex;
+  auto in_store = [&] {
+    struct stat st;
+    return ::lstat(final_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  };
+  if (in_store() && read_diff_id_record(record) == diff_id) return {final_dir, false};
   // One extraction at a time per store; the directory appears atomically
   // (rename) once complete, so a crash leaves only a temporary.
   std::string lock_path = store + "/.lock";
@@ -380,17 +511,50 @@ std::pair<std::string, bool> ensure_layer(const std::string& layout, const std::
     int fd;
     ~Unlock() { ::close(fd); }
   } unlock{lock};
-  if (::lstat(final_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return {final_dir, false};
   std::string blob = layout + "/blobs/sha256/" + hex;
+  if (in_store()) {
+    std::string known = read_diff_id_record(record);
+    if (known.empty()) {
+      // Extracted before diff_ids were recorded: hash the blob once (the
+      // record is a fact about the verified blob, whatever this config says).
+      verify_blob_file(blob, digest, size);
+      LayerStream stream(blob);
+      auto [compressed, uncompressed] = stream.finish();
+      if (compressed != hex) throw Error("digest mismatch for layer " + digest);
+      known = "sha256:" + uncompressed;
+      write_diff_id_record(record, known);
+    }
+    if (known != diff_id) throw Error(diff_id_mismatch(digest, known, diff_id));
+    return {final_dir, false};
+  }
   verify_blob_file(blob, digest, size);
-  std::string tmp = store + "/sha256/.tmp-" + hex + "-" + std::to_string(::getpid());
-  remove_tree(tmp);
+  // Under the lock no other extraction runs: a temporary of this layer is
+  // what a crashed run left.
+  std::string prefix = ".tmp-" + hex + "-";
+  if (DIR* d = ::opendir((store + "/sha256").c_str())) {
+    std::vector<std::string> stale;
+    while (auto* e = ::readdir(d))
+      if (std::string(e->d_name).starts_with(prefix)) stale.push_back(e->d_name);
+    ::closedir(d);
+    for (auto& n : stale) remove_tree(store + "/sha256/" + n);
+  }
+  std::string tmp = store + "/sha256/" + prefix + std::to_string(::getpid());
   try {
-    long n = extract_layer(blob, tmp);
+    LayerStream stream(blob);
+    long n = extract_layer(stream, blob, tmp);
+    // Digests of exactly the bytes extracted (the blob could have changed
+    // since verify_blob_file()).
+    auto [compressed, uncompressed] = stream.finish();
+    if (compressed != hex)
+      throw Error("digest mismatch for layer " + digest + " (the blob changed while extracted)");
+    if ("sha256:" + uncompressed != diff_id)
+      throw Error(diff_id_mismatch(digest, "sha256:" + uncompressed, diff_id));
+    write_diff_id_record(record, diff_id);
     ::fsync(lock);
     if (::rename(tmp.c_str(), final_dir.c_str()) < 0)
       throw Error("rename into the store: " + std::string(std::strerror(errno)));
-    note("layer " + digest + ": extracted (" + std::to_string(n) + " entries)");
+    note("layer " + digest + ": extracted (" + std::to_string(n) + " entries, diff_id " +
+         diff_id + " verified)");
   } catch (...) {
     remove_tree(tmp);
     throw;
@@ -473,10 +637,12 @@ int main(int argc, char** argv) {
     store = absolute(store);
     Image img = load_image(layout, tag);
     mkdir_p(store + "/sha256", 0755);
+    mkdir_p(store + "/diff_ids", 0755);
     int extracted = 0, reused = 0;
     std::vector<std::string> dirs;
     for (size_t i = 0; i < img.layer_digests.size(); ++i) {
-      auto [dir, fresh] = ensure_layer(layout, store, img.layer_digests[i], img.layer_sizes[i]);
+      auto [dir, fresh] = ensure_layer(layout, store, img.layer_digests[i], img.layer_sizes[i],
+                                       img.diff_ids[i]);
       dirs.push_back(dir);
       (fresh ? extracted : reused)++;
     }
