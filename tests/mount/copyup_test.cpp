@@ -3,6 +3,7 @@
 // never touched.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -421,6 +422,70 @@ TEST_F(CopyUp, MmapSharedWriteLandsInRwCopy) {
   EXPECT_EQ(read_file(p("rw/sub/f")), "HELLO\n");
   EXPECT_EQ(read_file(m("sub/f")), "HELLO\n");
   EXPECT_EQ(snapshot(p("l1")), before_);
+}
+
+int err_of(long rc) { return rc < 0 ? errno : 0; }
+
+// icex*: an xattr the rw branch cannot store fails the copy-up (and the
+// operation) unless its namespace is ignored. Here a tmpfs lower branch holds
+// a 10,000-byte user.* value that ext4 (a 4 KiB block) refuses with ENOSPC.
+class Icex : public MountTest {
+ protected:
+  void SetUp() override {
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (tmpfs lower branch)";
+    mkdirs(p("rw"));
+    mkdirs(p("l1"));
+    ASSERT_EQ(::mount("tmpfs", p("l1").c_str(), "tmpfs", 0, "size=4m"), 0) << errname(errno);
+    tmpfs_ = true;
+    ASSERT_TRUE(write_file(p("l1/f"), "data\n", 0644));
+    std::string big(10000, 'b');
+    if (::lsetxattr(p("l1/f").c_str(), "user.big", big.data(), big.size(), 0) != 0)
+      GTEST_SKIP() << "tmpfs without user xattrs: " << errname(errno);
+    ASSERT_EQ(::lsetxattr(p("l1/f").c_str(), "user.small", "s", 1, 0), 0);
+    ASSERT_TRUE(write_file(p("probe"), ""));
+    if (::lsetxattr(p("probe").c_str(), "user.big", big.data(), big.size(), 0) == 0)
+      GTEST_SKIP() << "the rw branch's file system stores 10,000-byte xattrs";
+  }
+  void TearDown() override {
+    unmount();  // the union first, then its lower branch
+    if (tmpfs_) ::umount2(p("l1").c_str(), MNT_DETACH);
+    MountTest::TearDown();
+  }
+  // The rw branch's names other than its fixed AUFS metadata.
+  std::vector<std::string> rw_names() {
+    std::vector<std::string> out;
+    for (auto& n : list_dir(p("rw")))
+      if (n != ".wh..wh.aufs" && n != ".wh..wh.orph" && n != ".wh..wh.plnk") out.push_back(n);
+    return out;
+  }
+  bool tmpfs_ = false;
+};
+
+TEST_F(Icex, UnstorableXattrFailsCopyUpByDefault) {
+  ASSERT_TRUE(mount("rw:l1=ro"));
+  EXPECT_EQ(err_of(::chmod(m("f").c_str(), 0600)), ENOSPC);
+  EXPECT_FALSE(exists(p("rw/f")));
+  EXPECT_EQ(rw_names(), std::vector<std::string>{}) << "copy-up left a temporary";
+  EXPECT_EQ(::lgetxattr(p("l1/f").c_str(), "user.big", nullptr, 0), 10000);
+  EXPECT_EQ(read_file(m("f")), "data\n");
+}
+
+TEST_F(Icex, IcexusrIgnoresUserXattrsThatCannotBeCopied) {
+  ASSERT_TRUE(mount("rw=rw+icexusr:l1=ro"));
+  EXPECT_EQ(err_of(::chmod(m("f").c_str(), 0600)), 0);
+  ASSERT_TRUE(exists(p("rw/f")));
+  EXPECT_EQ(lstat_of(p("rw/f"))->st_mode & 07777, 0600u);
+  EXPECT_EQ(get_xattr(p("rw/f"), "user.small"), std::optional<std::string>("s"));
+  EXPECT_FALSE(get_xattr(p("rw/f"), "user.big").has_value());
+}
+
+TEST_F(Icex, OtherNamespaceFlagDoesNotCoverUserXattrs) {
+  ASSERT_TRUE(mount("rw=rw+icexsec+icextr:l1=ro"));
+  EXPECT_EQ(err_of(::chmod(m("f").c_str(), 0600)), ENOSPC);
+  EXPECT_FALSE(exists(p("rw/f")));
+  EXPECT_EQ(rw_names(), std::vector<std::string>{}) << "copy-up left a temporary";
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // created as the caller, permissions are enforced (default_permissions).
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "mount_fixture.hpp"
@@ -147,6 +148,51 @@ TEST_F(AsUser, WithoutAllowOtherOtherUsersAreLockedOut) {
   EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return sys_errno(::stat(rofile.c_str(), &st)); }),
             EACCES);
   EXPECT_EQ(read_file(rofile), "readable\n");
+}
+
+// acl: the kernel enforces POSIX ACLs read from the branches. Without it
+// only the mode bits count (FUSE default_permissions).
+std::string access_acl(uid_t user) {
+  // posix_acl_xattr format: version 2, then (tag, perm, id) entries.
+  std::string v;
+  auto u32 = [&](uint32_t x) { v.append(reinterpret_cast<const char*>(&x), 4); };
+  auto u16 = [&](uint16_t x) { v.append(reinterpret_cast<const char*>(&x), 2); };
+  auto ent = [&](uint16_t tag, uint16_t perm, uint32_t id) { u16(tag); u16(perm); u32(id); };
+  u32(2);
+  ent(0x01, 6, ~0u);   // user::rw-
+  ent(0x02, 4, user);  // user:USER:r--
+  ent(0x04, 0, ~0u);   // group::---
+  ent(0x10, 4, ~0u);   // mask::r--
+  ent(0x20, 0, ~0u);   // other::---
+  return v;
+}
+
+class Acl : public AsUser {
+ protected:
+  void SetUp() override {
+    AsUser::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::string acl = access_acl(kNobody);
+    ASSERT_TRUE(write_file(p("l1/aclfile"), "by acl\n", 0600));
+    if (::setxattr(p("l1/aclfile").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0) != 0)
+      GTEST_SKIP() << "branch file system without POSIX ACLs: " << errname(errno);
+    before_ = snapshot(p("l1"));
+  }
+};
+
+TEST_F(Acl, AclOptionEnforcesBranchAcls) {
+  ASSERT_TRUE(mount("rw:l1=ro+wh", "allow_other,acl"));
+  auto r = sh_as(kNobody, kNogroup, "cat mnt/aclfile", root());
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.out, "by acl\n");
+  // The ACL grants nothing more: no write.
+  EXPECT_FALSE(sh_as(kNobody, kNogroup, "echo x >> mnt/aclfile", root()).ok());
+}
+
+TEST_F(Acl, WithoutAclOnlyModeBitsCount) {
+  ASSERT_TRUE(mount("rw:l1=ro+wh", "allow_other,noacl"));
+  auto r = sh_as(kNobody, kNogroup, "cat mnt/aclfile", root());
+  EXPECT_FALSE(r.ok()) << "mode 0640 root:root, caller nobody: " << r;
 }
 
 }  // namespace
