@@ -35,16 +35,19 @@ void BranchWatcher::stop() {
   thread_.join();
 }
 
-void BranchWatcher::watch(NodeId id, const std::vector<int>& dir_fds) {
-  if (!fd_.valid()) return;
+bool BranchWatcher::watch(NodeId id, const std::vector<int>& dir_fds) {
+  if (!fd_.valid()) return false;
+  bool all = true;
   std::unordered_set<int> wds;
   for (int dfd : dir_fds) {
     int wd = ::inotify_add_watch(fd_.get(), sys::proc_fd_path(dfd).c_str(), kMask);
     if (wd < 0) {
       static std::atomic<bool> warned{false};
       if (!warned.exchange(true))
-        spdlog::warn("udba=notify: inotify_add_watch: {} (raise fs.inotify.max_user_watches)",
+        spdlog::warn("udba=notify: inotify_add_watch: {} (raise fs.inotify.max_user_watches); "
+                     "unwatched directories fall back to udba=reval timeouts",
                      std::strerror(errno));
+      all = false;
       continue;
     }
     wds.insert(wd);
@@ -58,6 +61,7 @@ void BranchWatcher::watch(NodeId id, const std::vector<int>& dir_fds) {
     }
   for (int wd : wds) by_wd_[wd] = id;
   cur = std::move(wds);
+  return all;
 }
 
 void BranchWatcher::unwatch(NodeId id) {

@@ -598,7 +598,9 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
     n->bgen = bs.generation;
   }
   if (watcher_ && n->is_dir()) watch_dir(bs, n, rel);
-  return Entry{n->id, present(*n, st)};
+  Entry e{n->id, present(*n, st)};
+  e.unwatched = watcher_ && (parent->watch_failed.load() || n->watch_failed.load());
+  return e;
 }
 
 Result<Entry> Union::lookup(NodeId parent_id, std::string_view name, const Ctx* ctx) {
@@ -1290,7 +1292,9 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   if (!st.ok()) return Errno{st.err()};
   table_.add_ref(n, 1);
   add_alias(n, p, nm);
-  return Entry{n->id, present(*n, st.value())};
+  Entry e{n->id, present(*n, st.value())};
+  e.unwatched = watcher_ && p->watch_failed.load();
+  return e;
 }
 
 Status Union::unlink(NodeId parent_id, std::string_view name) {
@@ -2363,15 +2367,40 @@ void Union::watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& 
   }
   std::vector<UniqueFd> fds;
   std::vector<int> raw;
+  bool all = true;
   for (int b : layers) {
     // rr: natively read-only, nothing can change there (AUFS skips it too).
     if (bs[static_cast<size_t>(b)].spec.perm == Perm::RR) continue;
     auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_DIRECTORY);
-    if (!fd.ok()) continue;
+    if (!fd.ok()) {
+      all = false;
+      continue;
+    }
     raw.push_back(fd->get());
     fds.push_back(std::move(fd.value()));
   }
-  watcher_->watch(n->id, raw);
+  bool ok = watcher_->watch(n->id, raw) && all;
+  n->watch_failed.store(!ok);
+  if (!ok) {
+    // Try again at the next lookup.
+    std::lock_guard<std::mutex> g(n->mu);
+    n->watched.clear();
+  }
+}
+
+bool Union::unwatched_dir(NodeId dir) const {
+  if (!watcher_) return false;
+  NodePtr n = node(dir);
+  return n && n->watch_failed.load();
+}
+
+bool Union::unwatched_node(NodeId id) const {
+  if (!watcher_) return false;
+  NodePtr n = node(id);
+  if (!n) return false;
+  if (n->is_dir() && n->watch_failed.load()) return true;
+  std::shared_lock<std::shared_mutex> g(tree_mu_);
+  return n->parent && n->parent->watch_failed.load();
 }
 
 bool Union::start_notify(std::function<void(NodeId, const std::string&)> inval) {

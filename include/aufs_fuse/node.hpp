@@ -55,6 +55,7 @@ struct Node {
   uint64_t bgen = 0;         // branch-set generation layers refer to
   int opaque = -1;           // dirs: branch carrying .wh..wh..opq (cut)
   std::vector<int> watched;  // udba=notify: layers currently watched
+  std::atomic<bool> watch_failed{false};  // udba=notify: some layer unwatched
   std::vector<FileHandle*> handles;  // open files, re-pointed at copy-up
   std::shared_ptr<const VDirCache> vdir;  // dirs: merged listing (rdcache)
   std::atomic<uint64_t> dir_gen{0};       // dirs: bumped by every change inside

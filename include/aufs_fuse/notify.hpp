@@ -32,7 +32,8 @@ class BranchWatcher {
   void start(Callback cb);
   void stop();
   // Watches the branch directories (O_PATH fds) that make up union dir `id`.
-  void watch(NodeId id, const std::vector<int>& dir_fds);
+  // False if a watch could not be added (e.g. fs.inotify.max_user_watches).
+  bool watch(NodeId id, const std::vector<int>& dir_fds);
   void unwatch(NodeId id);
   size_t watch_count() const;
 

@@ -34,6 +34,9 @@ namespace aufs {
 struct Entry {
   NodeId id = 0;
   struct stat attr {};
+  // udba=notify: the directory holding the entry is not watched (no inotify
+  // watch could be added), so the kernel must not cache it for long.
+  bool unwatched = false;
 };
 
 // An open file. `fd` is the backing file; read-only handles are re-pointed
@@ -162,6 +165,10 @@ class Union {
   void stop_notify();
   // The cached node a directory entry currently resolves to (0 if none).
   NodeId cached_child(NodeId dir, const std::string& name);
+  // udba=notify: changes in directory `dir` (or, for a non-directory, in its
+  // parent) would go unnoticed because a watch could not be added.
+  bool unwatched_dir(NodeId dir) const;
+  bool unwatched_node(NodeId id) const;
 
   size_t node_count() const { return table_.size(); }
   const Counters& counters() const { return counters_; }

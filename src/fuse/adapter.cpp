@@ -87,8 +87,8 @@ void reply_entry(fuse_req_t req, const Entry& e) {
   p.ino = e.id;
   p.generation = 1;
   p.attr = e.attr;
-  p.attr_timeout = cfg.attr_timeout;
-  p.entry_timeout = cfg.entry_timeout;
+  p.attr_timeout = cfg.attr_ttl(e.unwatched);
+  p.entry_timeout = cfg.entry_ttl(e.unwatched);
   Union& fs = fs_of(req);  // req is freed by the reply
   if (fuse_reply_entry(req, &p) == -ENOENT) {
     // The request was interrupted: the kernel will not remember the entry.
@@ -143,7 +143,9 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
       }
       fuse_entry_param p{};
       p.ino = 0;
-      p.entry_timeout = ctx_of(req).cfg.negative_timeout;
+      p.entry_timeout = fc.fs->unwatched_dir(parent)
+                            ? std::min(fc.cfg.negative_timeout, fc.cfg.unwatched_timeout)
+                            : fc.cfg.negative_timeout;
       fuse_reply_entry(req, &p);
       return;
     }
@@ -168,7 +170,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   guard(req, "getattr", [&] {
     auto r = fs_of(req).getattr(ino, fh_of(fi));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
-    fuse_reply_attr(req, &r.value(), ctx_of(req).cfg.attr_timeout);
+    fuse_reply_attr(req, &r.value(), ctx_of(req).cfg.attr_ttl(fs_of(req).unwatched_node(ino)));
   });
 }
 
@@ -187,7 +189,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     if (to_set & FUSE_SET_ATTR_CTIME) in.valid |= SetAttrIn::kCtime;
     auto r = fs_of(req).setattr(ino, in, fh_of(fi), make_ctx(req, false));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
-    fuse_reply_attr(req, &r.value(), ctx_of(req).cfg.attr_timeout);
+    fuse_reply_attr(req, &r.value(), ctx_of(req).cfg.attr_ttl(fs_of(req).unwatched_node(ino)));
   });
 }
 
@@ -279,8 +281,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     p.ino = r->entry.id;
     p.generation = 1;
     p.attr = r->entry.attr;
-    p.attr_timeout = cfg.attr_timeout;
-    p.entry_timeout = cfg.entry_timeout;
+    p.attr_timeout = cfg.attr_ttl(r->entry.unwatched);
+    p.entry_timeout = cfg.entry_ttl(r->entry.unwatched);
     fill_open(fi, std::move(r->fh));
     Union& fs = fs_of(req);
     if (fuse_reply_create(req, &p, fi) == -ENOENT) {
@@ -442,8 +444,8 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
         p.ino = ent.id;
         p.generation = 1;
         p.attr = ent.attr;
-        p.attr_timeout = cfg.attr_timeout;
-        p.entry_timeout = cfg.entry_timeout;
+        p.attr_timeout = cfg.attr_ttl(ent.unwatched);
+        p.entry_timeout = cfg.entry_ttl(ent.unwatched);
       } else {
         p.attr = st;
       }

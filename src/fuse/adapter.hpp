@@ -3,6 +3,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -15,6 +16,14 @@ struct AdapterConfig {
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
   double negative_timeout = 1.0;
+  // udba=notify, for entries in directories it could not watch: reval's.
+  double unwatched_timeout = 1.0;
+  double entry_ttl(bool unwatched) const {
+    return unwatched ? std::min(entry_timeout, unwatched_timeout) : entry_timeout;
+  }
+  double attr_ttl(bool unwatched) const {
+    return unwatched ? std::min(attr_timeout, unwatched_timeout) : attr_timeout;
+  }
   bool debug = false;
 };
 

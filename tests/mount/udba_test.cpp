@@ -200,5 +200,41 @@ TEST_F(Udba, UnchangedFileKeepsItsCachedPagesAcrossOpens) {
   EXPECT_EQ(read_file(m("big.bin")), std::string(64 * 1024, 'y'));
 }
 
+// udba=notify when inotify runs out of watches: the directories it could not
+// watch fall back to reval's 1 s timeouts, so direct edits still show up.
+// Runs in a user namespace whose inotify limit is set to 4 watches (the
+// union, its daemon and its mount live and die inside that namespace).
+TEST_F(Udba, NotifyWithoutWatchesFallsBackToShortTimeouts) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  for (int i = 1; i <= 8; ++i) {
+    mkdirs(p("l1/n" + std::to_string(i)));
+    ASSERT_TRUE(write_file(p("l1/n" + std::to_string(i) + "/f"), "old\n"));
+  }
+  mkdirs(p("nmnt"));
+  const std::string script = R"SH(
+set -e
+R=$1; BIN=$2
+echo 4 > /proc/sys/user/max_inotify_watches
+"$BIN" -f -o br=$R/rw=rw:$R/l1=ro+wh,udba=notify $R/nmnt 2>$R/notify.log &
+pid=$!
+trap 'rc=$?; set +e; umount $R/nmnt 2>/dev/null; kill $pid 2>/dev/null; wait $pid; exit $rc' EXIT
+for i in $(seq 100); do mountpoint -q $R/nmnt && break; sleep 0.05; done
+for i in 1 2 3 4 5 6 7 8; do stat -c %s $R/nmnt/n$i/f >/dev/null; test -e $R/nmnt/n$i/new || true; done
+for i in 1 2 3 4 5 6 7 8; do echo new-longer > $R/l1/n$i/f; echo n > $R/l1/n$i/new; done
+sleep 1.6
+for i in 1 2 3 4 5 6 7 8; do echo "n$i $(stat -c %s $R/nmnt/n$i/f) $(test -e $R/nmnt/n$i/new && echo yes || echo no)"; done
+)SH";
+  auto probe = run({"unshare", "-U", "-r", "-m", "--propagation", "private", "true"});
+  if (!probe.ok()) GTEST_SKIP() << "no user namespaces: " << probe;
+  auto r = run({"unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                root(), daemon_binary()}, "", 30000);
+  ASSERT_TRUE(r.ok()) << r << read_file(p("notify.log"));
+  std::string want;
+  for (int i = 1; i <= 8; ++i) want += "n" + std::to_string(i) + " 11 yes\n";
+  EXPECT_EQ(r.out, want) << "edits in unwatched directories stayed invisible";
+  EXPECT_NE(read_file(p("notify.log")).find("fall back to udba=reval"), std::string::npos)
+      << read_file(p("notify.log"));
+}
+
 }  // namespace
 }  // namespace aufs::mt
