@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <random>
 
 #include "aufs_fuse/check.hpp"
@@ -553,6 +554,7 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
 
 Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
                                 const Resolution& r, const std::string& parent_rel) {
+  if (test_hook_) test_hook_("make_entry", name);
   const Hit& top = r.hits[0];
   uint64_t ino = top.ino;
   mode_t type = top.st.st_mode & S_IFMT;
@@ -562,15 +564,53 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
   std::string rel = sys::join(parent_rel, name);
   {
     std::lock_guard<std::mutex> g(n->mu);
+    // The resolution was read without the node's lock: a copy-up of this
+    // node may have finished since (copy_up and ensure_dir_path update the
+    // layers under n->mu after the copy is in place). A layer of the node
+    // above the resolution's top that still holds this very entry means the
+    // resolution is stale there; keeping the lower layer would point the
+    // node (and the next open for writing) back at a read-only branch.
+    auto newer_upper = [&](int b, const std::string& data_rel) -> std::optional<struct stat> {
+      auto [prel, leaf] = sys::split_parent(data_rel);
+      auto pfd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), prel, O_PATH | O_DIRECTORY);
+      if (!pfd.ok()) return std::nullopt;
+      auto ust = sys::lstat_at(pfd->get(), leaf);
+      if (!ust.ok() || (ust->st_mode & S_IFMT) != n->type) return std::nullopt;
+      if (ino_at(bs, b, pfd->get(), leaf, ust.value()) != n->ino) return std::nullopt;
+      return ust.value();
+    };
+    bool same_gen = n->bgen == bs.generation;
+    bool kept_upper = false;
     if (n->is_dir()) {
-      n->layers.clear();
+      std::vector<int> upper;  // copied-up layers the resolution missed
+      std::optional<struct stat> upper_st;
+      if (same_gen)
+        for (int b : n->layers) {
+          if (b >= top.branch) break;
+          if (auto u = newer_upper(b, rel)) {
+            upper.push_back(b);
+            if (!upper_st) upper_st = u;
+          }
+        }
+      n->layers = upper;
       for (auto& h : r.hits) n->layers.push_back(h.branch);
       n->opaque = r.opaque_branch;
       // AUFS: nlink = top's plus (nlink - 2) of each lower dir, so that find
       // never under-counts subdirectories.
+      if (upper_st) {
+        st = *upper_st;
+        if (top.st.st_nlink > 2) st.st_nlink += top.st.st_nlink - 2;
+      }
       for (size_t i = 1; i < r.hits.size(); ++i)
         if (r.hits[i].st.st_nlink > 2) st.st_nlink += r.hits[i].st.st_nlink - 2;
-    } else {
+    } else if (same_gen && !n->layers.empty() && n->layers[0] < top.branch &&
+               bs[static_cast<size_t>(n->layers[0])].writable()) {
+      if (auto u = newer_upper(n->layers[0], n->data_rel.empty() ? rel : n->data_rel)) {
+        st = *u;
+        kept_upper = true;  // stale resolution: the node keeps its copied-up data
+      }
+    }
+    if (!n->is_dir() && !kept_upper) {
       bool keep = false;
       if (opts_.plink && S_ISREG(top.st.st_mode) && top.st.st_nlink > 1 &&
           !bs[static_cast<size_t>(top.branch)].writable()) {
@@ -1033,6 +1073,26 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   return {};
 }
 
+Result<Union::Where> Union::where_for_write(const BranchSet& bs, const NodePtr& n, bool with_data,
+                                            off_t max_size) {
+  // A lower branch must never be changed through the union: whatever
+  // happened between the copy-up and here, the location used for a change
+  // is on a writable branch, or the change fails.
+  for (int attempt = 0;; ++attempt) {
+    AUFS_TRY(copy_up(n, with_data, max_size));
+    if (test_hook_) test_hook_("copied_up", "");
+    auto w = where(bs, n);
+    if (!w.ok()) return w;
+    if (bs[static_cast<size_t>(w->layers[0])].writable() && !ro()) return w;
+    if (ro()) return Errno{EROFS};
+    if (attempt >= 3) {
+      spdlog::error("{}: still on read-only branch {} after copy-up; refusing the change", w->rel,
+                    bs[static_cast<size_t>(w->layers[0])].spec.path);
+      return Errno{EIO};
+    }
+  }
+}
+
 Status Union::make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name) {
   const Branch& b = bs[static_cast<size_t>(bw)];
   std::string whname = name == wh::kOpaque ? std::string(name) : wh::whiteout_of(name);
@@ -1273,8 +1333,7 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   if (r->positive()) return Errno{EEXIST};
   // noplink-style: the source is copied up under its own name, then a real
   // hard link is made on the writable branch (it survives a remount).
-  AUFS_TRY(copy_up(n, true));
-  auto w = where(*bs, n);
+  auto w = where_for_write(*bs, n, true);
   if (!w.ok()) return Errno{w.err()};
   int bw = w->layers[0];
   AUFS_TRY(ensure_dir_path(*bs, bw, p));
@@ -1695,7 +1754,7 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   }
   auto bs = branches();
   if (S_ISREG(n->type) && !ro()) AUFS_TRY(copy_up_on_open(*bs, n));
-  auto w = where(*bs, n);
+  auto w = write ? where_for_write(*bs, n, !(flags & O_TRUNC)) : where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   int f = (flags & kPassFlags) | O_NOFOLLOW;
   if (!opts_.dio) f &= ~O_DIRECT;
@@ -1883,14 +1942,12 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
     if (!st.ok()) return Errno{st.err()};
     return present(*n, st.value());
   }
-  if (in.valid & SetAttrIn::kSize) {
-    if (n->is_dir()) return Errno{EISDIR};
-    AUFS_TRY(copy_up(n, in.size > 0, in.size));
-  } else if (in.valid & ~SetAttrIn::kCtime) {
-    AUFS_TRY(copy_up(n, true));
-  }
+  if ((in.valid & SetAttrIn::kSize) && n->is_dir()) return Errno{EISDIR};
   auto bs = branches();
-  auto w = where(*bs, n);
+  Result<Where> w = Errno{EIO};
+  if (in.valid & SetAttrIn::kSize) w = where_for_write(*bs, n, in.size > 0, in.size);
+  else if (in.valid & ~SetAttrIn::kCtime) w = where_for_write(*bs, n, true);
+  else w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
   const Branch& b = (*bs)[static_cast<size_t>(w->layers[0])];
   auto [prel, leaf] = sys::split_parent(w->data_rel);
@@ -2026,9 +2083,8 @@ Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size,
   NodePtr n = node(id);
   if (!n) return Errno{ESTALE};
   if (ro()) return Errno{EROFS};
-  AUFS_TRY(copy_up(n, true));
   auto bs = branches();
-  auto w = where(*bs, n);
+  auto w = where_for_write(*bs, n, true);
   if (!w.ok()) return Errno{w.err()};
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);
@@ -2046,9 +2102,8 @@ Status Union::removexattr(NodeId id, const char* key) {
     auto cur = getxattr(id, key, 0);
     if (!cur.ok()) return Errno{cur.err()};
   }
-  AUFS_TRY(copy_up(n, true));
   auto bs = branches();
-  auto w = where(*bs, n);
+  auto w = where_for_write(*bs, n, true);
   if (!w.ok()) return Errno{w.err()};
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel, O_PATH | O_DIRECTORY);

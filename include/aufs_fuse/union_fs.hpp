@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <thread>
 #include <memory>
 #include <shared_mutex>
@@ -181,6 +182,13 @@ class Union {
   // Attribute as the union shows it (own st_dev/st_ino, dir nlink rule).
   struct stat present(const Node& n, const struct stat& st) const;
 
+  // Tests only (set before use): called at fixed points of a request, with
+  // no lock held, so a test can interleave requests deterministically.
+  // Points: "make_entry" (a name was resolved, the node not updated yet),
+  // "copied_up" (a change made sure of its copy-up, not located yet).
+  using TestHook = std::function<void(std::string_view point, std::string_view name)>;
+  void set_test_hook(TestHook h) { test_hook_ = std::move(h); }
+
  private:
   explicit Union(const MountOptions& opts);
   struct Hit {
@@ -255,6 +263,10 @@ class Union {
   Status copy_up(const NodePtr& n, bool with_data, off_t max_size = -1, bool need_name = false,
                  int force_bw = -1);
   Status copy_up_on_open(const BranchSet& bs, const NodePtr& n);
+  // copy_up, then where(): the node's location for a change, which is
+  // always on a writable branch (EIO rather than a read-only branch).
+  Result<Where> where_for_write(const BranchSet& bs, const NodePtr& n, bool with_data,
+                                off_t max_size = -1);
   void reap_later(int parentfd, const std::string& name);
   bool name_below(const BranchSet& bs, const std::vector<int>& parent_layers,
                   const std::string& parent_rel, const std::string& name, int top) const;
@@ -310,6 +322,7 @@ class Union {
   std::atomic<bool> ro_{false};  // -o ro, or remount ro
   mutable std::mutex open_mu_;
   std::unordered_map<uint32_t, std::pair<int, int>> open_by_branch_;  // (all, writers)
+  TestHook test_hook_;
 };
 
 }  // namespace aufs

@@ -403,10 +403,15 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   DirHandle& dh = *dh_of(fi);
   Union& fs = fs_of(req);
-  std::lock_guard<std::mutex> g(dh.mu);
+  // Released before any reply: once the kernel has the answer, the caller
+  // may close the directory, and releasedir (another worker) frees dh.
+  std::unique_lock<std::mutex> g(dh.mu);
   if (off == 0 && dh.started) {
     // rewinddir: AUFS refreshes the merged listing.
-    if (auto st = fs.rewinddir(dh); !st.ok()) return (void)fuse_reply_err(req, st.err());
+    if (auto st = fs.rewinddir(dh); !st.ok()) {
+      g.unlock();
+      return (void)fuse_reply_err(req, st.err());
+    }
   }
   dh.started = true;
   std::vector<char> buf(size);
@@ -459,6 +464,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
     }
     used += n;
   }
+  g.unlock();
   fuse_reply_buf(req, buf.data(), used);
 }
 

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "aufs_fuse/sys.hpp"
 #include "aufs_fuse/union_fs.hpp"
@@ -1026,3 +1029,148 @@ TEST_F(UnionTest, CachedFileFollowsRenamedDirectory) {
   fs->release(std::move(fh.value()));
   EXPECT_TRUE(fs->getattr(f).ok());
 }
+
+namespace {
+
+// A lookup that resolves its name now but updates the node only when
+// released, as a lookup slowed down by the scheduler would (test hooks).
+class PausedLookupTest : public UnionTest {
+ protected:
+  void TearDown() override {
+    if (t_.joinable()) release();
+    UnionTest::TearDown();
+  }
+  // release_at_copy_up: the paused lookup finishes as soon as a change has
+  // made sure of its copy-up (before it locates the node), and the change
+  // waits for it.
+  void pause_lookup(NodeId parent, const std::string& name, bool release_at_copy_up = false) {
+    fs->set_test_hook([this, name, release_at_copy_up](std::string_view point, std::string_view n) {
+      std::unique_lock<std::mutex> l(mu_);
+      if (point == "make_entry" && n == name && stage_ == 0) {
+        stage_ = 1;
+        cv_.notify_all();
+        cv_.wait(l, [this] { return stage_ >= 2; });
+      } else if (point == "copied_up" && release_at_copy_up && stage_ == 1) {
+        stage_ = 2;
+        cv_.notify_all();
+        cv_.wait(l, [this] { return stage_ == 3; });
+      }
+    });
+    t_ = std::thread([this, parent, name] {
+      (void)fs->lookup(parent, name);
+      std::lock_guard<std::mutex> l(mu_);
+      stage_ = 3;
+      cv_.notify_all();
+    });
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [this] { return stage_ >= 1; });
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stage_ < 2) stage_ = 2;
+      cv_.notify_all();
+    }
+    t_.join();
+    fs->set_test_hook(nullptr);
+  }
+  std::string read_node(NodeId id) {
+    auto fh = fs->open(id, O_RDONLY, Ctx{});
+    if (!fh.ok()) return "<open " + std::to_string(fh.err()) + ">";
+    std::string out(64, '\0');
+    ssize_t n = ::pread(fs->io_fd(*fh.value()).value(), out.data(), out.size(), 0);
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    fs->release(std::move(fh.value()));
+    return out;
+  }
+  void write_node(NodeId id, const std::string& data) {
+    auto fh = fs->open(id, O_WRONLY, Ctx{});
+    ASSERT_TRUE(fh.ok()) << fh.err();
+    EXPECT_EQ(::pwrite(fs->io_fd(*fh.value()).value(), data.data(), data.size(), 0),
+              static_cast<ssize_t>(data.size()));
+    fs->release(std::move(fh.value()));
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int stage_ = 0;
+  std::thread t_;
+};
+
+// Found by Concurrency.WritesDuringLookupsNeverReachReadOnlyBranch: a lookup
+// that resolved the name before a copy-up of its node finished set the
+// node's layers back to the lower file afterwards (make_entry trusted the
+// stale resolution): reads saw the old data, and an open for writing that
+// located the node right then wrote into the read-only branch.
+TEST_F(PausedLookupTest, StaleLookupKeepsCopiedUpFile) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "lower");
+  mount();
+  NodeId f = walk("f")->id;
+  pause_lookup(kRootId, "f");  // resolved: on the ro branch
+  write_node(f, "X");          // copy-up
+  release();                   // the lookup ends after the copy-up
+  EXPECT_EQ(read_node(f), "Xower");
+  EXPECT_EQ(fs->getattr(f)->st_size, 5);
+  write_node(f, "XY");
+  EXPECT_EQ(read_file(br(1) + "/f"), "lower");
+  EXPECT_EQ(read_file(br(0) + "/f"), "XYwer");
+}
+
+TEST_F(PausedLookupTest, OpenForWritingNeverUsesReadOnlyBranch) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "lower");
+  mount();
+  NodeId f = walk("f")->id;
+  pause_lookup(kRootId, "f", true);  // ends between the open's copy-up and its fd
+  write_node(f, "X");
+  release();
+  EXPECT_EQ(read_file(br(1) + "/f"), "lower") << "written through to the read-only branch";
+  EXPECT_EQ(read_file(br(0) + "/f"), "Xower");
+  EXPECT_EQ(read_node(f), "Xower");
+}
+
+TEST_F(PausedLookupTest, ChmodNeverUsesReadOnlyBranch) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "lower", 0644);
+  mount();
+  NodeId f = walk("f")->id;
+  pause_lookup(kRootId, "f", true);
+  SetAttrIn in;
+  in.valid = SetAttrIn::kMode;
+  in.mode = 0600;
+  auto r = fs->setattr(f, in, nullptr, Ctx{});
+  release();
+  ASSERT_TRUE(r.ok()) << r.err();
+  EXPECT_EQ(r->st_mode & 07777, 0600u);
+  struct stat st;
+  ASSERT_EQ(::lstat((br(1) + "/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u) << "chmod reached the read-only branch";
+}
+
+// The same for a directory: the stale lookup dropped the copied-up layer,
+// so the directory's own new entries vanished from its listing.
+TEST_F(PausedLookupTest, StaleLookupKeepsCopiedUpDirectoryLayer) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/d");
+  write_file(br(1) + "/d/old", "x");
+  mount();
+  NodeId d = walk("d")->id;
+  pause_lookup(kRootId, "d");
+  EXPECT_EQ(create("d/new", "n"), 0);  // copies d up
+  release();
+  auto dh = fs->opendir(d);
+  ASSERT_TRUE(dh.ok()) << dh.err();
+  std::vector<std::string> names;
+  for (auto& e : dh.value()->entries) names.push_back(e.name);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"new", "old"}));
+  SetAttrIn in;
+  in.valid = SetAttrIn::kMode;
+  in.mode = 0700;
+  ASSERT_TRUE(fs->setattr(d, in, nullptr, Ctx{}).ok());
+  struct stat st;
+  ASSERT_EQ(::lstat((br(1) + "/d").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u) << "chmod reached the read-only branch";
+}
+
+}  // namespace

@@ -768,9 +768,8 @@ namespace {
 // Opening lower files for writing while other threads look the same names
 // up: every write must land in a copy on the rw branch, never in the
 // read-only branch (a lookup that resolved before a copy-up finished must
-// not point the node back at the lower file).
-// Known bug, open (see the issue 6 note); the test keeps the correct assertion.
-TEST_F(Concurrency, DISABLED_WritesDuringLookupsNeverReachReadOnlyBranch) {
+// not point the node back at the lower file; core tier: PausedLookupTest).
+TEST_F(Concurrency, WritesDuringLookupsNeverReachReadOnlyBranch) {
   const int nfiles = static_cast<int>(env_long("AUFS_RACE_FILES", long_mode() ? 5000 : 600));
   // Files large enough that a lookup often waits for the copy-up to end.
   const std::string pad(static_cast<size_t>(env_long("AUFS_RACE_BYTES", 256 << 10)), 'p');

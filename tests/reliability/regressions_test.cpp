@@ -5,6 +5,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "rel_support.hpp"
 
 namespace aufs::rel {
@@ -99,6 +103,31 @@ TEST_F(Regressions, ChownOfLowerFileWithFileCapability) {
   EXPECT_TRUE(exists(p("rw/capfile")));
   EXPECT_FALSE(get_xattr(p("rw/capfile"), "security.capability").has_value());
   stop_own(d);
+}
+
+// Found by Concurrency.WritesDuringLookupsNeverReachReadOnlyBranch and
+// OverlappingNamesKeepInvariants (daemon aborted: "free(): corrupted
+// unsorted chunks"; ThreadSanitizer: heap-use-after-free of a mutex in
+// do_readdir): readdir replied while holding the directory handle's lock,
+// and a closedir right after the reply freed the handle (releasedir, on
+// another worker) before that lock was released. Not deterministic: a
+// sanitizer build reports it reliably, a plain build crashes now and then.
+TEST_F(Regressions, ClosedirRightAfterReaddirReply) {
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(write_file(p("l1/d/e" + std::to_string(i)), "e"));
+  lower_ = digest_tree(p("l1"));
+  OwnDaemon* d = start_own("rw:l1=ro+wh", "threads=4");
+  ASSERT_NE(d, nullptr);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::atomic<long> listed{0};
+  std::vector<std::thread> th;
+  for (int t = 0; t < 4; ++t)
+    th.emplace_back([&] {
+      while (std::chrono::steady_clock::now() < until)
+        if (list_dir(m("d")).size() == 42) listed++;
+    });
+  for (auto& t : th) t.join();
+  EXPECT_GT(listed.load(), 0);
+  stop_own(d);  // fails if the daemon died
 }
 
 // Found by Concurrency.DisjointNamesMatchPlainDirectoryWithKernelCache:
