@@ -265,6 +265,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto r = fs_of(req).open(ino, fi->flags, make_ctx(req, false));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
     fi->keep_cache = r.value()->keep_cache;
+    // A reader's close has nothing to report: no FLUSH round trip for it.
+    fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
     fill_open(fi, std::move(r.value()));
     Union& fs = fs_of(req);
     if (fuse_reply_open(req, fi) == -ENOENT) fs.release(std::unique_ptr<FileHandle>(fh_of(fi)));
