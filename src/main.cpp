@@ -113,6 +113,12 @@ int main(int argc, char** argv) {
   std::vector<char*> cargs;
   for (auto& a : fargs) cargs.push_back(a.data());
   fuse_args fa = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
+  // libfuse may add arguments of its own (then owned by fa): freed on every
+  // way out.
+  struct ArgsGuard {
+    fuse_args* a;
+    ~ArgsGuard() { fuse_opt_free_args(a); }
+  } args_guard{&fa};
 
   fuse_session* se = fuse_session_new(&fa, &aufs::fuse_operations(), sizeof(fuse_lowlevel_ops), &fctx);
   if (!se) return fail("cannot create the FUSE session (bad FUSE option?)");
