@@ -449,6 +449,18 @@ void Union::forget(NodeId id, uint64_t n) {
   if (NodePtr node = table_.forget(id, n)) detach(node);
 }
 
+int Union::stale_errno(const NodePtr& n) const {
+  return table_.by_ino(n->ino) == n ? ESTALE : ENOENT;
+}
+
+bool Union::is_node_entry(const BranchSet& bs, const NodePtr& n, int b, const struct stat& st) const {
+  if ((st.st_mode & S_IFMT) != n->type) return false;
+  // noplink: a hard-linked file copied up became a separate inode with a
+  // number of its own, still served by the node; only the type can tell.
+  if (!opts_.plink && S_ISREG(n->type)) return true;
+  return n->id == kRootId || ino_of(bs, b, st) == n->ino;
+}
+
 Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
   bool stale;
   {
@@ -457,7 +469,13 @@ Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
   }
   if (stale) AUFS_TRY(refresh(bs, n));
   Where w;
-  w.rel = rel_path(*n);
+  {
+    std::shared_lock<std::shared_mutex> g(tree_mu_);
+    // Its name was removed: what is there now (if anything) is another
+    // object. A hard link may keep it under another name.
+    if (n->unlinked && !n->is_dir()) return Errno{stale_errno(n)};
+    w.rel = rel_path_locked(*n);
+  }
   std::lock_guard<std::mutex> g(n->mu);
   w.layers = n->layers;
   // data_rel empty: the data lives under the node's own (current) name, so
@@ -524,13 +542,62 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
   return {};
 }
 
+class Union::NameChange {
+ public:
+  explicit NameChange(Union& u) : u_(u) { u_.names_busy_++; }
+  ~NameChange() {
+    u_.names_gen_++;
+    u_.names_busy_--;
+  }
+
+ private:
+  Union& u_;
+};
+
 Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
-                                const Resolution& r, const std::string& parent_rel) {
+                                const Resolution& r_in, const std::string& parent_rel,
+                                const NameChanges* seen) {
   if (test_hook_) test_hook_("make_entry", name);
+  const Resolution* rp = &r_in;
+  Resolution fresh;
+  NodePtr n;
+  for (int attempt = 0;; ++attempt) {
+    n = table_.find_or_insert(rp->hits[0].ino, rp->hits[0].st.st_mode & S_IFMT, 1);
+    bool moving;
+    {
+      std::shared_lock<std::shared_mutex> g(tree_mu_);
+      moving = n->parent && (n->parent != parent || n->name != name || n->unlinked);
+    }
+    // A name removed or moved while it was resolved: a new node made for
+    // the old answer would stand for nothing (its node, if any, was retired).
+    bool changed = false;
+    if (seen && !moving && attempt == 0) {
+      NameChanges now = name_changes();
+      changed = seen->busy || now.busy || now.gen != seen->gen;
+    }
+    if (!moving && !changed) break;
+    // The node is known under another name, or as removed. A resolution
+    // read before the node was renamed or unlinked (a whiteout made, or the
+    // upper entry gone) would undo that and point the node at a name that
+    // stands for something else by now, or bring a removed file back: move
+    // the node only if the name still resolves to it; else answer with what
+    // the name resolves to now.
+    auto pw = where(bs, parent);
+    auto again = pw.ok() ? resolve_child(bs, pw->layers, parent_rel, name, false)
+                         : Result<Resolution>(Errno{pw.err()});
+    if (again.ok() && again->positive() && again->hits[0].ino == rp->hits[0].ino &&
+        !((again->hits[0].st.st_mode ^ rp->hits[0].st.st_mode) & S_IFMT))
+      break;
+    forget(n->id, 1);
+    if (!again.ok()) return Errno{again.err()};
+    if (!again->positive()) return Errno{ENOENT};
+    if (attempt >= 2) return Errno{ESTALE};  // the kernel walks the path again
+    fresh = std::move(again.value());
+    rp = &fresh;
+  }
+  const Resolution& r = *rp;
   const Hit& top = r.hits[0];
   uint64_t ino = top.ino;
-  mode_t type = top.st.st_mode & S_IFMT;
-  NodePtr n = table_.find_or_insert(ino, type, 1);
   set_parent(n, parent, name);
   struct stat st = top.st;
   std::string rel = sys::join(parent_rel, name);
@@ -623,10 +690,11 @@ Result<Entry> Union::lookup(NodeId parent_id, std::string_view name, const Ctx* 
   auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
   const Ctx* perm = (ctx && !opts_.dirperm1 && ctx->uid != 0 && pw->layers.size() > 1) ? ctx : nullptr;
+  NameChanges seen = name_changes();
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false, perm);
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive()) return Errno{ENOENT};
-  return make_entry(*bs, p, name, r.value(), pw->rel);
+  return make_entry(*bs, p, name, r.value(), pw->rel, &seen);
 }
 
 Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
@@ -655,7 +723,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
         auto st = sys::fstat_fd(h->fd.get());
         if (st.ok()) return present(*n, st.value());
       }
-      return Errno{ENOENT};
+      return Errno{stale_errno(n)};
     }
   }
   auto bs = branches();
@@ -681,7 +749,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
   std::string name;
   {
     std::shared_lock<std::shared_mutex> g(tree_mu_);
-    if (n->unlinked) return Errno{ENOENT};
+    if (n->unlinked) return Errno{stale_errno(n)};
     parent = n->parent;
     name = n->name;
   }
@@ -690,10 +758,11 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok()) return Errno{r.err()};
-  if (!r->positive() || r->hits[0].ino != n->ino) return Errno{ENOENT};
+  if (!r->positive() || r->hits[0].ino != n->ino) return Errno{stale_errno(n)};
   auto e = make_entry(*bs, parent, name, r.value(), pw->rel);
   if (!e.ok()) return Errno{e.err()};
-  forget(n->id, 1);  // make_entry took a reference the kernel does not know of
+  forget(e->id, 1);  // make_entry took a reference the kernel does not know of
+  if (e->id != n->id) return Errno{stale_errno(n)};  // the name changed meanwhile
   return e->attr;
 }
 
@@ -708,7 +777,9 @@ Result<std::string> Union::readlink(NodeId id) {
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel,
                                O_PATH | O_DIRECTORY);
   if (!pfd.ok()) return Errno{pfd.err()};
-  return sys::readlink_at(pfd->get(), leaf);
+  auto t = sys::readlink_at(pfd->get(), leaf);
+  if (!t.ok() && (t.err() == EINVAL || absent(t.err()))) return Errno{stale_errno(n)};
+  return t;
 }
 
 int Union::first_writable(const BranchSet& bs) const {
@@ -900,7 +971,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   std::string name;
   {
     std::shared_lock<std::shared_mutex> g(tree_mu_);
-    if (n->unlinked) return Errno{ESTALE};
+    if (n->unlinked) return Errno{stale_errno(n)};
     parent = n->parent;
     name = n->name;
   }
@@ -956,7 +1027,10 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   auto spfd = sys::open_beneath(sb.root.get(), sprel, O_PATH | O_DIRECTORY);
   if (!spfd.ok()) return Errno{spfd.err()};
   auto st = sys::lstat_at(spfd->get(), sname);
-  if (!st.ok()) return Errno{st.err()};
+  if (!st.ok()) return Errno{absent(st.err()) ? stale_errno(n) : st.err()};
+  // The name may lead to another object by now (renamed or replaced since
+  // the node was resolved): never copy that one up in the node's place.
+  if (!is_node_entry(*bs, n, src_b, st.value())) return Errno{stale_errno(n)};
   auto [dprel, dname] = sys::split_parent(rel);
   auto dpfd = sys::open_beneath(wb.root.get(), dprel, O_PATH | O_DIRECTORY);
   if (!dpfd.ok()) return Errno{dpfd.err()};
@@ -1053,7 +1127,13 @@ Result<Union::Where> Union::where_for_write(const BranchSet& bs, const NodePtr& 
     if (test_hook_) test_hook_("copied_up", "");
     auto w = where(bs, n);
     if (!w.ok()) return w;
-    if (bs[static_cast<size_t>(w->layers[0])].writable() && !ro()) return w;
+    if (bs[static_cast<size_t>(w->layers[0])].writable() && !ro()) {
+      // The change goes to the node's path: it must still be the node.
+      auto st = stat_at(bs, w->layers[0], w->data_rel);
+      if (!st.ok()) return Errno{absent(st.err()) ? stale_errno(n) : st.err()};
+      if (!is_node_entry(bs, n, w->layers[0], st.value())) return Errno{stale_errno(n)};
+      return w;
+    }
     if (ro()) return Errno{EROFS};
     if (attempt >= 3) {
       spdlog::error("{}: still on read-only branch {} after copy-up; refusing the change", w->rel,
@@ -1324,6 +1404,7 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
 }
 
 Status Union::unlink(NodeId parent_id, std::string_view name) {
+  NameChange changing(*this);
   if (auto s = check_name(name); !s.ok()) return s;
   NodePtr p = node(parent_id);
   if (!p) return Errno{ESTALE};
@@ -1362,6 +1443,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
 }
 
 Status Union::rmdir(NodeId parent_id, std::string_view name) {
+  NameChange changing(*this);
   if (auto s = check_name(name); !s.ok()) return s;
   NodePtr p = node(parent_id);
   if (!p) return Errno{ESTALE};
@@ -1473,6 +1555,7 @@ NodePtr Union::node_for(const BranchSet& bs, const NodePtr& parent, const std::s
 
 Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparent_id,
                      std::string_view newname_sv, unsigned flags) {
+  NameChange changing(*this);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno{EINVAL};
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Errno{EINVAL};
   AUFS_TRY(check_name(name_sv));
@@ -1693,7 +1776,14 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   int f = (flags & kPassFlags) | O_NOFOLLOW;
   if (!opts_.dio) f &= ~O_DIRECT;
   auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel, f);
-  if (!fd.ok()) return Errno{fd.err()};
+  if (!fd.ok()) return Errno{absent(fd.err()) ? stale_errno(n) : fd.err()};
+  {
+    // The node's name may lead to another object by now (renamed or
+    // replaced since the kernel resolved it): never open that one.
+    auto st = sys::fstat_fd(fd->get());
+    if (!st.ok()) return Errno{st.err()};
+    if (!is_node_entry(*bs, n, w->layers[0], st.value())) return Errno{stale_errno(n)};
+  }
   auto fh = std::make_unique<FileHandle>();
   fh->node = n;
   fh->fd = std::move(fd.value());

@@ -1057,7 +1057,9 @@ class PausedLookupTest : public UnionTest {
       }
     });
     t_ = std::thread([this, parent, name] {
-      (void)fs->lookup(parent, name);
+      auto r = fs->lookup(parent, name);
+      paused_err_ = r.ok() ? 0 : r.err();
+      paused_id_ = r.ok() ? r->id : 0;
       std::lock_guard<std::mutex> l(mu_);
       stage_ = 3;
       cv_.notify_all();
@@ -1093,6 +1095,8 @@ class PausedLookupTest : public UnionTest {
   std::mutex mu_;
   std::condition_variable cv_;
   int stage_ = 0;
+  int paused_err_ = 0;  // the paused lookup's result
+  NodeId paused_id_ = 0;
   std::thread t_;
 };
 
@@ -1171,6 +1175,91 @@ TEST_F(PausedLookupTest, StaleLookupKeepsCopiedUpDirectoryLayer) {
   struct stat st;
   ASSERT_EQ(::lstat((br(1) + "/d").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0755u) << "chmod reached the read-only branch";
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants (read ELOOP, write
+// and truncate EINVAL): requests by node (open, setattr, readlink, copy-up)
+// used the node's remembered name even after the name was removed and
+// taken by an object of another type. They must answer ENOENT/ESTALE and
+// never touch the other object.
+TEST_F(UnionTest, RemovedNodeNeverReachesTheNewObjectOfItsName) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/low", "lower");
+  mount();
+  ASSERT_EQ(create("f", "data"), 0);
+  ASSERT_EQ(create("g", "data"), 0);
+  NodeId f = walk("f")->id, g = walk("g")->id, low = walk("low")->id;
+  ASSERT_EQ(unlink("f"), 0);
+  ASSERT_TRUE(fs->symlink("target", kRootId, "f", Ctx{}).ok());
+  ASSERT_EQ(unlink("g"), 0);
+  ASSERT_EQ(mkdir("g"), 0);
+  ASSERT_EQ(unlink("low"), 0);
+  ASSERT_TRUE(fs->mkdir(kRootId, "low", 0700, Ctx{}).ok());
+  for (NodeId id : {f, g, low}) {
+    for (int flags : {O_RDONLY, O_RDWR}) {
+      auto fh = fs->open(id, flags, Ctx{});
+      EXPECT_FALSE(fh.ok()) << "node " << id << " opened the new object";
+      if (fh.ok()) fs->release(std::move(fh.value()));
+      else EXPECT_TRUE(fh.err() == ENOENT || fh.err() == ESTALE) << fh.err();
+    }
+    SetAttrIn in;
+    in.valid = SetAttrIn::kMode;
+    in.mode = 0600;
+    auto r = fs->setattr(id, in, nullptr, Ctx{});
+    EXPECT_FALSE(r.ok());
+  }
+  struct stat st;
+  ASSERT_EQ(::lstat((br(0) + "/g").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u) << "chmod reached the new directory";
+  ASSERT_EQ(::lstat((br(0) + "/low").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(fs->readlink(walk("f")->id).value(), "target");
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants: a lookup that
+// resolved a name before the node was renamed moved the node back to the
+// old name afterwards (its parent and name), so requests by node went to
+// the wrong path.
+TEST_F(PausedLookupTest, StaleLookupDoesNotUndoRename) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "A");
+  mount();
+  NodeId a = walk("a")->id;
+  pause_lookup(kRootId, "a");
+  ASSERT_EQ(rename("a", "b"), 0);
+  release();
+  EXPECT_NE(paused_err_, 0) << "the stale lookup succeeded";
+  EXPECT_EQ(read_node(a), "A");
+  write_node(a, "B");
+  EXPECT_EQ(cat("b"), "B");
+  EXPECT_EQ(walk("b")->id, a);
+  EXPECT_EQ(walk("a").err(), ENOENT);
+  EXPECT_EQ(read_file(br(1) + "/a"), "A");
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants ("name and its
+// whiteout both exist" on the rw branch): a lookup that resolved a lower
+// file before it was unlinked made the node linked again, and a write
+// through it copied the removed file up next to its whiteout: it was back.
+TEST_F(PausedLookupTest, StaleLookupDoesNotBringUnlinkedFileBack) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "lower");
+  mount();
+  NodeId f = walk("f")->id;
+  pause_lookup(kRootId, "f");
+  ASSERT_EQ(unlink("f"), 0);
+  release();
+  EXPECT_EQ(paused_err_, ENOENT) << "a node for a removed name";
+  // Neither node may write the file back.
+  for (NodeId id : {f, paused_id_}) {
+    if (!id) continue;
+    auto fh = fs->open(id, O_WRONLY, Ctx{});
+    EXPECT_FALSE(fh.ok());
+    if (fh.ok()) fs->release(std::move(fh.value()));
+  }
+  EXPECT_EQ(walk("f").err(), ENOENT) << "the removed file came back";
+  EXPECT_FALSE(exists(br(0) + "/f"));
 }
 
 }  // namespace

@@ -133,9 +133,10 @@ TEST_F(Regressions, ClosedirRightAfterReaddirReply) {
 // Found by Concurrency.DisjointNamesMatchPlainDirectoryWithKernelCache:
 // with the kernel cache on (the default timeouts), every name of a hard-
 // linked file must keep reading that file after another of its names is
-// removed or replaced.
-// Known bug, open (see the issue 6 note); the test keeps the correct assertion.
-TEST_F(Regressions, DISABLED_HardLinkKeepsItsDataWhenAnotherNameIsReplaced) {
+// removed or replaced. The node remembered the removed name and requests
+// by node failed (ENOENT) or reached the object that replaced it; now they
+// answer ESTALE and the kernel looks the name it holds up again.
+TEST_F(Regressions, HardLinkKeepsItsDataWhenAnotherNameIsReplaced) {
   OwnDaemon* d = start_own("rw:l1=ro+wh", "", false);
   ASSERT_NE(d, nullptr);
   ASSERT_TRUE(write_file(m("a"), "file a\n"));
@@ -152,8 +153,7 @@ TEST_F(Regressions, DISABLED_HardLinkKeepsItsDataWhenAnotherNameIsReplaced) {
   stop_own(d);
 }
 
-// Known bug, open (see the issue 6 note); the test keeps the correct assertion.
-TEST_F(Regressions, DISABLED_HardLinkKeepsItsDataWhenAnotherNameIsRemoved) {
+TEST_F(Regressions, HardLinkKeepsItsDataWhenAnotherNameIsRemoved) {
   OwnDaemon* d = start_own("rw:l1=ro+wh", "", false);
   ASSERT_NE(d, nullptr);
   ASSERT_TRUE(write_file(m("a"), "file a\n"));
