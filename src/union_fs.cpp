@@ -889,16 +889,29 @@ Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
   return {};
 }
 
-Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel) {
+Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel,
+                             uint64_t want_ino) {
   auto [prel, name] = sys::split_parent(rel);
   auto spfd = sys::open_beneath(bs[static_cast<size_t>(src_b)].root.get(), prel, O_PATH | O_DIRECTORY);
   if (!spfd.ok()) return Errno{spfd.err()};
   auto st = sys::lstat_at(spfd->get(), name);
   if (!st.ok()) return Errno{st.err()};
+  uint64_t keep_ino = ino_at(bs, src_b, spfd->get(), name, st.value());
+  // The name may hold another directory by now (this one was renamed or
+  // removed since it was resolved): never copy that one in its place.
+  if (!S_ISDIR(st->st_mode) || keep_ino != want_ino) return Errno{ESTALE};
   auto dpfd = sys::open_beneath(bs[static_cast<size_t>(bw)].root.get(), prel, O_PATH | O_DIRECTORY);
   if (!dpfd.ok()) return Errno{dpfd.err()};
-  auto have = sys::lstat_at(dpfd->get(), name);
-  if (have.ok()) return S_ISDIR(have->st_mode) ? Status{} : Status{Errno{ENOTDIR}};
+  // Already there (copied by another request meanwhile): it must be the
+  // same directory, not another one that took the name.
+  auto same_dir_there = [&]() -> Status {
+    auto have = sys::lstat_at(dpfd->get(), name);
+    if (!have.ok()) return Errno{have.err()};
+    if (!S_ISDIR(have->st_mode)) return Errno{ENOTDIR};
+    if (ino_at(bs, bw, dpfd->get(), name, have.value()) != want_ino) return Errno{ESTALE};
+    return {};
+  };
+  if (auto have = sys::exists_at(dpfd->get(), name); have.ok() && have.value()) return same_dir_there();
   KeepTimes keep(dpfd->get());
   std::string tmp;
   for (int i = 0;; ++i) {
@@ -906,20 +919,23 @@ Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::
     if (::mkdirat(dpfd->get(), tmp.c_str(), 0700) == 0) break;
     if (errno != EEXIST || i > 32) return last_errno();
   }
-  uint64_t keep_ino = ino_at(bs, src_b, spfd->get(), name, st.value());
   auto s = copy_attrs(spfd->get(), name, dpfd->get(), tmp, st.value(),
                       bs[static_cast<size_t>(src_b)].spec.icex | bs[static_cast<size_t>(bw)].spec.icex);
   if (s.ok()) record_ino(dpfd->get(), tmp, keep_ino);
-  if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), name, RENAME_NOREPLACE);
+  // The inode made here, before its name is published (after the rename
+  // the name may already stand for something else).
+  auto tst = sys::lstat_at(dpfd->get(), tmp);
+  if (s.ok() && !tst.ok()) s = Errno{tst.err()};
+  if (s.ok()) {
+    // The union directory keeps its inode number across copy-up.
+    xino_.alias(bs[static_cast<size_t>(bw)].seed, tst->st_ino, keep_ino);
+    s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), name, RENAME_NOREPLACE);
+    if (!s.ok()) xino_.unalias(bs[static_cast<size_t>(bw)].seed, tst->st_ino);
+  }
   if (!s.ok()) {
     ::unlinkat(dpfd->get(), tmp.c_str(), AT_REMOVEDIR);
-    if (s.err() == EEXIST) return {};  // made meanwhile by another request
+    if (s.err() == EEXIST) return same_dir_there();  // made meanwhile by another request
     return s;
-  }
-  auto nst = sys::lstat_at(dpfd->get(), name);
-  if (nst.ok()) {
-    // The union directory keeps its inode number across copy-up.
-    xino_.alias(bs[static_cast<size_t>(bw)].seed, nst->st_ino, keep_ino);
   }
   counters_.copyups++;
   return {};
@@ -942,7 +958,7 @@ Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
   std::lock_guard<std::mutex> g(dir->mu);
   if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
   if (dir->layers.empty()) return Errno{ESTALE};
-  AUFS_TRY(copy_dir_entry(bs, dir->layers[0], bw, rel));
+  AUFS_TRY(copy_dir_entry(bs, dir->layers[0], bw, rel, dir->ino));
   // bw is above every current layer (it was chosen above the top).
   dir->layers.insert(dir->layers.begin(), bw);
   std::sort(dir->layers.begin(), dir->layers.end());
@@ -1034,6 +1050,13 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   auto [dprel, dname] = sys::split_parent(rel);
   auto dpfd = sys::open_beneath(wb.root.get(), dprel, O_PATH | O_DIRECTORY);
   if (!dpfd.ok()) return Errno{dpfd.err()};
+  // The name is whited out where the copy would go: it was removed since
+  // the node was resolved; a copy would bring it back.
+  auto whited = [&] {
+    auto w = sys::exists_at(dpfd->get(), wh::whiteout_of(dname));
+    return w.ok() && w.value();
+  };
+  if (whited()) return Errno{stale_errno(n)};
   KeepTimes keep(dpfd->get());
   mode_t fmt = st->st_mode & S_IFMT;
   // Lower hard links stay one inode: the first copy-up is recorded in the
@@ -1088,6 +1111,10 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   }
   if (s.ok()) s = copy_attrs(spfd->get(), sname, dpfd->get(), tmp, st.value(), sb.spec.icex | wb.spec.icex);
   out.reset();
+  // The inode made here, before its name is published (after the rename
+  // the name may already stand for something else).
+  auto tst = sys::lstat_at(dpfd->get(), tmp);
+  if (s.ok() && !tst.ok()) s = Errno{tst.err()};
   // noplink: a hard-linked file copied up becomes a separate inode (its
   // other names keep the lower data), so it gets its own number.
   uint64_t new_ino = (hardlinked && !opts_.plink) ? 0 : n->ino;
@@ -1099,15 +1126,27 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     if (!ls.ok() && ls.err() != EEXIST)
       spdlog::warn("{}: pseudo-link not recorded: {}", rel, std::strerror(ls.err()));
   }
+  if (s.ok() && new_ino) xino_.alias(wb.seed, tst->st_ino, n->ino);
   if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), dname, RENAME_NOREPLACE);
   if (!s.ok()) {
+    if (tst.ok() && new_ino) xino_.unalias(wb.seed, tst->st_ino);
     ::unlinkat(dpfd->get(), tmp.c_str(), 0);
     if (s.err() != EEXIST) return s;
-    // An upper entry appeared meanwhile (direct branch edit): use it.
+    // An upper entry appeared meanwhile: use it if it is this node's (a
+    // direct branch edit, or the node's own copy); another object that took
+    // the name (renamed or created there since) is not.
+    auto have = sys::lstat_at(dpfd->get(), dname);
+    if (!have.ok()) return Errno{absent(have.err()) ? stale_errno(n) : have.err()};
+    if ((have->st_mode & S_IFMT) != n->type ||
+        (new_ino && ino_at(*bs, bw, dpfd->get(), dname, have.value()) != n->ino))
+      return Errno{stale_errno(n)};
+  } else if (whited()) {
+    // An unlink made its whiteout while the copy was being made (it checks
+    // for a copy the same way after its whiteout): the name is gone.
+    ::unlinkat(dpfd->get(), dname.c_str(), 0);
+    if (new_ino) xino_.unalias(wb.seed, tst->st_ino);
+    return Errno{stale_errno(n)};
   }
-  auto nst = sys::lstat_at(dpfd->get(), dname);
-  if (!nst.ok()) return Errno{nst.err()};
-  if (new_ino) xino_.alias(wb.seed, nst->st_ino, n->ino);
   n->layers = {bw};
   n->data_rel.clear();
   n->data_gen++;
@@ -1319,8 +1358,19 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
   p->dir_gen++;
   auto st = sys::lstat_at(pfd->get(), nm);
   if (!st.ok()) return Errno{st.err()};
+  // A new inode: an alias or node left for its inode number by an object
+  // that had it before (its number reused by the branch) is stale.
+  xino_.unalias(wb.seed, st->st_ino);
+  uint64_t new_ino = ino_at(*bs, bw, pfd->get(), nm, st.value());
+  if (NodePtr old = table_.by_ino(new_ino)) {
+    {
+      std::unique_lock<std::shared_mutex> g(tree_mu_);
+      old->unlinked = true;
+    }
+    table_.retire(old);
+  }
   Resolution res;
-  res.hits.push_back({bw, st.value(), ino_at(*bs, bw, pfd->get(), nm, st.value())});
+  res.hits.push_back({bw, st.value(), new_ino});
   auto e = make_entry(*bs, p, nm, res, pw->rel);
   if (!e.ok()) return e;
   if (fh_out) {
@@ -1415,6 +1465,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive()) return Errno{ENOENT};
   if (S_ISDIR(r->hits[0].st.st_mode)) return Errno{EISDIR};
+  if (test_hook_) test_hook_("unlink", name);
   int top = r->hits[0].branch;
   int bw;
   if ((*bs)[static_cast<size_t>(top)].writable() && !ro()) bw = top;
@@ -1435,6 +1486,17 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
     if (!s.ok()) {
       if (need_wh) ::unlinkat(pfd->get(), wh::whiteout_of(nm).c_str(), 0);
       return s;
+    }
+  } else {
+    // A copy-up of this very file (an open for writing, a chmod: requests
+    // the kernel does not serialize with unlink) may have put it on bw since
+    // it was resolved; the whiteout would not hide it. copy_up looks for
+    // the whiteout after placing its copy, so one of the two sees the other.
+    auto up = sys::lstat_at(pfd->get(), nm);
+    if (up.ok() && !S_ISDIR(up->st_mode) &&
+        ino_at(*bs, bw, pfd->get(), nm, up.value()) == r->hits[0].ino) {
+      if (::unlinkat(pfd->get(), nm.c_str(), 0) == 0 && up->st_nlink <= 1)
+        xino_.unalias((*bs)[static_cast<size_t>(bw)].seed, up->st_ino);
     }
   }
   p->dir_gen++;

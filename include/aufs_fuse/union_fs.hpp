@@ -177,7 +177,8 @@ class Union {
   // Tests only (set before use): called at fixed points of a request, with
   // no lock held, so a test can interleave requests deterministically.
   // Points: "make_entry" (a name was resolved, the node not updated yet),
-  // "copied_up" (a change made sure of its copy-up, not located yet).
+  // "copied_up" (a change made sure of its copy-up, not located yet),
+  // "unlink" (the name to remove was resolved, nothing changed yet).
   using TestHook = std::function<void(std::string_view point, std::string_view name)>;
   void set_test_hook(TestHook h) { test_hook_ = std::move(h); }
 
@@ -254,7 +255,10 @@ class Union {
   Result<int> pick_cpup(const BranchSet& bs, const Where& parent, int src) const;
   Result<Where> parent_where(const BranchSet& bs, const NodePtr& n);
   Status ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir);
-  Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel);
+  // want_ino: the union inode number of the directory being copied; the
+  // entry at rel (on src_b, and on bw if there already) must be that one.
+  Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel,
+                        uint64_t want_ino);
   // Makes the node's data writable: copies it to a writable branch (with
   // its missing parents) unless it is on one already. need_name: also make
   // sure the node's own name exists there (not only a pseudo-link).

@@ -1262,4 +1262,48 @@ TEST_F(PausedLookupTest, StaleLookupDoesNotBringUnlinkedFileBack) {
   EXPECT_FALSE(exists(br(0) + "/f"));
 }
 
+// Found by Concurrency.OverlappingNamesKeepInvariants: an open for writing
+// copied the file up while an unlink of it was between its lookup and its
+// whiteout; the whiteout then sat next to the copy, and the removed file
+// was still there.
+TEST_F(PausedLookupTest, UnlinkRacingCopyUpRemovesTheCopy) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "lower");
+  mount();
+  NodeId f = walk("f")->id;
+  bool done = false;
+  fs->set_test_hook([&](std::string_view point, std::string_view name) {
+    if (point != "unlink" || name != "f" || done) return;
+    done = true;
+    write_node(f, "X");  // copy-up after unlink resolved the lower file
+  });
+  EXPECT_EQ(unlink("f"), 0);
+  fs->set_test_hook(nullptr);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(walk("f").err(), ENOENT) << "the removed file came back";
+  EXPECT_FALSE(exists(br(0) + "/f"));
+  EXPECT_EQ(read_file(br(1) + "/f"), "lower");
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants (two objects with one
+// inode number: the kernel answered mkdir/symlink with ESTALE): a copy-up
+// that found its name taken on the rw branch (by a rename, a create, or a
+// direct edit) used that object as the copy and gave it the node's number.
+TEST_F(UnionTest, CopyUpNeverAdoptsAnotherObjectOfItsName) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "lower");
+  mount();
+  auto e = walk("a");
+  ASSERT_TRUE(e.ok());
+  write_file(br(0) + "/a", "upper made directly");
+  auto fh = fs->open(e->id, O_RDWR, Ctx{});
+  EXPECT_FALSE(fh.ok()) << "the lower file's node took the upper file";
+  if (fh.ok()) fs->release(std::move(fh.value()));
+  auto now = walk("a");
+  ASSERT_TRUE(now.ok());
+  EXPECT_NE(now->attr.st_ino, e->attr.st_ino) << "two files with one inode number";
+  EXPECT_EQ(cat("a"), "upper made directly");
+  EXPECT_EQ(read_file(br(1) + "/a"), "lower");
+}
+
 }  // namespace
