@@ -479,6 +479,18 @@ void Union::forget(NodeId id, uint64_t n) {
   if (NodePtr node = table_.forget(id, n)) detach(node);
 }
 
+int Union::stale_errno(const NodePtr& n) const {
+  return table_.by_ino(n->ino) == n ? ESTALE : ENOENT;
+}
+
+bool Union::is_node_entry(const BranchSet& bs, const NodePtr& n, int b, const struct stat& st) const {
+  if ((st.st_mode & S_IFMT) != n->type) return false;
+  // noplink: a hard-linked file copied up became a separate inode with a
+  // number of its own, still served by the node; only the type can tell.
+  if (!opts_.plink && S_ISREG(n->type)) return true;
+  return n->id == kRootId || ino_of(bs, b, st) == n->ino;
+}
+
 Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
   bool stale;
   {
@@ -487,7 +499,13 @@ Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
   }
   if (stale) AUFS_TRY(refresh(bs, n));
   Where w;
-  w.rel = rel_path(*n);
+  {
+    std::shared_lock<std::shared_mutex> g(tree_mu_);
+    // Its name was removed: what is there now (if anything) is another
+    // object. A hard link may keep it under another name.
+    if (n->unlinked && !n->is_dir()) return Errno{stale_errno(n)};
+    w.rel = rel_path_locked(*n);
+  }
   std::lock_guard<std::mutex> g(n->mu);
   w.layers = n->layers;
   // data_rel empty: the data lives under the node's own (current) name, so
@@ -554,13 +572,62 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
   return {};
 }
 
+class Union::NameChange {
+ public:
+  explicit NameChange(Union& u) : u_(u) { u_.names_busy_++; }
+  ~NameChange() {
+    u_.names_gen_++;
+    u_.names_busy_--;
+  }
+
+ private:
+  Union& u_;
+};
+
 Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
-                                const Resolution& r, const std::string& parent_rel) {
+                                const Resolution& r_in, const std::string& parent_rel,
+                                const NameChanges* seen) {
   if (test_hook_) test_hook_("make_entry", name);
+  const Resolution* rp = &r_in;
+  Resolution fresh;
+  NodePtr n;
+  for (int attempt = 0;; ++attempt) {
+    n = table_.find_or_insert(rp->hits[0].ino, rp->hits[0].st.st_mode & S_IFMT, 1);
+    bool moving;
+    {
+      std::shared_lock<std::shared_mutex> g(tree_mu_);
+      moving = n->parent && (n->parent != parent || n->name != name || n->unlinked);
+    }
+    // A name removed or moved while it was resolved: a new node made for
+    // the old answer would stand for nothing (its node, if any, was retired).
+    bool changed = false;
+    if (seen && !moving && attempt == 0) {
+      NameChanges now = name_changes();
+      changed = seen->busy || now.busy || now.gen != seen->gen;
+    }
+    if (!moving && !changed) break;
+    // The node is known under another name, or as removed. A resolution
+    // read before the node was renamed or unlinked (a whiteout made, or the
+    // upper entry gone) would undo that and point the node at a name that
+    // stands for something else by now, or bring a removed file back: move
+    // the node only if the name still resolves to it; else answer with what
+    // the name resolves to now.
+    auto pw = where(bs, parent);
+    auto again = pw.ok() ? resolve_child(bs, pw->layers, parent_rel, name, false)
+                         : Result<Resolution>(Errno{pw.err()});
+    if (again.ok() && again->positive() && again->hits[0].ino == rp->hits[0].ino &&
+        !((again->hits[0].st.st_mode ^ rp->hits[0].st.st_mode) & S_IFMT))
+      break;
+    forget(n->id, 1);
+    if (!again.ok()) return Errno{again.err()};
+    if (!again->positive()) return Errno{ENOENT};
+    if (attempt >= 2) return Errno{ESTALE};  // the kernel walks the path again
+    fresh = std::move(again.value());
+    rp = &fresh;
+  }
+  const Resolution& r = *rp;
   const Hit& top = r.hits[0];
   uint64_t ino = top.ino;
-  mode_t type = top.st.st_mode & S_IFMT;
-  NodePtr n = table_.find_or_insert(ino, type, 1);
   set_parent(n, parent, name);
   struct stat st = top.st;
   std::string rel = sys::join(parent_rel, name);
@@ -655,10 +722,11 @@ Result<Entry> Union::lookup(NodeId parent_id, std::string_view name, const Ctx* 
   auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
   const Ctx* perm = (ctx && !opts_.dirperm1 && ctx->uid != 0 && pw->layers.size() > 1) ? ctx : nullptr;
+  NameChanges seen = name_changes();
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false, perm);
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive()) return Errno{ENOENT};
-  return make_entry(*bs, p, name, r.value(), pw->rel);
+  return make_entry(*bs, p, name, r.value(), pw->rel, &seen);
 }
 
 Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
@@ -687,7 +755,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
         auto st = sys::fstat_fd(h->fd.get());
         if (st.ok()) return present(*n, st.value());
       }
-      return Errno{ENOENT};
+      return Errno{stale_errno(n)};
     }
   }
   auto bs = branches();
@@ -713,7 +781,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
   std::string name;
   {
     std::shared_lock<std::shared_mutex> g(tree_mu_);
-    if (n->unlinked) return Errno{ENOENT};
+    if (n->unlinked) return Errno{stale_errno(n)};
     parent = n->parent;
     name = n->name;
   }
@@ -722,10 +790,11 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
   if (!pw.ok()) return Errno{pw.err()};
   auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
   if (!r.ok()) return Errno{r.err()};
-  if (!r->positive() || r->hits[0].ino != n->ino) return Errno{ENOENT};
+  if (!r->positive() || r->hits[0].ino != n->ino) return Errno{stale_errno(n)};
   auto e = make_entry(*bs, parent, name, r.value(), pw->rel);
   if (!e.ok()) return Errno{e.err()};
-  forget(n->id, 1);  // make_entry took a reference the kernel does not know of
+  forget(e->id, 1);  // make_entry took a reference the kernel does not know of
+  if (e->id != n->id) return Errno{stale_errno(n)};  // the name changed meanwhile
   return e->attr;
 }
 
@@ -740,7 +809,9 @@ Result<std::string> Union::readlink(NodeId id) {
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel,
                                O_PATH | O_DIRECTORY);
   if (!pfd.ok()) return Errno{pfd.err()};
-  return sys::readlink_at(pfd->get(), leaf);
+  auto t = sys::readlink_at(pfd->get(), leaf);
+  if (!t.ok() && (t.err() == EINVAL || absent(t.err()))) return Errno{stale_errno(n)};
+  return t;
 }
 
 int Union::first_writable(const BranchSet& bs) const {
@@ -850,16 +921,29 @@ Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
   return {};
 }
 
-Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel) {
+Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel,
+                             uint64_t want_ino) {
   auto [prel, name] = sys::split_parent(rel);
   auto spfd = sys::open_beneath(bs[static_cast<size_t>(src_b)].root.get(), prel, O_PATH | O_DIRECTORY);
   if (!spfd.ok()) return Errno{spfd.err()};
   auto st = sys::lstat_at(spfd->get(), name);
   if (!st.ok()) return Errno{st.err()};
+  uint64_t keep_ino = ino_at(bs, src_b, spfd->get(), name, st.value());
+  // The name may hold another directory by now (this one was renamed or
+  // removed since it was resolved): never copy that one in its place.
+  if (!S_ISDIR(st->st_mode) || keep_ino != want_ino) return Errno{ESTALE};
   auto dpfd = sys::open_beneath(bs[static_cast<size_t>(bw)].root.get(), prel, O_PATH | O_DIRECTORY);
   if (!dpfd.ok()) return Errno{dpfd.err()};
-  auto have = sys::lstat_at(dpfd->get(), name);
-  if (have.ok()) return S_ISDIR(have->st_mode) ? Status{} : Status{Errno{ENOTDIR}};
+  // Already there (copied by another request meanwhile): it must be the
+  // same directory, not another one that took the name.
+  auto same_dir_there = [&]() -> Status {
+    auto have = sys::lstat_at(dpfd->get(), name);
+    if (!have.ok()) return Errno{have.err()};
+    if (!S_ISDIR(have->st_mode)) return Errno{ENOTDIR};
+    if (ino_at(bs, bw, dpfd->get(), name, have.value()) != want_ino) return Errno{ESTALE};
+    return {};
+  };
+  if (auto have = sys::exists_at(dpfd->get(), name); have.ok() && have.value()) return same_dir_there();
   KeepTimes keep(dpfd->get());
   std::string tmp;
   for (int i = 0;; ++i) {
@@ -867,20 +951,23 @@ Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::
     if (::mkdirat(dpfd->get(), tmp.c_str(), 0700) == 0) break;
     if (errno != EEXIST || i > 32) return last_errno();
   }
-  uint64_t keep_ino = ino_at(bs, src_b, spfd->get(), name, st.value());
   auto s = copy_attrs(spfd->get(), name, dpfd->get(), tmp, st.value(),
                       bs[static_cast<size_t>(src_b)].spec.icex | bs[static_cast<size_t>(bw)].spec.icex);
   if (s.ok()) record_ino(dpfd->get(), tmp, keep_ino);
-  if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), name, RENAME_NOREPLACE);
+  // The inode made here, before its name is published (after the rename
+  // the name may already stand for something else).
+  auto tst = sys::lstat_at(dpfd->get(), tmp);
+  if (s.ok() && !tst.ok()) s = Errno{tst.err()};
+  if (s.ok()) {
+    // The union directory keeps its inode number across copy-up.
+    xino_.alias(bs[static_cast<size_t>(bw)].seed, tst->st_ino, keep_ino);
+    s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), name, RENAME_NOREPLACE);
+    if (!s.ok()) xino_.unalias(bs[static_cast<size_t>(bw)].seed, tst->st_ino);
+  }
   if (!s.ok()) {
     ::unlinkat(dpfd->get(), tmp.c_str(), AT_REMOVEDIR);
-    if (s.err() == EEXIST) return {};  // made meanwhile by another request
+    if (s.err() == EEXIST) return same_dir_there();  // made meanwhile by another request
     return s;
-  }
-  auto nst = sys::lstat_at(dpfd->get(), name);
-  if (nst.ok()) {
-    // The union directory keeps its inode number across copy-up.
-    xino_.alias(bs[static_cast<size_t>(bw)].seed, nst->st_ino, keep_ino);
   }
   counters_.copyups++;
   return {};
@@ -903,7 +990,7 @@ Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
   std::lock_guard<std::mutex> g(dir->mu);
   if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
   if (dir->layers.empty()) return Errno{ESTALE};
-  AUFS_TRY(copy_dir_entry(bs, dir->layers[0], bw, rel));
+  AUFS_TRY(copy_dir_entry(bs, dir->layers[0], bw, rel, dir->ino));
   // bw is above every current layer (it was chosen above the top).
   dir->layers.insert(dir->layers.begin(), bw);
   std::sort(dir->layers.begin(), dir->layers.end());
@@ -932,7 +1019,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   std::string name;
   {
     std::shared_lock<std::shared_mutex> g(tree_mu_);
-    if (n->unlinked) return Errno{ESTALE};
+    if (n->unlinked) return Errno{stale_errno(n)};
     parent = n->parent;
     name = n->name;
   }
@@ -988,10 +1075,20 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   auto spfd = sys::open_beneath(sb.root.get(), sprel, O_PATH | O_DIRECTORY);
   if (!spfd.ok()) return Errno{spfd.err()};
   auto st = sys::lstat_at(spfd->get(), sname);
-  if (!st.ok()) return Errno{st.err()};
+  if (!st.ok()) return Errno{absent(st.err()) ? stale_errno(n) : st.err()};
+  // The name may lead to another object by now (renamed or replaced since
+  // the node was resolved): never copy that one up in the node's place.
+  if (!is_node_entry(*bs, n, src_b, st.value())) return Errno{stale_errno(n)};
   auto [dprel, dname] = sys::split_parent(rel);
   auto dpfd = sys::open_beneath(wb.root.get(), dprel, O_PATH | O_DIRECTORY);
   if (!dpfd.ok()) return Errno{dpfd.err()};
+  // The name is whited out where the copy would go: it was removed since
+  // the node was resolved; a copy would bring it back.
+  auto whited = [&] {
+    auto w = sys::exists_at(dpfd->get(), wh::whiteout_of(dname));
+    return w.ok() && w.value();
+  };
+  if (whited()) return Errno{stale_errno(n)};
   KeepTimes keep(dpfd->get());
   mode_t fmt = st->st_mode & S_IFMT;
   // Lower hard links stay one inode: the first copy-up is recorded in the
@@ -1046,6 +1143,10 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   }
   if (s.ok()) s = copy_attrs(spfd->get(), sname, dpfd->get(), tmp, st.value(), sb.spec.icex | wb.spec.icex);
   out.reset();
+  // The inode made here, before its name is published (after the rename
+  // the name may already stand for something else).
+  auto tst = sys::lstat_at(dpfd->get(), tmp);
+  if (s.ok() && !tst.ok()) s = Errno{tst.err()};
   // noplink: a hard-linked file copied up becomes a separate inode (its
   // other names keep the lower data), so it gets its own number.
   uint64_t new_ino = (hardlinked && !opts_.plink) ? 0 : n->ino;
@@ -1057,15 +1158,27 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     if (!ls.ok() && ls.err() != EEXIST)
       spdlog::warn("{}: pseudo-link not recorded: {}", rel, std::strerror(ls.err()));
   }
+  if (s.ok() && new_ino) xino_.alias(wb.seed, tst->st_ino, n->ino);
   if (s.ok()) s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), dname, RENAME_NOREPLACE);
   if (!s.ok()) {
+    if (tst.ok() && new_ino) xino_.unalias(wb.seed, tst->st_ino);
     ::unlinkat(dpfd->get(), tmp.c_str(), 0);
     if (s.err() != EEXIST) return s;
-    // An upper entry appeared meanwhile (direct branch edit): use it.
+    // An upper entry appeared meanwhile: use it if it is this node's (a
+    // direct branch edit, or the node's own copy); another object that took
+    // the name (renamed or created there since) is not.
+    auto have = sys::lstat_at(dpfd->get(), dname);
+    if (!have.ok()) return Errno{absent(have.err()) ? stale_errno(n) : have.err()};
+    if ((have->st_mode & S_IFMT) != n->type ||
+        (new_ino && ino_at(*bs, bw, dpfd->get(), dname, have.value()) != n->ino))
+      return Errno{stale_errno(n)};
+  } else if (whited()) {
+    // An unlink made its whiteout while the copy was being made (it checks
+    // for a copy the same way after its whiteout): the name is gone.
+    ::unlinkat(dpfd->get(), dname.c_str(), 0);
+    if (new_ino) xino_.unalias(wb.seed, tst->st_ino);
+    return Errno{stale_errno(n)};
   }
-  auto nst = sys::lstat_at(dpfd->get(), dname);
-  if (!nst.ok()) return Errno{nst.err()};
-  if (new_ino) xino_.alias(wb.seed, nst->st_ino, n->ino);
   n->layers = {bw};
   n->data_rel.clear();
   n->data_gen++;
@@ -1085,7 +1198,13 @@ Result<Union::Where> Union::where_for_write(const BranchSet& bs, const NodePtr& 
     if (test_hook_) test_hook_("copied_up", "");
     auto w = where(bs, n);
     if (!w.ok()) return w;
-    if (bs[static_cast<size_t>(w->layers[0])].writable() && !ro()) return w;
+    if (bs[static_cast<size_t>(w->layers[0])].writable() && !ro()) {
+      // The change goes to the node's path: it must still be the node.
+      auto st = stat_at(bs, w->layers[0], w->data_rel);
+      if (!st.ok()) return Errno{absent(st.err()) ? stale_errno(n) : st.err()};
+      if (!is_node_entry(bs, n, w->layers[0], st.value())) return Errno{stale_errno(n)};
+      return w;
+    }
     if (ro()) return Errno{EROFS};
     if (attempt >= 3) {
       spdlog::error("{}: still on read-only branch {} after copy-up; refusing the change", w->rel,
@@ -1271,8 +1390,19 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
   p->dir_gen++;
   auto st = sys::lstat_at(pfd->get(), nm);
   if (!st.ok()) return Errno{st.err()};
+  // A new inode: an alias or node left for its inode number by an object
+  // that had it before (its number reused by the branch) is stale.
+  xino_.unalias(wb.seed, st->st_ino);
+  uint64_t new_ino = ino_at(*bs, bw, pfd->get(), nm, st.value());
+  if (NodePtr old = table_.by_ino(new_ino)) {
+    {
+      std::unique_lock<std::shared_mutex> g(tree_mu_);
+      old->unlinked = true;
+    }
+    table_.retire(old);
+  }
   Resolution res;
-  res.hits.push_back({bw, st.value(), ino_at(*bs, bw, pfd->get(), nm, st.value())});
+  res.hits.push_back({bw, st.value(), new_ino});
   auto e = make_entry(*bs, p, nm, res, pw->rel);
   if (!e.ok()) return e;
   if (fh_out) {
@@ -1359,6 +1489,7 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
 }
 
 Status Union::unlink(NodeId parent_id, std::string_view name) {
+  NameChange changing(*this);
   if (auto s = check_name(name); !s.ok()) return s;
   NodePtr p = node(parent_id);
   if (!p) return Errno{ESTALE};
@@ -1369,6 +1500,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive()) return Errno{ENOENT};
   if (S_ISDIR(r->hits[0].st.st_mode)) return Errno{EISDIR};
+  if (test_hook_) test_hook_("unlink", name);
   int top = r->hits[0].branch;
   int bw;
   if ((*bs)[static_cast<size_t>(top)].writable() && !ro()) bw = top;
@@ -1390,6 +1522,17 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
       if (need_wh) ::unlinkat(pfd->get(), wh::whiteout_of(nm).c_str(), 0);
       return s;
     }
+  } else {
+    // A copy-up of this very file (an open for writing, a chmod: requests
+    // the kernel does not serialize with unlink) may have put it on bw since
+    // it was resolved; the whiteout would not hide it. copy_up looks for
+    // the whiteout after placing its copy, so one of the two sees the other.
+    auto up = sys::lstat_at(pfd->get(), nm);
+    if (up.ok() && !S_ISDIR(up->st_mode) &&
+        ino_at(*bs, bw, pfd->get(), nm, up.value()) == r->hits[0].ino) {
+      if (::unlinkat(pfd->get(), nm.c_str(), 0) == 0 && up->st_nlink <= 1)
+        xino_.unalias((*bs)[static_cast<size_t>(bw)].seed, up->st_ino);
+    }
   }
   p->dir_gen++;
   mark_unlinked(*bs, p, nm, r->hits[0]);
@@ -1397,6 +1540,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
 }
 
 Status Union::rmdir(NodeId parent_id, std::string_view name) {
+  NameChange changing(*this);
   if (auto s = check_name(name); !s.ok()) return s;
   NodePtr p = node(parent_id);
   if (!p) return Errno{ESTALE};
@@ -1529,6 +1673,7 @@ NodePtr Union::node_for(const BranchSet& bs, const NodePtr& parent, const std::s
 
 Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparent_id,
                      std::string_view newname_sv, unsigned flags) {
+  NameChange changing(*this);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno{EINVAL};
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Errno{EINVAL};
   AUFS_TRY(check_name(name_sv));
@@ -1761,7 +1906,14 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   int f = (flags & kPassFlags) | O_NOFOLLOW;
   if (!opts_.dio) f &= ~O_DIRECT;
   auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel, f);
-  if (!fd.ok()) return Errno{fd.err()};
+  if (!fd.ok()) return Errno{absent(fd.err()) ? stale_errno(n) : fd.err()};
+  {
+    // The node's name may lead to another object by now (renamed or
+    // replaced since the kernel resolved it): never open that one.
+    auto st = sys::fstat_fd(fd->get());
+    if (!st.ok()) return Errno{st.err()};
+    if (!is_node_entry(*bs, n, w->layers[0], st.value())) return Errno{stale_errno(n)};
+  }
   auto fh = std::make_unique<FileHandle>();
   fh->node = n;
   fh->fd = std::move(fd.value());

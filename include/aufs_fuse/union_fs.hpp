@@ -187,7 +187,8 @@ class Union {
   // Tests only (set before use): called at fixed points of a request, with
   // no lock held, so a test can interleave requests deterministically.
   // Points: "make_entry" (a name was resolved, the node not updated yet),
-  // "copied_up" (a change made sure of its copy-up, not located yet).
+  // "copied_up" (a change made sure of its copy-up, not located yet),
+  // "unlink" (the name to remove was resolved, nothing changed yet).
   using TestHook = std::function<void(std::string_view point, std::string_view name)>;
   void set_test_hook(TestHook h) { test_hook_ = std::move(h); }
 
@@ -223,8 +224,20 @@ class Union {
   std::string rel_path_locked(const Node& n) const;
   Result<Where> where(const BranchSet& bs, const NodePtr& n);
   Status refresh(const BranchSet& bs, const NodePtr& n);
+  // Names removed or moved: unlink, rmdir and rename count themselves in
+  // `busy` while they change branches and bump `gen` when done. A
+  // resolution read while either changed may be stale.
+  struct NameChanges {
+    uint64_t gen = 0;
+    uint64_t busy = 0;
+  };
+  NameChanges name_changes() const { return {names_gen_.load(), names_busy_.load()}; }
+  class NameChange;  // RAII: one removal or move in progress
+  // seen: name_changes() from before the resolution (lookup): a node it
+  // would make for a name removed meanwhile is checked first.
   Result<Entry> make_entry(const BranchSet& bs, const NodePtr& parent, std::string_view name,
-                           const Resolution& r, const std::string& parent_rel);
+                           const Resolution& r, const std::string& parent_rel,
+                           const NameChanges* seen = nullptr);
   void detach(const NodePtr& n);
   void mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
                      const Hit& top);
@@ -257,7 +270,10 @@ class Union {
   Result<int> pick_cpup(const BranchSet& bs, const Where& parent, int src) const;
   Result<Where> parent_where(const BranchSet& bs, const NodePtr& n);
   Status ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir);
-  Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel);
+  // want_ino: the union inode number of the directory being copied; the
+  // entry at rel (on src_b, and on bw if there already) must be that one.
+  Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel,
+                        uint64_t want_ino);
   // Makes the node's data writable: copies it to a writable branch (with
   // its missing parents) unless it is on one already. need_name: also make
   // sure the node's own name exists there (not only a pseudo-link).
@@ -269,6 +285,13 @@ class Union {
   // always on a writable branch (EIO rather than a read-only branch).
   Result<Where> where_for_write(const BranchSet& bs, const NodePtr& n, bool with_data,
                                 off_t max_size = -1);
+  // A node's remembered name no longer leads to it (renamed, replaced or
+  // removed meanwhile): ESTALE while the node still stands for its inode
+  // (the kernel then walks the path again, and its lookups re-attach the
+  // node to a current name), ENOENT once its last name is gone.
+  int stale_errno(const NodePtr& n) const;
+  // Is st (found on branch b at the node's path) the node's own entry?
+  bool is_node_entry(const BranchSet& bs, const NodePtr& n, int b, const struct stat& st) const;
   void reap_later(int parentfd, const std::string& name);
   bool name_below(const BranchSet& bs, const std::vector<int>& parent_layers,
                   const std::string& parent_rel, const std::string& name, int top) const;
@@ -325,6 +348,7 @@ class Union {
   mutable std::mutex open_mu_;
   std::unordered_map<uint32_t, std::pair<int, int>> open_by_branch_;  // (all, writers)
   TestHook test_hook_;
+  std::atomic<uint64_t> names_gen_{0}, names_busy_{0};
 };
 
 }  // namespace aufs

@@ -1057,7 +1057,9 @@ class PausedLookupTest : public UnionTest {
       }
     });
     t_ = std::thread([this, parent, name] {
-      (void)fs->lookup(parent, name);
+      auto r = fs->lookup(parent, name);
+      paused_err_ = r.ok() ? 0 : r.err();
+      paused_id_ = r.ok() ? r->id : 0;
       std::lock_guard<std::mutex> l(mu_);
       stage_ = 3;
       cv_.notify_all();
@@ -1093,6 +1095,8 @@ class PausedLookupTest : public UnionTest {
   std::mutex mu_;
   std::condition_variable cv_;
   int stage_ = 0;
+  int paused_err_ = 0;  // the paused lookup's result
+  NodeId paused_id_ = 0;
   std::thread t_;
 };
 
@@ -1171,6 +1175,135 @@ TEST_F(PausedLookupTest, StaleLookupKeepsCopiedUpDirectoryLayer) {
   struct stat st;
   ASSERT_EQ(::lstat((br(1) + "/d").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0755u) << "chmod reached the read-only branch";
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants (read ELOOP, write
+// and truncate EINVAL): requests by node (open, setattr, readlink, copy-up)
+// used the node's remembered name even after the name was removed and
+// taken by an object of another type. They must answer ENOENT/ESTALE and
+// never touch the other object.
+TEST_F(UnionTest, RemovedNodeNeverReachesTheNewObjectOfItsName) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/low", "lower");
+  mount();
+  ASSERT_EQ(create("f", "data"), 0);
+  ASSERT_EQ(create("g", "data"), 0);
+  NodeId f = walk("f")->id, g = walk("g")->id, low = walk("low")->id;
+  ASSERT_EQ(unlink("f"), 0);
+  ASSERT_TRUE(fs->symlink("target", kRootId, "f", Ctx{}).ok());
+  ASSERT_EQ(unlink("g"), 0);
+  ASSERT_EQ(mkdir("g"), 0);
+  ASSERT_EQ(unlink("low"), 0);
+  ASSERT_TRUE(fs->mkdir(kRootId, "low", 0700, Ctx{}).ok());
+  for (NodeId id : {f, g, low}) {
+    for (int flags : {O_RDONLY, O_RDWR}) {
+      auto fh = fs->open(id, flags, Ctx{});
+      EXPECT_FALSE(fh.ok()) << "node " << id << " opened the new object";
+      if (fh.ok()) fs->release(std::move(fh.value()));
+      else EXPECT_TRUE(fh.err() == ENOENT || fh.err() == ESTALE) << fh.err();
+    }
+    SetAttrIn in;
+    in.valid = SetAttrIn::kMode;
+    in.mode = 0600;
+    auto r = fs->setattr(id, in, nullptr, Ctx{});
+    EXPECT_FALSE(r.ok());
+  }
+  struct stat st;
+  ASSERT_EQ(::lstat((br(0) + "/g").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u) << "chmod reached the new directory";
+  ASSERT_EQ(::lstat((br(0) + "/low").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(fs->readlink(walk("f")->id).value(), "target");
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants: a lookup that
+// resolved a name before the node was renamed moved the node back to the
+// old name afterwards (its parent and name), so requests by node went to
+// the wrong path.
+TEST_F(PausedLookupTest, StaleLookupDoesNotUndoRename) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "A");
+  mount();
+  NodeId a = walk("a")->id;
+  pause_lookup(kRootId, "a");
+  ASSERT_EQ(rename("a", "b"), 0);
+  release();
+  EXPECT_NE(paused_err_, 0) << "the stale lookup succeeded";
+  EXPECT_EQ(read_node(a), "A");
+  write_node(a, "B");
+  EXPECT_EQ(cat("b"), "B");
+  EXPECT_EQ(walk("b")->id, a);
+  EXPECT_EQ(walk("a").err(), ENOENT);
+  EXPECT_EQ(read_file(br(1) + "/a"), "A");
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants ("name and its
+// whiteout both exist" on the rw branch): a lookup that resolved a lower
+// file before it was unlinked made the node linked again, and a write
+// through it copied the removed file up next to its whiteout: it was back.
+TEST_F(PausedLookupTest, StaleLookupDoesNotBringUnlinkedFileBack) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "lower");
+  mount();
+  NodeId f = walk("f")->id;
+  pause_lookup(kRootId, "f");
+  ASSERT_EQ(unlink("f"), 0);
+  release();
+  EXPECT_EQ(paused_err_, ENOENT) << "a node for a removed name";
+  // Neither node may write the file back.
+  for (NodeId id : {f, paused_id_}) {
+    if (!id) continue;
+    auto fh = fs->open(id, O_WRONLY, Ctx{});
+    EXPECT_FALSE(fh.ok());
+    if (fh.ok()) fs->release(std::move(fh.value()));
+  }
+  EXPECT_EQ(walk("f").err(), ENOENT) << "the removed file came back";
+  EXPECT_FALSE(exists(br(0) + "/f"));
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants: an open for writing
+// copied the file up while an unlink of it was between its lookup and its
+// whiteout; the whiteout then sat next to the copy, and the removed file
+// was still there.
+TEST_F(PausedLookupTest, UnlinkRacingCopyUpRemovesTheCopy) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "lower");
+  mount();
+  NodeId f = walk("f")->id;
+  bool done = false;
+  fs->set_test_hook([&](std::string_view point, std::string_view name) {
+    if (point != "unlink" || name != "f" || done) return;
+    done = true;
+    write_node(f, "X");  // copy-up after unlink resolved the lower file
+  });
+  EXPECT_EQ(unlink("f"), 0);
+  fs->set_test_hook(nullptr);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(walk("f").err(), ENOENT) << "the removed file came back";
+  EXPECT_FALSE(exists(br(0) + "/f"));
+  EXPECT_EQ(read_file(br(1) + "/f"), "lower");
+}
+
+// Found by Concurrency.OverlappingNamesKeepInvariants (two objects with one
+// inode number: the kernel answered mkdir/symlink with ESTALE): a copy-up
+// that found its name taken on the rw branch (by a rename, a create, or a
+// direct edit) used that object as the copy and gave it the node's number.
+TEST_F(UnionTest, CopyUpNeverAdoptsAnotherObjectOfItsName) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/a", "lower");
+  mount();
+  auto e = walk("a");
+  ASSERT_TRUE(e.ok());
+  write_file(br(0) + "/a", "upper made directly");
+  auto fh = fs->open(e->id, O_RDWR, Ctx{});
+  EXPECT_FALSE(fh.ok()) << "the lower file's node took the upper file";
+  if (fh.ok()) fs->release(std::move(fh.value()));
+  auto now = walk("a");
+  ASSERT_TRUE(now.ok());
+  EXPECT_NE(now->attr.st_ino, e->attr.st_ino) << "two files with one inode number";
+  EXPECT_EQ(cat("a"), "upper made directly");
+  EXPECT_EQ(read_file(br(1) + "/a"), "lower");
 }
 
 }  // namespace

@@ -133,7 +133,10 @@ TEST_F(Regressions, ClosedirRightAfterReaddirReply) {
 // Found by Concurrency.DisjointNamesMatchPlainDirectoryWithKernelCache:
 // with the kernel cache on (the default timeouts), every name of a hard-
 // linked file must keep reading that file after another of its names is
-// removed or replaced.
+// removed or replaced. The node remembered the removed name and requests
+// by node failed (ENOENT) or reached the object that replaced it; now another
+// remembered name takes over, or requests answer ESTALE and the kernel looks
+// the name it holds up again.
 TEST_F(Regressions, HardLinkKeepsItsDataWhenAnotherNameIsReplaced) {
   OwnDaemon* d = start_own("rw:l1=ro+wh", "", false);
   ASSERT_NE(d, nullptr);
