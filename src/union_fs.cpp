@@ -19,8 +19,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -2019,43 +2017,8 @@ Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id, const Ctx* ctx) {
   }
   auto dh = std::make_unique<DirHandle>();
   dh->node = n;
-  uint64_t before = listing_stamp(*n);
   AUFS_TRY(rewinddir(*dh));
-  // The kernel may keep its cached listing only if no branch copy changed
-  // since it was cached, and not while it is changing now.
-  uint64_t after = listing_stamp(*n);
-  std::lock_guard<std::mutex> g(n->mu);
-  dh->keep_cache = after != 0 && after == before && after == n->listing_stamp;
-  n->listing_stamp = after == before ? after : 0;
   return dh;
-}
-
-// A digest of everything a merged listing depends on: the branch set, the
-// changes made through the mount, and each branch copy's identity and
-// times. 0 when a copy changed too recently for its times to tell.
-uint64_t Union::listing_stamp(const Node& n) {
-  auto bs = branches();
-  auto nn = node(n.id);
-  if (!nn) return 0;
-  auto w = where(*bs, nn);
-  if (!w.ok()) return 0;
-  struct timespec now;
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  std::vector<uint64_t> v{bs->generation, n.dir_gen.load()};
-  for (int b : w->layers) {
-    auto st = stat_at(*bs, b, w->rel);
-    if (!st.ok()) return 0;
-    int64_t age_ns = (now.tv_sec - st->st_ctim.tv_sec) * 1000000000LL +
-                     (now.tv_nsec - st->st_ctim.tv_nsec);
-    if (age_ns < 50'000'000) return 0;
-    for (uint64_t x : {static_cast<uint64_t>(b), static_cast<uint64_t>(st->st_dev),
-                       static_cast<uint64_t>(st->st_ino), static_cast<uint64_t>(st->st_mtim.tv_sec),
-                       static_cast<uint64_t>(st->st_mtim.tv_nsec), static_cast<uint64_t>(st->st_ctim.tv_sec),
-                       static_cast<uint64_t>(st->st_ctim.tv_nsec)})
-      v.push_back(x);
-  }
-  uint64_t h = XXH3_64bits(v.data(), v.size() * sizeof(uint64_t));
-  return h ? h : 1;
 }
 
 // The merged listing of a directory is kept up to rdcache seconds and

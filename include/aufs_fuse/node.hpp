@@ -76,9 +76,6 @@ struct Node {
     }
   };
   CacheStamp cache_stamp;  // size -1: nothing cached yet
-  // Dirs: every branch copy as the kernel's cached listing last saw them
-  // (0: nothing trusted).
-  uint64_t listing_stamp = 0;
 
   bool is_dir() const { return (type & S_IFMT) == S_IFDIR; }
 };

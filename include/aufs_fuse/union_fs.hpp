@@ -56,7 +56,6 @@ struct DirHandle {
   NodePtr node;
   std::vector<VEntry> entries;  // snapshot taken at opendir / rewind
   bool started = false;         // a read at offset 0 after this rewinds
-  bool keep_cache = false;      // the kernel's cached listing is still valid
   std::mutex mu;
 };
 
@@ -170,7 +169,6 @@ class Union {
   // udba=notify: changes in directory `dir` (or, for a non-directory, in its
   // parent) would go unnoticed because a watch could not be added.
   bool unwatched_dir(NodeId dir) const;
-  uint64_t listing_stamp(const Node& n);
   bool unwatched_node(NodeId id) const;
 
   size_t node_count() const { return table_.size(); }

@@ -394,10 +394,6 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Ctx c = make_ctx(req, false);
     auto r = fs_of(req).opendir(ino, &c);
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
-    // The kernel caches listings; the daemon says at each open whether the
-    // cached one is still right.
-    fi->cache_readdir = 1;
-    fi->keep_cache = r.value()->keep_cache;
     fi->fh = reinterpret_cast<uint64_t>(r.value().release());
     Union& fs = fs_of(req);
     if (fuse_reply_open(req, fi) == -ENOENT) fs.releasedir(std::unique_ptr<DirHandle>(dh_of(fi)));

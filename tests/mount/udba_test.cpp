@@ -236,28 +236,5 @@ for i in 1 2 3 4 5 6 7 8; do echo "n$i $(stat -c %s $R/nmnt/n$i/f) $(test -e $R/
       << read_file(p("notify.log"));
 }
 
-// The kernel keeps a directory's cached listing across opens only while no
-// branch copy of it changed: an entry added directly to a lower copy (the
-// top copy's times unchanged) is listed at the next open.
-TEST_F(Udba, CachedListingDroppedWhenALowerCopyChanges) {
-  mkdirs(p("rw/sub"));
-  ASSERT_TRUE(write_file(p("rw/sub/top"), "t\n"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(120));  // stamps are trusted
-  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));
-  std::vector<std::string> want{"gone2.txt", "top"};
-  EXPECT_EQ(list_dir(m("sub")), want);
-  EXPECT_EQ(list_dir(m("sub")), want);  // may come from the kernel's cache
-  ASSERT_TRUE(write_file(p("l1/sub/added"), "a\n"));
-  want = {"added", "gone2.txt", "top"};
-  EXPECT_EQ(list_dir(m("sub")), want) << "stale cached listing";
-  ASSERT_EQ(::unlink(p("l1/sub/gone2.txt").c_str()), 0);
-  want = {"added", "top"};
-  EXPECT_EQ(list_dir(m("sub")), want) << "stale cached listing";
-  // Through the mount too.
-  ASSERT_TRUE(write_file(m("sub/made"), "m\n"));
-  want = {"added", "made", "top"};
-  EXPECT_EQ(list_dir(m("sub")), want);
-}
-
 }  // namespace
 }  // namespace aufs::mt
