@@ -236,5 +236,26 @@ for i in 1 2 3 4 5 6 7 8; do echo "n$i $(stat -c %s $R/nmnt/n$i/f) $(test -e $R/
       << read_file(p("notify.log"));
 }
 
+// A merged listing follows direct edits of a lower branch copy at the next
+// opendir (the top copy's times unchanged), and changes through the mount.
+TEST_F(Udba, ListingFollowsALowerCopyChange) {
+  mkdirs(p("rw/sub"));
+  ASSERT_TRUE(write_file(p("rw/sub/top"), "t\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));
+  std::vector<std::string> want{"gone2.txt", "top"};
+  EXPECT_EQ(list_dir(m("sub")), want);
+  EXPECT_EQ(list_dir(m("sub")), want);
+  ASSERT_TRUE(write_file(p("l1/sub/added"), "a\n"));
+  want = {"added", "gone2.txt", "top"};
+  EXPECT_EQ(list_dir(m("sub")), want) << "stale listing";
+  ASSERT_EQ(::unlink(p("l1/sub/gone2.txt").c_str()), 0);
+  want = {"added", "top"};
+  EXPECT_EQ(list_dir(m("sub")), want) << "stale listing";
+  ASSERT_TRUE(write_file(m("sub/made"), "m\n"));
+  want = {"added", "made", "top"};
+  EXPECT_EQ(list_dir(m("sub")), want);
+}
+
 }  // namespace
 }  // namespace aufs::mt
