@@ -408,9 +408,20 @@ struct stat Union::present(const Node& n, const struct stat& st) const {
   return out;
 }
 
-void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name) {
+void Union::add_other_name_locked(Node& n, const NodePtr& parent, const std::string& name) {
+  if (n.is_dir() || !parent) return;
+  for (auto& [p, nm] : n.other_names)
+    if (p == parent && nm == name) return;
+  if (n.other_names.size() >= 4) n.other_names.erase(n.other_names.begin());
+  n.other_names.emplace_back(parent, name);
+}
+
+void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name,
+                       bool keep_old) {
   std::unique_lock<std::shared_mutex> g(tree_mu_);
   if (n->parent == parent && n->name == name && !n->unlinked) return;
+  if (keep_old && n->parent && !n->unlinked) add_other_name_locked(*n, n->parent, n->name);
+  std::erase_if(n->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
   NodePtr old = n->parent;
   if (old != parent) {
     if (parent) parent->children++;
@@ -598,7 +609,7 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
   const Resolution& r = *rp;
   const Hit& top = r.hits[0];
   uint64_t ino = top.ino;
-  set_parent(n, parent, name);
+  set_parent(n, parent, name, !S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1);
   struct stat st = top.st;
   std::string rel = sys::join(parent_rel, name);
   {
@@ -1449,6 +1460,10 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   (void)remove_whiteout_if_any(dpfd->get(), nm, nullptr);
   auto st = sys::lstat_at(dpfd->get(), nm);
   if (!st.ok()) return Errno{st.err()};
+  {
+    std::unique_lock<std::shared_mutex> g(tree_mu_);
+    if (n->parent != p || n->name != nm) add_other_name_locked(*n, p, nm);
+  }
   table_.add_ref(n, 1);
   return Entry{n->id, present(*n, st.value())};
 }
@@ -1592,8 +1607,36 @@ void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std:
                           const Hit& top) {
   NodePtr n = table_.by_ino(top.ino);
   if (n) {
-    std::unique_lock<std::shared_mutex> g(tree_mu_);
-    if (n->parent == parent && n->name == name) n->unlinked = true;
+    std::vector<std::pair<NodePtr, std::string>> others;
+    {
+      std::unique_lock<std::shared_mutex> g(tree_mu_);
+      std::erase_if(n->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
+      if (n->parent == parent && n->name == name) {
+        if (!S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1) others = n->other_names;
+        else n->unlinked = true;
+      }
+    }
+    // A hard link: the node moves to another of its names that still leads
+    // to it, so requests by node keep working (the kernel holds the node
+    // under its other names).
+    bool moved = false;
+    for (auto& [op, on] : others) {
+      auto pw = where(bs, op);
+      if (!pw.ok()) continue;
+      auto r = resolve_child(bs, pw->layers, pw->rel, on, false);
+      if (!r.ok() || !r->positive() || r->hits[0].ino != n->ino) continue;
+      {
+        std::shared_lock<std::shared_mutex> g(tree_mu_);
+        if (n->parent != parent || n->name != name) break;  // moved meanwhile
+      }
+      set_parent(n, op, on);
+      moved = true;
+      break;
+    }
+    if (!others.empty() && !moved) {
+      std::unique_lock<std::shared_mutex> g(tree_mu_);
+      if (n->parent == parent && n->name == name) n->unlinked = true;
+    }
   }
   // The last name of the object is gone: its number may come back for a new
   // object (the branch reuses inode numbers), which must get a new node.
