@@ -408,37 +408,20 @@ struct stat Union::present(const Node& n, const struct stat& st) const {
   return out;
 }
 
-namespace {
-constexpr size_t kMaxAliases = 64;
-void drop_alias(Node& n, const NodePtr& parent, std::string_view name) {
-  std::erase_if(n.aliases, [&](auto& a) { return a.first == parent && a.second == name; });
-}
-}  // namespace
-
-void Union::add_alias(const NodePtr& n, const NodePtr& parent, const std::string& name) {
-  if (n->is_dir()) return;
-  std::unique_lock<std::shared_mutex> g(tree_mu_);
-  if (n->unlinked) {
-    // The file had lost every known name; this one revives it.
-    g.unlock();
-    set_parent(n, parent, name, false);
-    return;
-  }
-  if (n->parent == parent && n->name == name) return;
-  for (auto& a : n->aliases)
-    if (a.first == parent && a.second == name) return;
-  if (n->aliases.size() < kMaxAliases) n->aliases.emplace_back(parent, name);
+void Union::add_other_name_locked(Node& n, const NodePtr& parent, const std::string& name) {
+  if (n.is_dir() || !parent) return;
+  for (auto& [p, nm] : n.other_names)
+    if (p == parent && nm == name) return;
+  if (n.other_names.size() >= 4) n.other_names.erase(n.other_names.begin());
+  n.other_names.emplace_back(parent, name);
 }
 
 void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name,
-                       bool old_name_lives) {
+                       bool keep_old) {
   std::unique_lock<std::shared_mutex> g(tree_mu_);
   if (n->parent == parent && n->name == name && !n->unlinked) return;
-  if (!n->is_dir()) {
-    drop_alias(*n, parent, name);
-    if (old_name_lives && n->parent && !n->unlinked && n->aliases.size() < kMaxAliases)
-      n->aliases.emplace_back(n->parent, n->name);
-  }
+  if (keep_old && n->parent && !n->unlinked) add_other_name_locked(*n, n->parent, n->name);
+  std::erase_if(n->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
   NodePtr old = n->parent;
   if (old != parent) {
     if (parent) parent->children++;
@@ -626,7 +609,7 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
   const Resolution& r = *rp;
   const Hit& top = r.hits[0];
   uint64_t ino = top.ino;
-  set_parent(n, parent, name);
+  set_parent(n, parent, name, !S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1);
   struct stat st = top.st;
   std::string rel = sys::join(parent_rel, name);
   {
@@ -1479,8 +1462,11 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   (void)remove_whiteout_if_any(dpfd->get(), nm, nullptr);
   auto st = sys::lstat_at(dpfd->get(), nm);
   if (!st.ok()) return Errno{st.err()};
+  {
+    std::unique_lock<std::shared_mutex> g(tree_mu_);
+    if (n->parent != p || n->name != nm) add_other_name_locked(*n, p, nm);
+  }
   table_.add_ref(n, 1);
-  add_alias(n, p, nm);
   Entry e{n->id, present(*n, st.value())};
   e.unwatched = watcher_ && p->watch_failed.load();
   return e;
@@ -1628,25 +1614,32 @@ void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std:
     std::vector<std::pair<NodePtr, std::string>> others;
     {
       std::unique_lock<std::shared_mutex> g(tree_mu_);
+      std::erase_if(n->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
       if (n->parent == parent && n->name == name) {
-        n->unlinked = true;
-        others = n->aliases;
-      } else {
-        drop_alias(*n, parent, name);
+        if (!S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1) others = n->other_names;
+        else n->unlinked = true;
       }
     }
-    // Another name of the file, if one still leads to it on its branch,
-    // becomes the node's name (so its path to the data stays valid).
-    if (!S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1) {
-      for (auto& [ap, an] : others) {
-        auto st = stat_at(bs, top.branch, sys::join(rel_path(*ap), an));
-        if (st.ok() && st->st_ino == top.st.st_ino && st->st_dev == top.st.st_dev) {
-          set_parent(n, ap, an, false);
-          break;
-        }
-        std::unique_lock<std::shared_mutex> g(tree_mu_);
-        drop_alias(*n, ap, an);
+    // A hard link: the node moves to another of its names that still leads
+    // to it, so requests by node keep working (the kernel holds the node
+    // under its other names).
+    bool moved = false;
+    for (auto& [op, on] : others) {
+      auto pw = where(bs, op);
+      if (!pw.ok()) continue;
+      auto r = resolve_child(bs, pw->layers, pw->rel, on, false);
+      if (!r.ok() || !r->positive() || r->hits[0].ino != n->ino) continue;
+      {
+        std::shared_lock<std::shared_mutex> g(tree_mu_);
+        if (n->parent != parent || n->name != name) break;  // moved meanwhile
       }
+      set_parent(n, op, on);
+      moved = true;
+      break;
+    }
+    if (!others.empty() && !moved) {
+      std::unique_lock<std::shared_mutex> g(tree_mu_);
+      if (n->parent == parent && n->name == name) n->unlinked = true;
     }
   }
   // The last name of the object is gone: its number may come back for a new

@@ -41,9 +41,9 @@ struct Node {
   std::string name;
   bool unlinked = false;
   int children = 0;  // live nodes whose parent is this one
-  // Non-dirs: other names of the same file (hard links) seen through the
-  // mount; one takes over when the name above is removed or replaced.
-  std::vector<std::pair<std::shared_ptr<Node>, std::string>> aliases;
+  // Non-dirs: other names the node was reached by (hard links), tried when
+  // its name is removed; each is checked before use. A few at most.
+  std::vector<std::pair<std::shared_ptr<Node>, std::string>> other_names;
 
   // Guarded by mu.
   std::mutex mu;

@@ -241,12 +241,11 @@ class Union {
                      const Hit& top);
   NodePtr node_for(const BranchSet& bs, const NodePtr& parent, const std::string& name,
                    const Resolution& r, const std::string& parent_rel);
-  // Makes (parent, name) the node's name. old_name_lives: the previous name
-  // still exists (another hard link found by lookup), so it is kept as an
-  // alias; false when it was just renamed away.
+  // keep_old: the node's current name stays one of its names (a hard link
+  // looked up under another name): remembered in other_names.
   void set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name,
-                  bool old_name_lives = true);
-  void add_alias(const NodePtr& n, const NodePtr& parent, const std::string& name);
+                  bool keep_old = false);
+  void add_other_name_locked(Node& n, const NodePtr& parent, const std::string& name);
 
   Result<struct stat> stat_at(const BranchSet& bs, int b, const std::string& rel) const;
   uint64_t ino_of(const BranchSet& bs, int b, const struct stat& st) const;

@@ -1306,4 +1306,38 @@ TEST_F(UnionTest, CopyUpNeverAdoptsAnotherObjectOfItsName) {
   EXPECT_EQ(read_file(br(1) + "/a"), "lower");
 }
 
+// Found by Concurrency.OverlappingNamesKeepInvariants (link/write ESTALE
+// twice in a row, so the kernel gave up): a hard-linked file's node tracked
+// one name; once that name was removed, requests by node failed until the
+// kernel looked another name up. The node now moves to another name it was
+// reached by (link, lookups) that still leads to it.
+TEST_F(UnionTest, HardLinkedNodeMovesToAnotherNameWhenItsNameGoes) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/x", "lower");
+  ASSERT_EQ(::link((br(1) + "/x").c_str(), (br(1) + "/y").c_str()), 0);
+  mount();
+  ASSERT_EQ(create("a", "data"), 0);
+  NodeId a = walk("a")->id;
+  ASSERT_TRUE(fs->link(a, kRootId, "b", Ctx{}).ok());
+  EXPECT_EQ(walk("a")->id, a);  // remembered as "a" again
+  ASSERT_EQ(unlink("a"), 0);
+  auto check = [&](NodeId id, const std::string& want) {
+    auto fh = fs->open(id, O_RDWR, Ctx{});
+    ASSERT_TRUE(fh.ok()) << fh.err() << " want " << want;
+    std::string out(64, '\0');
+    ssize_t n = ::pread(fs->io_fd(*fh.value()).value(), out.data(), out.size(), 0);
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    fs->release(std::move(fh.value()));
+    EXPECT_EQ(out, want);
+    EXPECT_TRUE(fs->getattr(id).ok());
+  };
+  check(a, "data");
+  // A lower hard link, reached by both names.
+  NodeId x = walk("x")->id;
+  EXPECT_EQ(walk("y")->id, x);
+  ASSERT_EQ(unlink("y"), 0);
+  check(x, "lower");
+  EXPECT_EQ(read_file(br(1) + "/x"), "lower");
+}
+
 }  // namespace

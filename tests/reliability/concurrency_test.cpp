@@ -583,8 +583,7 @@ std::string record(int t, long i) {
   return r + "\n";
 }
 
-// Known bug, open (see the issue 6 note); the test keeps the correct assertion.
-TEST_F(Concurrency, DISABLED_OverlappingNamesKeepInvariants) {
+TEST_F(Concurrency, OverlappingNamesKeepInvariants) {
   const double secs = static_cast<double>(env_long("AUFS_CONC_SECONDS", long_mode() ? 120 : 4));
   // Pool: names p0..p5 in "", o0 (merged l1+l2), o1 (on l2 only).
   std::vector<std::string> dirs = {"", "o0", "o1"};

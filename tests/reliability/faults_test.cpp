@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <sstream>
 #include <thread>
 
@@ -96,7 +97,14 @@ TEST_F(Faults, RwBranchMadeReadOnlyGivesErofs) {
   OwnDaemon* d = start_own("rwfs:l1=ro+wh");
   ASSERT_NE(d, nullptr);
   ASSERT_TRUE(write_file(m("before"), "written before\n"));
+  // close(2) returns before the daemon has handled RELEASE (FUSE sends it
+  // asynchronously): until then it holds the file open for writing and the
+  // remount is refused as busy.
   auto r = run({"mount", "-o", "remount,ro", p("rwfs")});
+  for (int i = 0; i < 50 && !r.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    r = run({"mount", "-o", "remount,ro", p("rwfs")});
+  }
   ASSERT_TRUE(r.ok()) << r;
   EXPECT_EQ(err_of(::open(m("new").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), EROFS);
   EXPECT_EQ(err_of(::mkdir(m("newdir").c_str(), 0755)), EROFS);
