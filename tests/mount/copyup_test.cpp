@@ -424,8 +424,6 @@ TEST_F(CopyUp, MmapSharedWriteLandsInRwCopy) {
   EXPECT_EQ(snapshot(p("l1")), before_);
 }
 
-int err_of(long rc) { return rc < 0 ? errno : 0; }
-
 // icex*: an xattr the rw branch cannot store fails the copy-up (and the
 // operation) unless its namespace is ignored. Here a tmpfs lower branch holds
 // a 10,000-byte user.* value that ext4 (a 4 KiB block) refuses with ENOSPC.

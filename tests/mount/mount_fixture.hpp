@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <memory>
+#include <cerrno>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,6 +58,8 @@ std::optional<struct stat> lstat_of(const std::string& path);
 std::optional<struct stat> stat_of(const std::string& path);
 // errno of lstat(path) (0 on success).
 int lstat_errno(const std::string& path);
+// errno after a syscall that returned rc (0 on success).
+inline int err_of(long rc) { return rc < 0 ? errno : 0; }
 // Sorted names (no "." / ".."); empty if unreadable.
 std::vector<std::string> list_dir(const std::string& dir);
 // All names below dir, relative, sorted ("a", "a/b", ...). Never follows

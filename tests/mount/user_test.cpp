@@ -13,8 +13,6 @@ namespace {
 constexpr uid_t kNobody = 65534;
 constexpr gid_t kNogroup = 65534;
 
-int sys_errno(int rc) { return rc < 0 ? errno : 0; }
-
 class AsUser : public MountTest {
  protected:
   void SetUp() override {
@@ -72,23 +70,23 @@ TEST_F(AsUser, CreateInWorldWritableDirIsOwnedByCaller) {
 TEST_F(AsUser, CannotDeleteOrChangeRootFiles) {
   ASSERT_TRUE(mount("rw:l1=ro+wh", "allow_other"));
   std::string rofile = m("rofile"), rootfile = m("pub/rootfile"), secret = m("secret");
-  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return sys_errno(::unlink(rofile.c_str())); }),
+  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return err_of(::unlink(rofile.c_str())); }),
             EACCES);
-  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return sys_errno(::unlink(rootfile.c_str())); }),
+  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return err_of(::unlink(rootfile.c_str())); }),
             EPERM)
       << "sticky directory";
-  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return sys_errno(::chmod(rofile.c_str(), 0666)); }),
+  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return err_of(::chmod(rofile.c_str(), 0666)); }),
             EPERM);
   EXPECT_EQ(errno_as(kNobody, kNogroup,
-                     [&] { return sys_errno(::chown(rofile.c_str(), kNobody, kNogroup)); }),
+                     [&] { return err_of(::chown(rofile.c_str(), kNobody, kNogroup)); }),
             EPERM);
   EXPECT_EQ(errno_as(kNobody, kNogroup,
-                     [&] { return sys_errno(::open(rofile.c_str(), O_WRONLY | O_CLOEXEC)); }),
+                     [&] { return err_of(::open(rofile.c_str(), O_WRONLY | O_CLOEXEC)); }),
             EACCES);
-  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return sys_errno(::truncate(rofile.c_str(), 0)); }),
+  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return err_of(::truncate(rofile.c_str(), 0)); }),
             EACCES);
   EXPECT_EQ(errno_as(kNobody, kNogroup,
-                     [&] { return sys_errno(::rename(rootfile.c_str(), (rootfile + "2").c_str())); }),
+                     [&] { return err_of(::rename(rootfile.c_str(), (rootfile + "2").c_str())); }),
             EPERM);
   auto r = sh_as(kNobody, kNogroup, "rm -f mnt/rofile; chmod 777 mnt/rofile", root());
   EXPECT_NE(r.exit_code, 0) << r;
@@ -131,7 +129,7 @@ TEST_F(AsUser, CannotReadPrivateRootFile) {
   ASSERT_TRUE(mount("rw:l1=ro+wh", "allow_other"));
   std::string secret = m("secret"), rofile = m("rofile");
   EXPECT_EQ(errno_as(kNobody, kNogroup,
-                     [&] { return sys_errno(::open(secret.c_str(), O_RDONLY | O_CLOEXEC)); }),
+                     [&] { return err_of(::open(secret.c_str(), O_RDONLY | O_CLOEXEC)); }),
             EACCES);
   auto r = sh_as(kNobody, kNogroup, "cat mnt/secret", root());
   EXPECT_NE(r.exit_code, 0) << r;
@@ -145,7 +143,7 @@ TEST_F(AsUser, WithoutAllowOtherOtherUsersAreLockedOut) {
   ASSERT_TRUE(mount("rw:l1=ro+wh"));
   std::string rofile = m("rofile");
   struct stat st;
-  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return sys_errno(::stat(rofile.c_str(), &st)); }),
+  EXPECT_EQ(errno_as(kNobody, kNogroup, [&] { return err_of(::stat(rofile.c_str(), &st)); }),
             EACCES);
   EXPECT_EQ(read_file(rofile), "readable\n");
 }

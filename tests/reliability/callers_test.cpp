@@ -23,8 +23,6 @@ constexpr uid_t kNobody = 65534;
 constexpr gid_t kNogroup = 65534;
 constexpr uid_t kOther = 1000;
 
-int err_of(long rc) { return rc < 0 ? errno : 0; }
-
 class Callers : public RelTest {
  protected:
   void SetUp() override {

@@ -17,8 +17,6 @@
 namespace aufs::rel {
 namespace {
 
-int err_of(long rc) { return rc < 0 ? errno : 0; }
-
 class HostileBranches : public RelTest {
  protected:
   void SetUp() override {

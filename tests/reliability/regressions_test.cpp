@@ -14,8 +14,6 @@
 namespace aufs::rel {
 namespace {
 
-int err_of(long rc) { return rc < 0 ? errno : 0; }
-
 class Regressions : public RelTest {
  protected:
   void SetUp() override {
