@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
 
   auto logger = spdlog::stderr_logger_mt("aufs-fuse");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("aufs-fuse[%P]: %l: %v");
+  // Debug output interleaves worker threads: tag each line with its thread.
+  spdlog::set_pattern(opts.debug ? "aufs-fuse[%P/%t]: %l: %v" : "aufs-fuse[%P]: %l: %v");
   spdlog::set_level(opts.debug ? spdlog::level::debug
                                : opts.verbose ? spdlog::level::info : spdlog::level::warn);
   fuse_set_log_func(libfuse_log);

@@ -44,6 +44,11 @@ void InodeTable::add_ref(const NodePtr& n, uint64_t refs) {
   n->nlookup.fetch_add(refs);
 }
 
+NodeId InodeTable::next_id() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return next_id_;
+}
+
 void InodeTable::retire(const NodePtr& n) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = by_ino_.find(n->ino);

@@ -1380,6 +1380,7 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
       std::unique_lock<std::shared_mutex> g(tree_mu_);
       old->unlinked = true;
     }
+    spdlog::debug("node {} (ino {}) retired: its branch inode now holds {}", old->id, old->ino, nm);
     table_.retire(old);
   }
   Resolution res;
@@ -1500,6 +1501,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   std::string nm(name);
   KeepTimes keep_if_only_wh(pfd->get());
   if (need_wh) AUFS_TRY(make_whiteout(*bs, bw, pfd->get(), nm));
+  const NodeId fence = table_.next_id();
   if (top == bw) {
     auto s = sys::unlink_at(pfd->get(), nm, 0);
     if (!s.ok()) {
@@ -1515,11 +1517,11 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
     if (up.ok() && !S_ISDIR(up->st_mode) &&
         ino_at(*bs, bw, pfd->get(), nm, up.value()) == r->hits[0].ino) {
       if (::unlinkat(pfd->get(), nm.c_str(), 0) == 0 && up->st_nlink <= 1)
-        xino_.unalias((*bs)[static_cast<size_t>(bw)].seed, up->st_ino);
+        xino_.unalias_if((*bs)[static_cast<size_t>(bw)].seed, up->st_ino, r->hits[0].ino);
     }
   }
   p->dir_gen++;
-  mark_unlinked(*bs, p, nm, r->hits[0]);
+  mark_unlinked(*bs, p, nm, r->hits[0], fence);
   return {};
 }
 
@@ -1561,6 +1563,7 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
   auto undo_wh = [&] {
     if (need_wh) ::unlinkat(pfd->get(), wh::whiteout_of(nm).c_str(), 0);
   };
+  const NodeId fence = table_.next_id();
   if (top == bw) {
     // Rename aside first (revertible), then delete the leftovers inside.
     std::string tmp;
@@ -1603,13 +1606,15 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
     }
   }
   p->dir_gen++;
-  mark_unlinked(*bs, p, nm, r->hits[0]);
+  mark_unlinked(*bs, p, nm, r->hits[0], fence);
   return {};
 }
 
 void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
-                          const Hit& top) {
+                          const Hit& top, NodeId fence) {
+  if (test_hook_) test_hook_("unlinked", name);
   NodePtr n = table_.by_ino(top.ino);
+  if (n && n->id >= fence) n = nullptr;  // a new object that reused the number
   if (n) {
     std::vector<std::pair<NodePtr, std::string>> others;
     {
@@ -1646,8 +1651,11 @@ void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std:
   // object (the branch reuses inode numbers), which must get a new node.
   if (S_ISDIR(top.st.st_mode) || top.st.st_nlink <= 1) {
     const Branch& b = bs[static_cast<size_t>(top.branch)];
-    if (b.writable()) xino_.unalias(b.seed, top.st.st_ino);
-    if (n) table_.retire(n);
+    if (b.writable()) xino_.unalias_if(b.seed, top.st.st_ino, top.ino);
+    if (n) {
+      spdlog::debug("node {} (ino {}) retired: last name {} gone", n->id, n->ino, name);
+      table_.retire(n);
+    }
   }
 }
 
@@ -1839,6 +1847,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     }
     if (!s.ok()) { undo_opaque(); undo_src_wh(); return s; }
   }
+  const NodeId fence = table_.next_id();
   auto s = sys::rename_at(spfd->get(), name, dpfd->get(), newname, 0);
   if (!s.ok()) {
     if (!aside.empty()) (void)sys::rename_at(dpfd->get(), aside, dpfd->get(), newname, RENAME_NOREPLACE);
@@ -1853,7 +1862,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     if (auto r2 = remove_dir_tree_meta(dpfd->get(), aside); !r2.ok())
       spdlog::warn("{}: leftover {} could not be removed: {}", dst_rel, aside, std::strerror(r2.err()));
   }
-  if (rd->positive()) mark_unlinked(*bs, np, newname, rd->hits[0]);
+  if (rd->positive()) mark_unlinked(*bs, np, newname, rd->hits[0], fence);
   set_parent(sn, np, newname, false);
   {
     std::lock_guard<std::mutex> g(sn->mu);

@@ -47,6 +47,12 @@ void Xino::unalias(uint64_t seed, ino_t branch_ino) {
   alias_.erase(Key{seed, branch_ino});
 }
 
+void Xino::unalias_if(uint64_t seed, ino_t branch_ino, uint64_t ino) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = alias_.find(Key{seed, branch_ino});
+  if (it != alias_.end() && it->second == ino) alias_.erase(it);
+}
+
 size_t Xino::alias_count() const {
   std::lock_guard<std::mutex> g(mu_);
   return alias_.size();

@@ -108,6 +108,9 @@ class InodeTable {
   bool erase_if_unused(NodeId id, int children);
   size_t size() const;
   std::vector<NodePtr> all() const;
+  // The id the next new node will get: nodes with smaller ids existed
+  // before this call.
+  NodeId next_id() const;
 
  private:
   mutable std::mutex mu_;

@@ -237,8 +237,12 @@ class Union {
                            const Resolution& r, const std::string& parent_rel,
                            const NameChanges* seen = nullptr);
   void detach(const NodePtr& n);
+  // `fence`: table_.next_id() taken before the branch entry was removed.
+  // Once it is gone, its inode (and so its number) may already belong to a
+  // new object made by another request; only nodes older than the fence
+  // stand for the removed one.
   void mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std::string& name,
-                     const Hit& top);
+                     const Hit& top, NodeId fence);
   NodePtr node_for(const BranchSet& bs, const NodePtr& parent, const std::string& name,
                    const Resolution& r, const std::string& parent_rel);
   // keep_old: the node's current name stays one of its names (a hard link

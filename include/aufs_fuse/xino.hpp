@@ -29,6 +29,9 @@ class Xino {
   // persistent number was looked for, when ino is the natural one).
   void alias(uint64_t seed, ino_t branch_ino, uint64_t ino);
   void unalias(uint64_t seed, ino_t branch_ino);
+  // Only while it still yields `ino`: the branch inode may already hold a
+  // new object with an alias of its own.
+  void unalias_if(uint64_t seed, ino_t branch_ino, uint64_t ino);
   size_t alias_count() const;
 
  private:

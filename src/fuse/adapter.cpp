@@ -90,6 +90,7 @@ void reply_entry(fuse_req_t req, const Entry& e) {
   p.attr_timeout = cfg.attr_ttl(e.unwatched);
   p.entry_timeout = cfg.entry_ttl(e.unwatched);
   Union& fs = fs_of(req);  // req is freed by the reply
+  if (cfg.debug) spdlog::debug("  -> node {} ino {} mode {:o}", e.id, e.attr.st_ino, e.attr.st_mode);
   if (fuse_reply_entry(req, &p) == -ENOENT) {
     // The request was interrupted: the kernel will not remember the entry.
     fs.forget(e.id, 1);
@@ -287,6 +288,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     p.entry_timeout = cfg.entry_ttl(r->entry.unwatched);
     fill_open(fi, std::move(r->fh));
     Union& fs = fs_of(req);
+    if (ctx_of(req).cfg.debug) spdlog::debug("  -> node {} ino {} mode {:o}", p.ino, p.attr.st_ino, p.attr.st_mode);
     if (fuse_reply_create(req, &p, fi) == -ENOENT) {
       fs.release(std::unique_ptr<FileHandle>(fh_of(fi)));
       fs.forget(p.ino, 1);

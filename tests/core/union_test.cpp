@@ -1,6 +1,7 @@
 // Core tier: the union operations on real temporary directories, no FUSE.
 #include <dirent.h>
 #include <fcntl.h>
+#include <functional>
 #include <gtest/gtest.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
@@ -135,6 +136,22 @@ class UnionTest : public ::testing::Test {
     }
     fs->release(std::move(r->fh));
     return 0;
+  }
+  std::string read_node(NodeId id) {
+    auto fh = fs->open(id, O_RDONLY, Ctx{});
+    if (!fh.ok()) return "<open " + std::to_string(fh.err()) + ">";
+    std::string out(64, '\0');
+    ssize_t n = ::pread(fs->io_fd(*fh.value()).value(), out.data(), out.size(), 0);
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    fs->release(std::move(fh.value()));
+    return out;
+  }
+  void write_node(NodeId id, const std::string& data) {
+    auto fh = fs->open(id, O_WRONLY, Ctx{});
+    ASSERT_TRUE(fh.ok()) << fh.err();
+    EXPECT_EQ(::pwrite(fs->io_fd(*fh.value()).value(), data.data(), data.size(), 0),
+              static_cast<ssize_t>(data.size()));
+    fs->release(std::move(fh.value()));
   }
   bool no_temps(const std::string& d) {
     for (auto& n : list(d))
@@ -1076,22 +1093,6 @@ class PausedLookupTest : public UnionTest {
     t_.join();
     fs->set_test_hook(nullptr);
   }
-  std::string read_node(NodeId id) {
-    auto fh = fs->open(id, O_RDONLY, Ctx{});
-    if (!fh.ok()) return "<open " + std::to_string(fh.err()) + ">";
-    std::string out(64, '\0');
-    ssize_t n = ::pread(fs->io_fd(*fh.value()).value(), out.data(), out.size(), 0);
-    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    fs->release(std::move(fh.value()));
-    return out;
-  }
-  void write_node(NodeId id, const std::string& data) {
-    auto fh = fs->open(id, O_WRONLY, Ctx{});
-    ASSERT_TRUE(fh.ok()) << fh.err();
-    EXPECT_EQ(::pwrite(fs->io_fd(*fh.value()).value(), data.data(), data.size(), 0),
-              static_cast<ssize_t>(data.size()));
-    fs->release(std::move(fh.value()));
-  }
   std::mutex mu_;
   std::condition_variable cv_;
   int stage_ = 0;
@@ -1341,3 +1342,70 @@ TEST_F(UnionTest, HardLinkedNodeMovesToAnotherNameWhenItsNameGoes) {
 }
 
 }  // namespace
+
+// Found by the long form of Concurrency.DisjointNamesMatchPlainDirectory-
+// WithKernelCache: once unlink or rename has removed a branch file, another
+// request may create a file that gets the freed inode, hence the same inode
+// number; the removal then looked its victim up by number and retired the
+// new file's node (its requests failed with ENOENT). The hook runs the
+// create in exactly that window.
+class ReusedInodeTest : public UnionTest {
+ protected:
+  // Runs `remove` (which removes "a"); right after the branch file is gone,
+  // creates files until one gets a's branch inode. Returns its node id, or 0
+  // when the file system did not hand the inode out again.
+  NodeId race(const std::function<int()>& remove) {
+    struct stat st {};
+    EXPECT_EQ(::lstat((br(0) + "/a").c_str(), &st), 0);
+    NodeId reused = 0;
+    int n = 0;
+    fs->set_test_hook([&](std::string_view point, std::string_view name) {
+      if (point != "unlinked" || name != "a" || n > 0) return;
+      for (n = 1; n <= 64 && !reused; ++n) {
+        std::string b = "b" + std::to_string(n);
+        EXPECT_EQ(create(b, "new"), 0);
+        struct stat bs {};
+        if (::lstat((br(0) + "/" + b).c_str(), &bs) == 0 && bs.st_ino == st.st_ino) {
+          auto e = walk(b);
+          if (e.ok()) reused = e->id;
+          reused_name_ = b;
+        }
+      }
+    });
+    EXPECT_EQ(remove(), 0);
+    fs->set_test_hook(nullptr);
+    return reused;
+  }
+  std::string reused_name_;
+};
+
+TEST_F(ReusedInodeTest, UnlinkLeavesTheNewOwnerOfTheInodeAlone) {
+  make_branches({"rw"});
+  mount();
+  ASSERT_EQ(create("a", "old"), 0);
+  ASSERT_TRUE(walk("a").ok());
+  NodeId b = race([&] { return unlink("a"); });
+  if (!b) GTEST_SKIP() << "the branch file system did not reuse the inode";
+  EXPECT_EQ(read_node(b), "new");
+  auto again = walk(reused_name_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->id, b) << "the new file's node was retired";
+  EXPECT_EQ(walk("a").err(), ENOENT);
+}
+
+TEST_F(ReusedInodeTest, RenameOverLeavesTheNewOwnerOfTheInodeAlone) {
+  make_branches({"rw"});
+  mount();
+  ASSERT_EQ(create("a", "old"), 0);
+  ASSERT_EQ(create("c", "moved"), 0);
+  ASSERT_TRUE(walk("a").ok());
+  NodeId c = walk("c")->id;
+  NodeId b = race([&] { return rename("c", "a"); });
+  if (!b) GTEST_SKIP() << "the branch file system did not reuse the inode";
+  EXPECT_EQ(read_node(b), "new");
+  auto again = walk(reused_name_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->id, b) << "the new file's node was retired";
+  EXPECT_EQ(walk("a")->id, c);
+  EXPECT_EQ(read_node(c), "moved");
+}
