@@ -838,8 +838,10 @@ namespace {
 // Several threads create, at the same moment, new names in the same lower
 // directory (which every one of them copies up) and its subdirectory: all
 // creates succeed and every file is there afterwards.
-// Known bug, open (see the issue 6 note); the test keeps the correct assertion.
-TEST_F(Concurrency, DISABLED_SimultaneousCreatesInOneLowerDirectory) {
+// Once failed (1 run in about 170, output not kept); the likely cause, a
+// removal retiring the node of a new file that got the freed inode, is fixed
+// (ReusedInodeTest). 0 failures in 30 runs with 500 directories since.
+TEST_F(Concurrency, SimultaneousCreatesInOneLowerDirectory) {
   const int ndirs = static_cast<int>(env_long("AUFS_RACE_DIRS", long_mode() ? 2000 : 150));
   for (int i = 0; i < ndirs; ++i) {
     mkdirs(p("l2/c" + std::to_string(i) + "/sub"));
