@@ -716,8 +716,8 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
   if (!n) return Errno{ESTALE};
   if (fh) {
     std::lock_guard<std::mutex> g(fh->mu);
-    if (fh->fd.valid()) {
-      auto st = sys::fstat_fd(fh->fd.get());
+    if (fh->fd) {
+      auto st = sys::fstat_fd(fh->raw_fd());
       if (st.ok()) return present(*n, st.value());
     }
   }
@@ -733,7 +733,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
       std::lock_guard<std::mutex> g(n->mu);
       for (FileHandle* h : n->handles) {
         std::lock_guard<std::mutex> hg(h->mu);
-        auto st = sys::fstat_fd(h->fd.get());
+        auto st = sys::fstat_fd(h->raw_fd());
         if (st.ok()) return present(*n, st.value());
       }
       return Errno{stale_errno(n)};
@@ -1390,7 +1390,7 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
   if (fh_out) {
     auto fh = std::make_unique<FileHandle>();
     fh->node = node(e->id);
-    fh->fd = std::move(fd);
+    fh->fd = std::make_shared<const UniqueFd>(std::move(fd));
     fh->flags = open_flags;
     fh->brid = wb.id;
     if (fh->node) {
@@ -1916,10 +1916,10 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   }
   auto fh = std::make_unique<FileHandle>();
   fh->node = n;
-  fh->fd = std::move(fd.value());
+  fh->fd = std::make_shared<const UniqueFd>(std::move(fd.value()));
   fh->flags = flags;
   fh->brid = (*bs)[static_cast<size_t>(w->layers[0])].id;
-  auto st = sys::fstat_fd(fh->fd.get());
+  auto st = sys::fstat_fd(fh->raw_fd());
   {
     std::lock_guard<std::mutex> g(n->mu);
     fh->data_gen = n->data_gen;
@@ -1937,10 +1937,10 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   return fh;
 }
 
-Result<int> Union::io_fd(FileHandle& fh) {
+Result<SharedFd> Union::io_fd(FileHandle& fh) {
   std::lock_guard<std::mutex> g(fh.mu);
-  if (!fh.fd.valid()) return Errno{EIO};
-  return fh.fd.get();
+  if (!fh.fd || !fh.fd->valid()) return Errno{EIO};
+  return fh.fd;
 }
 
 // After a copy-up, readers that opened the lower file read the copy from
@@ -1956,7 +1956,7 @@ void Union::repoint_readers(const NodePtr& n, int dirfd, const std::string& name
       continue;
     }
     std::lock_guard<std::mutex> g(fh->mu);
-    fh->fd.reset(fd);
+    fh->fd = std::make_shared<const UniqueFd>(fd);  // readers in flight keep the old one
     fh->data_gen = n->data_gen;
     track_open(fh->brid, false, -1);
     track_open(brid, false, 1);
@@ -1969,7 +1969,15 @@ void Union::release(std::unique_ptr<FileHandle> fh) {
   // What this writer wrote went through the kernel's page cache, so the
   // cache matches the file as it is now.
   bool writer = (fh->flags & O_ACCMODE) != O_RDONLY;
-  auto st = writer && fh->fd.valid() ? sys::fstat_fd(fh->fd.get()) : Result<struct stat>(Errno{EBADF});
+  // Taken under the handle's lock: the last request that used the handle
+  // (answered before the kernel sent RELEASE) took the lock too, which
+  // orders its uses before the handle is freed here.
+  SharedFd fd;
+  {
+    std::lock_guard<std::mutex> g(fh->mu);
+    fd = std::move(fh->fd);
+  }
+  auto st = writer && fd ? sys::fstat_fd(fd->get()) : Result<struct stat>(Errno{EBADF});
   {
     std::lock_guard<std::mutex> g(fh->node->mu);
     if (writer) {
@@ -2091,8 +2099,8 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
   // ftruncate on a writable handle: the handle is on the upper copy already.
   if (fh && only_trunc && (fh->flags & O_ACCMODE) != O_RDONLY) {
     std::lock_guard<std::mutex> g(fh->mu);
-    if (::ftruncate(fh->fd.get(), in.size) < 0) return last_errno();
-    auto st = sys::fstat_fd(fh->fd.get());
+    if (::ftruncate(fh->raw_fd(), in.size) < 0) return last_errno();
+    auto st = sys::fstat_fd(fh->raw_fd());
     if (!st.ok()) return Errno{st.err()};
     return present(*n, st.value());
   }

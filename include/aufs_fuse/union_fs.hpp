@@ -42,10 +42,17 @@ struct Entry {
 
 // An open file. `fd` is the backing file; read-only handles are re-pointed
 // to the copy when their file is copied up (see repoint_readers).
+// An open file's branch fd, shared by the requests using it: a copy-up
+// swaps a reader's fd while a read may still be splicing from the old one,
+// which must stay open until that read ends (a closed number can be reused
+// by any other open at once).
+using SharedFd = std::shared_ptr<const UniqueFd>;
+
 struct FileHandle {
   NodePtr node;
   uint32_t brid = 0;  // branch the fd lives on (for del/mod EBUSY)
-  UniqueFd fd;
+  SharedFd fd;        // guarded by mu; never null once opened
+  int raw_fd() const { return fd ? fd->get() : -1; }
   int flags = 0;
   uint64_t data_gen = 0;
   bool keep_cache = false;  // the kernel's cached pages are still valid
@@ -121,7 +128,8 @@ class Union {
   Result<Created> create(NodeId parent, std::string_view name, mode_t mode,
                          int flags, const Ctx& ctx);
   // The fd to use for I/O on fh (revalidated after a copy-up).
-  Result<int> io_fd(FileHandle& fh);
+  // The handle's fd, kept open for as long as the caller holds it.
+  Result<SharedFd> io_fd(FileHandle& fh);
   void release(std::unique_ptr<FileHandle> fh);
 
   Result<std::unique_ptr<DirHandle>> opendir(NodeId id, const Ctx* ctx = nullptr);

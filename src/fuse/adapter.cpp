@@ -303,7 +303,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
     fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
     buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    buf.buf[0].fd = fd.value();
+    buf.buf[0].fd = fd.value()->get();
     buf.buf[0].pos = off;
     fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
   });
@@ -316,7 +316,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fu
     if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
     fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
     out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    out.buf[0].fd = fd.value();
+    out.buf[0].fd = fd.value()->get();
     out.buf[0].pos = off;
     ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
     if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
@@ -328,7 +328,9 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   (void)ino;
   guard(req, "flush", [&] {
     // close() of a duplicate reports delayed write errors of the branch fs.
-    int d = ::dup(fh_of(fi)->fd.get());
+    auto fd = fs_of(req).io_fd(*fh_of(fi));
+    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
+    int d = ::dup(fd.value()->get());
     int err = 0;
     if (d < 0) err = errno;
     else if (::close(d) < 0) err = errno;
@@ -349,7 +351,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) 
   guard(req, "fsync", [&] {
     auto fd = fs_of(req).io_fd(*fh_of(fi));
     if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    int r = datasync ? ::fdatasync(fd.value()) : ::fsync(fd.value());
+    int r = datasync ? ::fdatasync(fd.value()->get()) : ::fsync(fd.value()->get());
     fuse_reply_err(req, r < 0 ? errno : 0);
   });
 }
@@ -359,7 +361,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
   guard(req, "fallocate", [&] {
     auto fd = fs_of(req).io_fd(*fh_of(fi));
     if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    fuse_reply_err(req, ::fallocate(fd.value(), mode, off, len) < 0 ? errno : 0);
+    fuse_reply_err(req, ::fallocate(fd.value()->get(), mode, off, len) < 0 ? errno : 0);
   });
 }
 
@@ -373,7 +375,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
     auto out = fs_of(req).io_fd(*fh_of(fi_out));
     if (!in.ok() || !out.ok()) return (void)fuse_reply_err(req, in.ok() ? out.err() : in.err());
     loff_t oi = off_in, oo = off_out;
-    ssize_t n = ::copy_file_range(in.value(), &oi, out.value(), &oo, len, static_cast<unsigned>(flags));
+    ssize_t n = ::copy_file_range(in.value()->get(), &oi, out.value()->get(), &oo, len, static_cast<unsigned>(flags));
     if (n < 0) return (void)fuse_reply_err(req, errno);
     fuse_reply_write(req, static_cast<size_t>(n));
   });
@@ -384,7 +386,7 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
   guard(req, "lseek", [&] {
     auto fd = fs_of(req).io_fd(*fh_of(fi));
     if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    off_t r = ::lseek(fd.value(), off, whence);
+    off_t r = ::lseek(fd.value()->get(), off, whence);
     if (r < 0) return (void)fuse_reply_err(req, errno);
     fuse_reply_lseek(req, r);
   });

@@ -1,6 +1,7 @@
 // Core tier: the union operations on real temporary directories, no FUSE.
 #include <dirent.h>
 #include <fcntl.h>
+#include <cstring>
 #include <functional>
 #include <gtest/gtest.h>
 #include <linux/fs.h>
@@ -88,7 +89,7 @@ class UnionTest : public ::testing::Test {
     if (!fh.ok()) return "<open " + std::to_string(fh.err()) + ">";
     auto fd = fs->io_fd(*fh.value());
     std::string out(1 << 16, '\0');
-    ssize_t n = ::pread(fd.value(), out.data(), out.size(), 0);
+    ssize_t n = ::pread(fd.value()->get(), out.data(), out.size(), 0);
     out.resize(n > 0 ? static_cast<size_t>(n) : 0);
     fs->release(std::move(fh.value()));
     return out;
@@ -99,7 +100,7 @@ class UnionTest : public ::testing::Test {
     auto fh = fs->open(e->id, O_WRONLY | O_APPEND, Ctx{});
     ASSERT_TRUE(fh.ok()) << fh.err();
     auto fd = fs->io_fd(*fh.value());
-    ASSERT_EQ(::write(fd.value(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(::write(fd.value()->get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
     fs->release(std::move(fh.value()));
   }
   std::pair<NodeId, std::string> split(const std::string& path) {
@@ -132,7 +133,7 @@ class UnionTest : public ::testing::Test {
     if (!r.ok()) return r.err();
     auto fd = fs->io_fd(*r->fh);
     if (!data.empty()) {
-      EXPECT_EQ(::write(fd.value(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+      EXPECT_EQ(::write(fd.value()->get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
     }
     fs->release(std::move(r->fh));
     return 0;
@@ -141,7 +142,7 @@ class UnionTest : public ::testing::Test {
     auto fh = fs->open(id, O_RDONLY, Ctx{});
     if (!fh.ok()) return "<open " + std::to_string(fh.err()) + ">";
     std::string out(64, '\0');
-    ssize_t n = ::pread(fs->io_fd(*fh.value()).value(), out.data(), out.size(), 0);
+    ssize_t n = ::pread(fs->io_fd(*fh.value()).value()->get(), out.data(), out.size(), 0);
     out.resize(n > 0 ? static_cast<size_t>(n) : 0);
     fs->release(std::move(fh.value()));
     return out;
@@ -149,7 +150,7 @@ class UnionTest : public ::testing::Test {
   void write_node(NodeId id, const std::string& data) {
     auto fh = fs->open(id, O_WRONLY, Ctx{});
     ASSERT_TRUE(fh.ok()) << fh.err();
-    EXPECT_EQ(::pwrite(fs->io_fd(*fh.value()).value(), data.data(), data.size(), 0),
+    EXPECT_EQ(::pwrite(fs->io_fd(*fh.value()).value()->get(), data.data(), data.size(), 0),
               static_cast<ssize_t>(data.size()));
     fs->release(std::move(fh.value()));
   }
@@ -380,10 +381,39 @@ TEST_F(UnionTest, ReaderFollowsCopyUp) {
   ASSERT_TRUE(reader.ok());
   auto writer = fs->open(e->id, O_WRONLY | O_TRUNC, Ctx{});
   ASSERT_TRUE(writer.ok());
-  ASSERT_EQ(::write(fs->io_fd(*writer.value()).value(), "new!", 4), 4);
+  ASSERT_EQ(::write(fs->io_fd(*writer.value()).value()->get(), "new!", 4), 4);
   char buf[8] = {};
-  ASSERT_EQ(::pread(fs->io_fd(*reader.value()).value(), buf, sizeof buf, 0), 4);
+  ASSERT_EQ(::pread(fs->io_fd(*reader.value()).value()->get(), buf, sizeof buf, 0), 4);
   EXPECT_STREQ(buf, "new!");
+  fs->release(std::move(reader.value()));
+  fs->release(std::move(writer.value()));
+}
+
+// A read in flight while a copy-up re-points its handle keeps using the fd
+// it started with: closing it there and then let the number be reused by
+// another open, so the read could return another file's data.
+TEST_F(UnionTest, ReadInFlightKeepsItsFdAcrossCopyUp) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/f", "old");
+  write_file(br(1) + "/g", "other");
+  mount();
+  auto e = walk("f");
+  auto reader = fs->open(e->id, O_RDONLY, Ctx{});
+  ASSERT_TRUE(reader.ok());
+  auto in_flight = fs->io_fd(*reader.value());  // a read has started
+  ASSERT_TRUE(in_flight.ok());
+  const int fd = in_flight.value()->get();
+  auto writer = fs->open(e->id, O_WRONLY | O_TRUNC, Ctx{});  // copy-up, re-points the reader
+  ASSERT_TRUE(writer.ok());
+  ASSERT_NE(fs->io_fd(*reader.value()).value()->get(), fd);
+  auto g = fs->open(walk("g")->id, O_RDONLY, Ctx{});  // would take a freed number
+  ASSERT_TRUE(g.ok());
+  char buf[8] = {};
+  EXPECT_EQ(::pread(fd, buf, sizeof buf, 0), 3) << std::strerror(errno);
+  EXPECT_STREQ(buf, "old");
+  in_flight = Errno{EIO};  // the read ends: now the old fd may close
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1);
+  fs->release(std::move(g.value()));
   fs->release(std::move(reader.value()));
   fs->release(std::move(writer.value()));
 }
@@ -1042,7 +1072,7 @@ TEST_F(UnionTest, CachedFileFollowsRenamedDirectory) {
   auto fh = fs->open(f, O_RDONLY, Ctx{});
   ASSERT_TRUE(fh.ok()) << fh.err();
   char buf[4] = {};
-  EXPECT_EQ(::pread(fs->io_fd(*fh.value()).value(), buf, sizeof buf, 0), 1);
+  EXPECT_EQ(::pread(fs->io_fd(*fh.value()).value()->get(), buf, sizeof buf, 0), 1);
   fs->release(std::move(fh.value()));
   EXPECT_TRUE(fs->getattr(f).ok());
 }
@@ -1326,7 +1356,7 @@ TEST_F(UnionTest, HardLinkedNodeMovesToAnotherNameWhenItsNameGoes) {
     auto fh = fs->open(id, O_RDWR, Ctx{});
     ASSERT_TRUE(fh.ok()) << fh.err() << " want " << want;
     std::string out(64, '\0');
-    ssize_t n = ::pread(fs->io_fd(*fh.value()).value(), out.data(), out.size(), 0);
+    ssize_t n = ::pread(fs->io_fd(*fh.value()).value()->get(), out.data(), out.size(), 0);
     out.resize(n > 0 ? static_cast<size_t>(n) : 0);
     fs->release(std::move(fh.value()));
     EXPECT_EQ(out, want);
