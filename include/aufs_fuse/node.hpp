@@ -44,6 +44,10 @@ struct Node {
   // Non-dirs: other names the node was reached by (hard links), tried when
   // its name is removed; each is checked before use. A few at most.
   std::vector<std::pair<std::shared_ptr<Node>, std::string>> other_names;
+  // dirren, dirs: (branch id, path there) of each lower part found through
+  // this directory's redirect record; a descendant's path on such a branch
+  // is built from here (Union::path_on_locked).
+  std::vector<std::pair<uint32_t, std::string>> redir;
 
   // Guarded by mu.
   std::mutex mu;
