@@ -42,6 +42,16 @@ constexpr int kPassFlags = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC 
                            O_LARGEFILE | O_NOATIME | O_TRUNC;
 bool absent(int e) { return e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG; }
 
+// File times advance in clock ticks: a change made within the same tick as
+// the stamp would leave it equal. A stamp that recent is not trusted (the
+// "racy git" rule).
+bool recent(const struct timespec& t) {
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  int64_t age_ns = (now.tv_sec - t.tv_sec) * 1000000000LL + (now.tv_nsec - t.tv_nsec);
+  return age_ns < 50'000'000;
+}
+
 // Restores a directory's atime/mtime when it goes out of scope, so internal
 // steps (copy-up, whiteouts) do not change the visible parent timestamps.
 class KeepTimes {
@@ -364,6 +374,10 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
                        parent_rel, name, br.spec.path);
         r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value()),
                           sys::join(parent_rel, name)});
+        // An interrupted dirren rename (its whiteout made, the directory not
+        // moved yet) keeps the old name whole.
+        if (opts_.dirren && br.writable() && is_dir_mode(st->st_mode))
+          add_redirects(bs, b, pfd->get(), name, r);
       }
       if (st.ok() && !br.writable() && !opts_.ociwh && first && opts_.udba != Udba::None) {
         // AUFS: both on the first branch examined is an inconsistent branch.
@@ -414,11 +428,19 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
 
 bool Union::add_redirects(const BranchSet& bs, int top, int dirfd, const std::string& name,
                           Resolution& r) const {
+  // A cached directory remembers that it had no record at a given ctime;
+  // adding one (a new entry in it) changes the ctime.
+  const struct stat& dst = r.hits[0].st;
+  int64_t ctime_ns = dst.st_ctim.tv_sec * 1000000000LL + dst.st_ctim.tv_nsec;
+  NodePtr cached = table_.by_ino(r.hits[0].ino);
+  if (cached && cached->no_redir_ctime.load() == ctime_ns) return false;
   auto fd = sys::open_beneath(dirfd, sys::join(name, std::string(dirren::kRecordName)),
                               O_RDONLY | O_NOFOLLOW);
   if (!fd.ok()) {
     if (!absent(fd.err()))
       spdlog::warn("{}: dirren record unreadable: {}", name, std::strerror(fd.err()));
+    else if (cached && !recent(dst.st_ctim))
+      cached->no_redir_ctime.store(ctime_ns);
     return false;
   }
   std::string text;
@@ -2060,15 +2082,7 @@ Result<std::vector<std::pair<uint32_t, std::string>>> Union::write_redirects(
 }
 
 namespace {
-// File times advance in clock ticks: a change made within the same tick as
-// the stamp would leave it equal. A stamp that recent is not trusted (the
-// "racy git" rule).
-bool racy(const Node::CacheStamp& s) {
-  struct timespec now;
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  int64_t age_ns = (now.tv_sec - s.ctime.tv_sec) * 1000000000LL + (now.tv_nsec - s.ctime.tv_nsec);
-  return age_ns < 50'000'000;
-}
+bool racy(const Node::CacheStamp& s) { return recent(s.ctime); }
 }  // namespace
 
 Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx& ctx) {

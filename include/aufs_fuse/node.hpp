@@ -48,6 +48,9 @@ struct Node {
   // this directory's redirect record; a descendant's path on such a branch
   // is built from here (Union::path_on_locked).
   std::vector<std::pair<uint32_t, std::string>> redir;
+  // dirren, dirs: ctime (ns) of the top copy when it was seen without a
+  // redirect record (0: not known); spares a lookup the record check.
+  std::atomic<int64_t> no_redir_ctime{0};
 
   // Guarded by mu.
   std::mutex mu;

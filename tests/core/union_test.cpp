@@ -1497,3 +1497,65 @@ TEST_F(UnionTest, DirrenTwoLowerBranchesAndMovedBranchRoot) {
   EXPECT_EQ(ls("b"), (std::vector<std::string>{"one", "two"}));
   EXPECT_EQ(cat("b/two"), "2");
 }
+
+TEST_F(UnionTest, DirrenRecordAddedLaterIsSeenDespiteTheCache) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(0) + "/new");
+  mkdirs(br(1) + "/old");
+  write_file(br(1) + "/old/f", "f");
+  ::usleep(100 * 1000);  // the dir's ctime is old enough to be cached
+  mount("dirren");
+  EXPECT_EQ(ls("new"), std::vector<std::string>{});
+  EXPECT_EQ(ls("new"), std::vector<std::string>{});  // "no record" is now cached
+  struct stat rs, ds;
+  ASSERT_EQ(::stat(br(1).c_str(), &rs), 0);
+  ASSERT_EQ(::stat((br(1) + "/old").c_str(), &ds), 0);
+  // What a rename by another mount (or a restore) leaves: the ctime moves.
+  write_file(br(0) + "/new" + kRec,
+             "aufs-fuse-dirren 1\n" + std::to_string(rs.st_dev) + " " + std::to_string(rs.st_ino) +
+                 " " + std::to_string(ds.st_ino) + " " + br(1) + " old\n",
+             0444);
+  EXPECT_EQ(ls("new"), std::vector<std::string>{"f"});
+  EXPECT_EQ(cat("new/f"), "f");
+}
+
+// The states a crash can leave between the steps of a dirren rename (see
+// Union::rename): each shows the old name with its lower contents, or the
+// new one.
+TEST_F(UnionTest, DirrenInterruptedRenameShowsOldOrNewState) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/a");
+  write_file(br(1) + "/a/f", "f");
+  mount("dirren");
+  EXPECT_EQ(rename("a", "b"), 0);
+  std::string rec = read_file(br(0) + "/b" + kRec);
+  ASSERT_FALSE(rec.empty());
+  fs.reset();
+  // Steps 1-2: the rw part at the old name with its record (and a leftover
+  // record temporary): the old state.
+  ASSERT_EQ(::rename((br(0) + "/b").c_str(), (br(0) + "/a").c_str()), 0);
+  ASSERT_EQ(::unlink((br(0) + "/.wh.a").c_str()), 0);
+  write_file(br(0) + "/a/.wh..wh..dr.aufs-fuse.0001", rec.substr(0, 5), 0444);
+  mount("dirren");
+  EXPECT_EQ(ls(""), std::vector<std::string>{"a"});
+  EXPECT_EQ(cat("a/f"), "f");
+  EXPECT_FALSE(exists(br(0) + "/a/.wh..wh..dr.aufs-fuse.0001"));  // removed by the mount's check
+  fs.reset();
+  // Step 3: the old name's whiteout too: the rw entry still wins.
+  write_file(br(0) + "/.wh.a", "", 0444);
+  mount("dirren,nochk");
+  EXPECT_EQ(ls(""), std::vector<std::string>{"a"});
+  EXPECT_EQ(cat("a/f"), "f");
+  fs.reset();
+  // The checker removes the whiteout and keeps the record.
+  auto check = check_branch(br(0), true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_EQ(check->issues.size(), 1u);  // the name with its whiteout
+  EXPECT_TRUE(exists(br(0) + "/a" + kRec));
+  // Step 4 done: the new state.
+  ASSERT_EQ(::rename((br(0) + "/a").c_str(), (br(0) + "/b").c_str()), 0);
+  write_file(br(0) + "/.wh.a", "", 0444);
+  mount("dirren");
+  EXPECT_EQ(ls(""), std::vector<std::string>{"b"});
+  EXPECT_EQ(cat("b/f"), "f");
+}
