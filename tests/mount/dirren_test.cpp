@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "mount_fixture.hpp"
+#include "tools_support.hpp"
 
 namespace aufs::mt {
 namespace {
@@ -105,6 +106,29 @@ TEST_F(Dirren, CheckerAcceptsRecords) {
   EXPECT_TRUE(exists(p("rw/e/.wh..wh..dr.aufs-fuse")));
   ASSERT_TRUE(mount(kBranches, "dirren"));
   EXPECT_EQ(list_tree(m()), (std::vector<std::string>{"e", "e/sub2", "e/sub2/y", "e/x", "e/z"}));
+}
+
+// udba=notify with dirren: the recorded lower directory is watched at its
+// own path, so an edit there shows under the new name at once (the kernel
+// caches names for an hour in this mode).
+class DirrenNotify : public MountTest {};
+
+TEST_F(DirrenNotify, EditOfRedirectedLowerDirIsSeen) {
+  mkdirs(p("rw"));
+  mkdirs(p("l1/d"));
+  write_file(p("l1/d/x"), "x\n");
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=notify,dirren"));
+  ASSERT_SYS_OK(::rename(m("d").c_str(), m("e").c_str()));
+  unmount();  // a fresh lookup of e watches l1/d through the record
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=notify,dirren"));
+  EXPECT_EQ(read_file(m("e/x")), "x\n");
+  EXPECT_EQ(lstat_errno(m("e/new")), ENOENT);  // cached as absent
+  ASSERT_TRUE(write_file(p("l1/d/new"), "new\n"));
+  ASSERT_TRUE(write_file(p("l1/d/x"), "x2\n"));
+  // Under the 1 s timeouts of an unwatched directory: only a watch works.
+  EXPECT_TRUE(eventually([&] {
+    return lstat_errno(m("e/new")) == 0 && read_file(m("e/x")) == "x2\n";
+  }, 800)) << errname(lstat_errno(m("e/new"))) << " " << read_file(m("e/x"));
 }
 
 // Docker's aufs storage driver: /var/lib/docker/aufs/diff/<id> per layer and
