@@ -1430,6 +1430,10 @@ TEST_F(UnionTest, DirrenWritesWhiteoutsAndRmdir) {
   append("b/x", "+more");  // copy-up goes to the new name on the rw branch
   EXPECT_EQ(read_file(br(0) + "/b/x"), "x+more");
   EXPECT_EQ(read_file(br(1) + "/a/x"), "x");
+  EXPECT_EQ(rename("b/y", "b/y2"), 0);  // a lower file renamed inside: copied up, old name whited out
+  EXPECT_EQ(cat("b/y2"), "y");
+  EXPECT_EQ(walk("b/y").err(), ENOENT);
+  EXPECT_EQ(rename("b/y2", "b/y"), 0);
   EXPECT_EQ(unlink("b/y"), 0);  // only in the old lower dir: whited out under the new name
   EXPECT_TRUE(exists(br(0) + "/b/.wh.y"));
   EXPECT_EQ(walk("b/y").err(), ENOENT);
