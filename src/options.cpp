@@ -41,13 +41,13 @@ const std::set<std::string_view> kFuseFlags = {
 };
 const std::set<std::string_view> kFuseKeys = {"fsname", "subtype", "max_read"};
 // AUFS options whose value is this version's fixed behaviour.
-const std::set<std::string_view> kDefaults = {"nodirren", "notrunc_xino", "notrunc_xib"};
+const std::set<std::string_view> kDefaults = {"notrunc_xino", "notrunc_xib"};
 // AUFS options that are obsolete; AUFS accepts and ignores them.
 const std::set<std::string_view> kObsolete = {"clean_plink", "debug", "delete",
                                               "imap", "nodlgt", "relatime", "si"};
 // AUFS options this version recognises but does not implement yet.
 const std::set<std::string_view> kUnsupported = {
-    "dirren", "list_plink", "wsum", "trunc_xino", "itrunc_xino", "trunc_xib",
+    "list_plink", "wsum", "trunc_xino", "itrunc_xino", "trunc_xib",
     "fhsm_sec", "droplvl"};
 // Tuning knobs of AUFS's in-kernel vdir allocator: meaningless here.
 const std::set<std::string_view> kIgnoredTuning = {"rdblk", "rdhash"};
@@ -287,6 +287,10 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
       o.cpup_caps = true;
     } else if (k == "nocpup_caps") {
       o.cpup_caps = false;
+    } else if (k == "dirren" && !has_val) {
+      o.dirren = true;
+    } else if (k == "nodirren" && !has_val) {
+      o.dirren = false;
     } else if (k == "plink") {
       o.plink = true;
     } else if (k == "noplink") {
@@ -611,7 +615,7 @@ std::string usage_text(std::string_view prog) {
          "Branch edits (applied in order): add:N:DIR[=PERM], ins:N:DIR, append:DIR, prepend:DIR,\n"
          "  del:DIR, mod:DIR=PERM.  Overlay style: lowerdir=A:B,upperdir=U[,workdir=W].\n"
          "Options: udba=none|reval|notify, create=POLICY, cpup=POLICY, diropq=w|a, sum, nosum,\n"
-         "  plink, noplink, dirperm1, nodirperm1, shwh (with ro), acl, dirwh=N, cpup_caps,\n"
+         "  plink, noplink, dirren, nodirren, dirperm1, nodirperm1, shwh (with ro), acl, dirwh=N, cpup_caps,\n"
          "  ociwh (a whiteout hides only lower branches, as in OCI layers),\n"
          "  warn_perm, nowarn_perm, verbose, rdcache=SEC, dio, xino=PATH, noxino, chk, nochk,\n"
          "  ro, rw,\n"

@@ -25,6 +25,7 @@
 #include <random>
 
 #include "aufs_fuse/check.hpp"
+#include "aufs_fuse/dirren.hpp"
 #include "aufs_fuse/json.hpp"
 #include "aufs_fuse/sys.hpp"
 #include "aufs_fuse/whiteout.hpp"
@@ -40,6 +41,16 @@ bool is_dir_mode(mode_t m) { return S_ISDIR(m); }
 constexpr int kPassFlags = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT |
                            O_LARGEFILE | O_NOATIME | O_TRUNC;
 bool absent(int e) { return e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG; }
+
+// File times advance in clock ticks: a change made within the same tick as
+// the stamp would leave it equal. A stamp that recent is not trusted (the
+// "racy git" rule).
+bool recent(const struct timespec& t) {
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  int64_t age_ns = (now.tv_sec - t.tv_sec) * 1000000000LL + (now.tv_nsec - t.tv_nsec);
+  return age_ns < 50'000'000;
+}
 
 // Restores a directory's atime/mtime when it goes out of scope, so internal
 // steps (copy-up, whiteouts) do not change the visible parent timestamps.
@@ -315,16 +326,17 @@ Result<struct stat> Union::stat_at(const BranchSet& bs, int b, const std::string
   return sys::fstat_fd(fd->get());
 }
 
-Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
-                                               const std::vector<int>& parent_layers,
-                                               const std::string& parent_rel,
+Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where& parent,
                                                std::string_view name_sv, bool full,
                                                const Ctx* perm) const {
   Resolution r;
   std::string name(name_sv);
   std::string whname = wh::whiteout_of(name);
+  const std::vector<int>& parent_layers = parent.layers;
   bool first = true;  // the first branch where the parent exists
-  for (int b : parent_layers) {
+  for (size_t li = 0; li < parent_layers.size(); ++li) {
+    int b = parent_layers[li];
+    const std::string& parent_rel = parent.at(li);
     const Branch& br = bs[static_cast<size_t>(b)];
     auto pfd = sys::open_beneath(br.root.get(), parent_rel, O_PATH | O_DIRECTORY);
     if (!pfd.ok()) {
@@ -360,7 +372,12 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
         if (br.writable())
           spdlog::warn("{}/{} and its whiteout both exist on branch {}; using the entry",
                        parent_rel, name, br.spec.path);
-        r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value())});
+        r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value()),
+                          sys::join(parent_rel, name)});
+        // An interrupted dirren rename (its whiteout made, the directory not
+        // moved yet) keeps the old name whole.
+        if (opts_.dirren && br.writable() && is_dir_mode(st->st_mode))
+          add_redirects(bs, b, pfd->get(), name, r);
       }
       if (st.ok() && !br.writable() && !opts_.ociwh && first && opts_.udba != Udba::None) {
         // AUFS: both on the first branch examined is an inconsistent branch.
@@ -386,7 +403,8 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
       }
       r.lower_exists = true;
     }
-    r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value())});
+    r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value()),
+                      sys::join(parent_rel, name)});
     if (!is_dir_mode(st->st_mode)) {
       if (!full) break;
       continue;
@@ -398,8 +416,102 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs,
         break;
       }
     }
+    // dirren: a directory renamed with its lower parts left in place; its
+    // record replaces the search below (like an opaque directory that lists
+    // its lower parts). Only the top copy can carry one.
+    if (opts_.dirren && r.hits.size() == 1 && br.writable() &&
+        add_redirects(bs, b, pfd->get(), name, r))
+      break;
   }
   return r;
+}
+
+bool Union::add_redirects(const BranchSet& bs, int top, int dirfd, const std::string& name,
+                          Resolution& r) const {
+  // A cached directory remembers that it had no record at a given ctime;
+  // adding one (a new entry in it) changes the ctime.
+  const struct stat& dst = r.hits[0].st;
+  int64_t ctime_ns = dst.st_ctim.tv_sec * 1000000000LL + dst.st_ctim.tv_nsec;
+  NodePtr cached = table_.by_ino(r.hits[0].ino);
+  if (cached && cached->no_redir_ctime.load() == ctime_ns) return false;
+  auto fd = sys::open_beneath(dirfd, sys::join(name, std::string(dirren::kRecordName)),
+                              O_RDONLY | O_NOFOLLOW);
+  if (!fd.ok()) {
+    if (!absent(fd.err()))
+      spdlog::warn("{}: dirren record unreadable: {}", name, std::strerror(fd.err()));
+    else if (cached && !recent(dst.st_ctim))
+      cached->no_redir_ctime.store(ctime_ns);
+    return false;
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t k = ::read(fd->get(), buf, sizeof buf);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0 || text.size() > (1u << 20)) break;
+    text.append(buf, static_cast<size_t>(k));
+  }
+  auto es = dirren::decode(text);
+  if (!es.ok()) {
+    // Not ours, or damaged: the directory merges by name as without dirren.
+    spdlog::warn("{}: invalid dirren record ignored", name);
+    return false;
+  }
+  r.lower_exists = true;  // the old name's parts, at least (whiteouts are cheap)
+  for (size_t b = static_cast<size_t>(top) + 1; b < bs.size(); ++b) {
+    const Branch& lb = bs[b];
+    bool by_path = false;
+    const dirren::Entry* e = dirren::match(*es, lb.dev, lb.root_ino, lb.spec.path, &by_path);
+    if (!e) continue;
+    auto [prel, leaf] = sys::split_parent(e->rel);
+    auto pfd = sys::open_beneath(lb.root.get(), prel, O_PATH | O_DIRECTORY);
+    if (!pfd.ok()) continue;  // stale record: the lower directory is gone
+    auto st = sys::lstat_at(pfd->get(), leaf);
+    if (!st.ok() || !S_ISDIR(st->st_mode)) continue;
+    // Same branch tree (its root inode unchanged): the directory must be the
+    // one recorded. A branch copied elsewhere has new inode numbers; there
+    // the path alone decides.
+    if (lb.root_ino == e->root_ino && st->st_ino != e->dir_ino) continue;
+    r.hits.push_back({static_cast<int>(b), st.value(),
+                      ino_at(bs, static_cast<int>(b), pfd->get(), leaf, st.value()), e->rel, true});
+    if (lb.wh_able()) {
+      auto o = sys::lstat_at(pfd->get(), leaf + "/" + std::string(wh::kOpaque));
+      if (o.ok() && S_ISREG(o->st_mode)) {
+        r.opaque_branch = static_cast<int>(b);
+        break;
+      }
+    }
+  }
+  return true;
+}
+
+Union::Where Union::where_of(const Resolution& r, const std::string& rel) const {
+  Where w;
+  w.rel = rel;
+  for (auto& h : r.hits) w.layers.push_back(h.branch);
+  w.opaque = r.opaque_branch;
+  if (opts_.dirren)
+    for (auto& h : r.hits) w.paths.push_back(h.path);
+  w.data_rel = w.paths.empty() ? rel : w.paths[0];
+  return w;
+}
+
+void Union::set_redirects(const BranchSet& bs, const NodePtr& n, const Resolution& r) {
+  std::vector<std::pair<uint32_t, std::string>> redir;
+  for (auto& h : r.hits)
+    if (h.redirected) redir.emplace_back(bs[static_cast<size_t>(h.branch)].id, h.path);
+  std::unique_lock<std::shared_mutex> g(tree_mu_);
+  n->redir = std::move(redir);
+}
+
+std::string Union::path_on_locked(const Node& start, uint32_t brid) const {
+  std::string suffix;
+  for (const Node* c = &start; c && c->id != kRootId; c = c->parent.get()) {
+    for (auto& [id, p] : c->redir)
+      if (id == brid) return suffix.empty() ? p : p + "/" + suffix;
+    suffix = suffix.empty() ? c->name : c->name + "/" + suffix;
+  }
+  return suffix;
 }
 
 struct stat Union::present(const Node& n, const struct stat& st) const {
@@ -487,13 +599,22 @@ Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
     if (n->unlinked && !n->is_dir()) return Errno{stale_errno(n)};
     w.rel = rel_path_locked(*n);
   }
-  std::lock_guard<std::mutex> g(n->mu);
-  w.layers = n->layers;
-  // data_rel empty: the data lives under the node's own (current) name, so
-  // a rename of any ancestor directory is followed automatically.
-  w.data_rel = (n->is_dir() || n->data_rel.empty()) ? w.rel : n->data_rel;
-  w.opaque = n->opaque;
+  bool own_data;
+  {
+    std::lock_guard<std::mutex> g(n->mu);
+    w.layers = n->layers;
+    // data_rel empty: the data lives under the node's own (current) name, so
+    // a rename of any ancestor directory is followed automatically.
+    own_data = n->is_dir() || n->data_rel.empty();
+    w.data_rel = own_data ? w.rel : n->data_rel;
+    w.opaque = n->opaque;
+  }
   if (w.layers.empty()) return Errno{ESTALE};
+  if (opts_.dirren) {
+    std::shared_lock<std::shared_mutex> g(tree_mu_);
+    for (int b : w.layers) w.paths.push_back(path_on_locked(*n, bs[static_cast<size_t>(b)].id));
+    if (own_data) w.data_rel = w.paths[0];
+  }
   return w;
 }
 
@@ -520,25 +641,26 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
   std::reverse(chain.begin(), chain.end());
   auto rl = root_layers(bs);
   if (!rl.ok()) return Errno{rl.err()};
-  std::vector<int> layers = rl.value();
+  Where cur;
+  cur.layers = rl.value();
+  if (opts_.dirren) cur.paths.assign(cur.layers.size(), std::string());
   {
     std::lock_guard<std::mutex> g(root_->mu);
-    root_->layers = layers;
+    root_->layers = cur.layers;
     root_->bgen = bs.generation;
   }
-  std::string rel;
   for (auto& c : chain) {
     std::string name;
     {
       std::shared_lock<std::shared_mutex> g(tree_mu_);
       name = c->name;
     }
-    auto r = resolve_child(bs, layers, rel, name, false);
+    auto r = resolve_child(bs, cur, name, false);
     if (!r.ok()) return Errno{r.err()};
     if (!r->positive() || (r->hits[0].st.st_mode & S_IFMT) != c->type) return Errno{ESTALE};
-    rel = sys::join(rel, name);
-    layers.clear();
-    for (auto& h : r->hits) layers.push_back(h.branch);
+    cur = where_of(r.value(), sys::join(cur.rel, name));
+    const std::vector<int>& layers = cur.layers;
+    if (opts_.dirren && c->is_dir()) set_redirects(bs, c, r.value());
     std::lock_guard<std::mutex> g(c->mu);
     if (c->is_dir()) {
       c->layers = layers;
@@ -594,7 +716,7 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
     // the node only if the name still resolves to it; else answer with what
     // the name resolves to now.
     auto pw = where(bs, parent);
-    auto again = pw.ok() ? resolve_child(bs, pw->layers, parent_rel, name, false)
+    auto again = pw.ok() ? resolve_child(bs, pw.value(), name, false)
                          : Result<Resolution>(Errno{pw.err()});
     if (again.ok() && again->positive() && again->hits[0].ino == rp->hits[0].ino &&
         !((again->hits[0].st.st_mode ^ rp->hits[0].st.st_mode) & S_IFMT))
@@ -610,6 +732,7 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
   const Hit& top = r.hits[0];
   uint64_t ino = top.ino;
   set_parent(n, parent, name, !S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1);
+  if (opts_.dirren && n->is_dir()) set_redirects(bs, n, r);
   struct stat st = top.st;
   std::string rel = sys::join(parent_rel, name);
   {
@@ -704,7 +827,7 @@ Result<Entry> Union::lookup(NodeId parent_id, std::string_view name, const Ctx* 
   if (!pw.ok()) return Errno{pw.err()};
   const Ctx* perm = (ctx && !opts_.dirperm1 && ctx->uid != 0 && pw->layers.size() > 1) ? ctx : nullptr;
   NameChanges seen = name_changes();
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false, perm);
+  auto r = resolve_child(*bs, pw.value(), name, false, perm);
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive()) return Errno{ENOENT};
   return make_entry(*bs, p, name, r.value(), pw->rel, &seen);
@@ -747,7 +870,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
     struct stat out = st.value();
     if (n->is_dir()) {
       for (size_t i = 1; i < w->layers.size(); ++i) {
-        auto ls = stat_at(*bs, w->layers[i], w->rel);
+        auto ls = stat_at(*bs, w->layers[i], w->at(i));
         if (ls.ok() && ls->st_nlink > 2) out.st_nlink += ls->st_nlink - 2;
       }
     }
@@ -769,7 +892,7 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
   if (!parent) return Errno{ENOENT};
   auto pw = where(*bs, parent);
   if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  auto r = resolve_child(*bs, pw.value(), name, false);
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive() || r->hits[0].ino != n->ino) return Errno{stale_errno(n)};
   auto e = make_entry(*bs, parent, name, r.value(), pw->rel);
@@ -902,14 +1025,15 @@ Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
   return {};
 }
 
-Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel,
-                             uint64_t want_ino) {
+Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& src_rel,
+                             const std::string& rel, uint64_t want_ino) {
   auto [prel, name] = sys::split_parent(rel);
-  auto spfd = sys::open_beneath(bs[static_cast<size_t>(src_b)].root.get(), prel, O_PATH | O_DIRECTORY);
+  auto [sprel, sname] = sys::split_parent(src_rel);
+  auto spfd = sys::open_beneath(bs[static_cast<size_t>(src_b)].root.get(), sprel, O_PATH | O_DIRECTORY);
   if (!spfd.ok()) return Errno{spfd.err()};
-  auto st = sys::lstat_at(spfd->get(), name);
+  auto st = sys::lstat_at(spfd->get(), sname);
   if (!st.ok()) return Errno{st.err()};
-  uint64_t keep_ino = ino_at(bs, src_b, spfd->get(), name, st.value());
+  uint64_t keep_ino = ino_at(bs, src_b, spfd->get(), sname, st.value());
   // The name may hold another directory by now (this one was renamed or
   // removed since it was resolved): never copy that one in its place.
   if (!S_ISDIR(st->st_mode) || keep_ino != want_ino) return Errno{ESTALE};
@@ -932,7 +1056,7 @@ Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::
     if (::mkdirat(dpfd->get(), tmp.c_str(), 0700) == 0) break;
     if (errno != EEXIST || i > 32) return last_errno();
   }
-  auto s = copy_attrs(spfd->get(), name, dpfd->get(), tmp, st.value(),
+  auto s = copy_attrs(spfd->get(), sname, dpfd->get(), tmp, st.value(),
                       bs[static_cast<size_t>(src_b)].spec.icex | bs[static_cast<size_t>(bw)].spec.icex);
   if (s.ok()) record_ino(dpfd->get(), tmp, keep_ino);
   // The inode made here, before its name is published (after the rename
@@ -968,10 +1092,18 @@ Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
   if (dir->id == kRootId || !parent) return Errno{EIO};  // root exists on every branch
   AUFS_TRY(ensure_dir_path(bs, bw, parent));
   std::string rel = rel_path(*dir);
+  // dirren: the top copy may live at another path (a renamed parent).
+  std::optional<Where> w;
+  if (opts_.dirren) {
+    auto ww = where(bs, dir);
+    if (!ww.ok()) return Errno{ww.err()};
+    w = std::move(ww.value());
+  }
   std::lock_guard<std::mutex> g(dir->mu);
   if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
   if (dir->layers.empty()) return Errno{ESTALE};
-  AUFS_TRY(copy_dir_entry(bs, dir->layers[0], bw, rel, dir->ino));
+  const std::string& src_rel = w ? w->on(dir->layers[0]) : rel;
+  AUFS_TRY(copy_dir_entry(bs, dir->layers[0], bw, src_rel, rel, dir->ino));
   // bw is above every current layer (it was chosen above the top).
   dir->layers.insert(dir->layers.begin(), bw);
   std::sort(dir->layers.begin(), dir->layers.end());
@@ -1014,14 +1146,17 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     std::lock_guard<std::mutex> g(n->mu);
     if (n->layers.empty()) return Errno{ESTALE};
     src_b = n->layers[0];
-    src_rel = n->data_rel.empty() ? name_rel : n->data_rel;
+    src_rel = n->data_rel;
   }
+  bool plinked = !src_rel.empty();
+  // dirren: under a renamed directory the lower name keeps its old path.
+  if (src_rel.empty()) src_rel = pw->paths.empty() ? name_rel : sys::join(pw->on(src_b), name);
   if ((*bs)[static_cast<size_t>(src_b)].writable() && force_bw < 0) {
     if (!need_name) return {};
     // A pseudo-link serves this name from the plnk store: give the name its
     // own hard link on that branch (rename needs a real entry to move).
     std::string rel = name_rel;
-    if (src_rel == rel) return {};
+    if (!plinked || src_rel == rel) return {};
     AUFS_TRY(ensure_dir_path(*bs, src_b, parent));
     const Branch& wb = (*bs)[static_cast<size_t>(src_b)];
     auto [dprel, dname] = sys::split_parent(rel);
@@ -1250,14 +1385,14 @@ Status Union::remove_dir_tree_meta(int parentfd, const std::string& name) {
   return {};
 }
 
-Result<std::vector<VEntry>> Union::list_dir(const BranchSet& bs, const std::vector<int>& layers,
-                                            const std::string& rel,
+Result<std::vector<VEntry>> Union::list_dir(const BranchSet& bs, const Where& w,
                                             std::vector<struct timespec>* stamps) const {
   std::vector<BranchListing> ls;
   std::vector<std::pair<int, UniqueFd>> fds;
-  for (int b : layers) {
+  for (size_t li = 0; li < w.layers.size(); ++li) {
+    int b = w.layers[li];
     const Branch& br = bs[static_cast<size_t>(b)];
-    auto dfd = sys::open_beneath(br.root.get(), rel, O_PATH | O_DIRECTORY);
+    auto dfd = sys::open_beneath(br.root.get(), w.at(li), O_PATH | O_DIRECTORY);
     if (!dfd.ok()) {
       if (absent(dfd.err())) continue;
       return Errno{dfd.err()};
@@ -1300,7 +1435,7 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
   auto bs = branches();
   auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  auto r = resolve_child(*bs, pw.value(), name, false);
   if (!r.ok()) return Errno{r.err()};
   if (r->positive()) return Errno{EEXIST};
   auto bw_r = pick_create(*bs, pw.value(), r->whiteout ? r->whiteout_branch : -1,
@@ -1384,7 +1519,7 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
     table_.retire(old);
   }
   Resolution res;
-  res.hits.push_back({bw, st.value(), new_ino});
+  res.hits.push_back({bw, st.value(), new_ino, sys::join(pw->on(bw), nm)});
   auto e = make_entry(*bs, p, nm, res, pw->rel);
   if (!e.ok()) return e;
   if (fh_out) {
@@ -1442,7 +1577,7 @@ Result<Entry> Union::link(NodeId src_id, NodeId newparent, std::string_view name
   auto bs = branches();
   auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  auto r = resolve_child(*bs, pw.value(), name, false);
   if (!r.ok()) return Errno{r.err()};
   if (r->positive()) return Errno{EEXIST};
   // noplink-style: the source is copied up under its own name, then a real
@@ -1481,7 +1616,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   auto bs = branches();
   auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, true);
+  auto r = resolve_child(*bs, pw.value(), name, true);
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive()) return Errno{ENOENT};
   if (S_ISDIR(r->hits[0].st.st_mode)) return Errno{EISDIR};
@@ -1533,15 +1668,15 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
   auto bs = branches();
   auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, true);
+  auto r = resolve_child(*bs, pw.value(), name, true);
   if (!r.ok()) return Errno{r.err()};
   if (!r->positive()) return Errno{ENOENT};
   if (!S_ISDIR(r->hits[0].st.st_mode)) return Errno{ENOTDIR};
   std::string nm(name);
   std::string rel = sys::join(pw->rel, nm);
-  std::vector<int> dl;
-  for (auto& h : r->hits) dl.push_back(h.branch);
-  auto ents = list_dir(*bs, dl, rel);
+  // Redirected lower parts count: a renamed directory is empty only when
+  // its old contents are whited out too.
+  auto ents = list_dir(*bs, where_of(r.value(), rel));
   if (!ents.ok()) return Errno{ents.err()};
   if (!ents->empty()) return Errno{ENOTEMPTY};
   int top = r->hits[0].branch;
@@ -1555,7 +1690,7 @@ Status Union::rmdir(NodeId parent_id, std::string_view name) {
   // An opaque directory stops the scan at itself, yet a lower same-named
   // entry may exist and must stay hidden after the directory goes.
   bool need_wh = top != bw || r->lower_exists ||
-                 (r->opaque_branch >= 0 && name_below(*bs, pw->layers, pw->rel, nm, top));
+                 (r->opaque_branch >= 0 && name_below(*bs, pw.value(), nm, top));
   if (need_wh) AUFS_TRY(ensure_dir_path(*bs, bw, p));
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw->rel, O_PATH | O_DIRECTORY);
   if (!pfd.ok()) return Errno{pfd.err()};
@@ -1632,7 +1767,7 @@ void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std:
     for (auto& [op, on] : others) {
       auto pw = where(bs, op);
       if (!pw.ok()) continue;
-      auto r = resolve_child(bs, pw->layers, pw->rel, on, false);
+      auto r = resolve_child(bs, pw.value(), on, false);
       if (!r.ok() || !r->positive() || r->hits[0].ino != n->ino) continue;
       {
         std::shared_lock<std::shared_mutex> g(tree_mu_);
@@ -1687,10 +1822,10 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   if (!pw.ok()) return Errno{pw.err()};
   auto npw = where(*bs, np);
   if (!npw.ok()) return Errno{npw.err()};
-  auto rs = resolve_child(*bs, pw->layers, pw->rel, name, true);
+  auto rs = resolve_child(*bs, pw.value(), name, true);
   if (!rs.ok()) return Errno{rs.err()};
   if (!rs->positive()) return Errno{ENOENT};
-  auto rd = resolve_child(*bs, npw->layers, npw->rel, newname, true);
+  auto rd = resolve_child(*bs, npw.value(), newname, true);
   if (!rd.ok()) return Errno{rd.err()};
   bool exchange = flags & RENAME_EXCHANGE;
   if (exchange && !rd->positive()) return Errno{ENOENT};
@@ -1707,9 +1842,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   if (src_rel == dst_rel) return {};
   if (ro()) return Errno{EROFS};
   if (dst_dir && !exchange) {
-    std::vector<int> dl;
-    for (auto& h : rd->hits) dl.push_back(h.branch);
-    auto ents = list_dir(*bs, dl, dst_rel);
+    auto ents = list_dir(*bs, where_of(rd.value(), dst_rel));
     if (!ents.ok()) return Errno{ents.err()};
     if (!ents->empty()) return Errno{ENOTEMPTY};
   }
@@ -1731,15 +1864,20 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   // A directory with visible entries on other branches cannot be moved
   // without copying its whole tree: AUFS answers EXDEV (mv(1) then copies).
   auto dir_movable = [&](const Resolution& r, const std::string& rel) -> Status {
-    std::vector<int> dl;
-    for (auto& h : r.hits) dl.push_back(h.branch);
-    auto ents = list_dir(*bs, dl, rel);
+    auto ents = list_dir(*bs, where_of(r, rel));
     if (!ents.ok()) return Errno{ents.err()};
     for (auto& e : *ents)
       if (e.branch != btgt) return Errno{EXDEV};
     return {};
   };
-  if (src_dir) AUFS_TRY(dir_movable(rs.value(), src_rel));
+  // dirren: instead, the directory moves with a record of where its lower
+  // parts stay (not for RENAME_EXCHANGE, which keeps the EXDEV rule).
+  bool redirect = false;
+  if (src_dir) {
+    auto m = dir_movable(rs.value(), src_rel);
+    if (!m.ok() && m.err() == EXDEV && opts_.dirren && !exchange) redirect = true;
+    else AUFS_TRY(m);
+  }
   if (exchange && dst_dir) AUFS_TRY(dir_movable(rd.value(), dst_rel));
 
   NodePtr sn = node_for(*bs, p, name, rs.value(), pw->rel);
@@ -1777,7 +1915,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
                        const std::string& n) {
     return wh_on_tgt || r.lower_exists || (r.positive() && r.hits[0].branch != btgt) ||
            opts_.diropq_always ||
-           (r.opaque_branch >= 0 && name_below(*bs, parent.layers, parent.rel, n, r.opaque_branch));
+           (r.opaque_branch >= 0 && name_below(*bs, parent, n, r.opaque_branch));
   };
   auto is_opaque_on_tgt = [&](int pfd, const std::string& n) {
     auto o = sys::lstat_at(pfd, n + "/" + std::string(wh::kOpaque));
@@ -1819,21 +1957,43 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     return {};
   }
 
+  // dirren order (the daemon may die between any two steps; each state
+  // shows either the old or the new name): 1. the rw part exists at the old
+  // name (bring_up); 2. the record is written under a temporary name and
+  // renamed into that directory (at the old name it lists the very parts a
+  // plain merge finds); 3. the old name's whiteout (the rw directory still
+  // wins there); 4. rename(2), the one switch to the new name.
+  std::vector<std::pair<uint32_t, std::string>> redir;
+  bool record_created = false;
+  if (redirect) {
+    auto sw = where(*bs, sn);
+    if (!sw.ok()) return Errno{sw.err()};
+    auto rr = write_redirects(*bs, btgt, sw.value(), spfd->get(), name, &record_created);
+    if (!rr.ok()) return Errno{rr.err()};
+    redir = std::move(rr.value());
+  }
+  auto undo_record = [&] {
+    if (record_created)
+      ::unlinkat(spfd->get(), sys::join(name, std::string(dirren::kRecordName)).c_str(), 0);
+  };
   bool need_src_wh = rs->lower_exists || stop != btgt ||
-                     (rs->opaque_branch >= 0 && name_below(*bs, pw->layers, pw->rel, name, stop));
+                     (rs->opaque_branch >= 0 && name_below(*bs, pw.value(), name, stop));
   bool made_src_wh = false;
   if (need_src_wh) {
     auto ex = sys::exists_at(spfd->get(), wh::whiteout_of(name));
-    if (!ex.ok()) return Errno{ex.err()};
+    if (!ex.ok()) { undo_record(); return Errno{ex.err()}; }
     if (!ex.value()) {
-      AUFS_TRY(make_whiteout(*bs, btgt, spfd->get(), name));
+      if (auto s = make_whiteout(*bs, btgt, spfd->get(), name); !s.ok()) { undo_record(); return s; }
       made_src_wh = true;
     }
   }
   auto undo_src_wh = [&] {
     if (made_src_wh) ::unlinkat(spfd->get(), wh::whiteout_of(name).c_str(), 0);
+    undo_record();
   };
-  if (src_dir && has_lower(rd.value(), dst_wh.value(), npw.value(), newname)) {
+  // A redirected directory needs no opaque marker: its record already
+  // stops the merge of whatever lies below the new name.
+  if (src_dir && !redirect && has_lower(rd.value(), dst_wh.value(), npw.value(), newname)) {
     if (auto s = opaque(spfd->get(), name); !s.ok()) { undo_src_wh(); return s; }
   }
   // A target directory on btgt may still hold whiteouts: move it aside.
@@ -1864,27 +2024,74 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   }
   if (rd->positive()) mark_unlinked(*bs, np, newname, rd->hits[0], fence);
   set_parent(sn, np, newname, false);
+  if (redirect) {
+    std::unique_lock<std::shared_mutex> g(tree_mu_);
+    sn->redir = redir;
+  }
   {
     std::lock_guard<std::mutex> g(sn->mu);
     sn->layers = {btgt};
     if (!sn->is_dir()) sn->data_rel.clear();
-    else {
-      // Not opaque and nothing below under the new name: layers stay {btgt}.
-    }
+    // Redirected: the lower parts stay merged from their old paths.
+    for (auto& [id, path] : redir)
+      for (size_t b = static_cast<size_t>(btgt) + 1; b < bs->size(); ++b)
+        if ((*bs)[b].id == id) sn->layers.push_back(static_cast<int>(b));
+    std::sort(sn->layers.begin(), sn->layers.end());
   }
   return {};
 }
 
-namespace {
-// File times advance in clock ticks: a change made within the same tick as
-// the stamp would leave it equal. A stamp that recent is not trusted (the
-// "racy git" rule).
-bool racy(const Node::CacheStamp& s) {
-  struct timespec now;
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  int64_t age_ns = (now.tv_sec - s.ctime.tv_sec) * 1000000000LL + (now.tv_nsec - s.ctime.tv_nsec);
-  return age_ns < 50'000'000;
+Result<std::vector<std::pair<uint32_t, std::string>>> Union::write_redirects(
+    const BranchSet& bs, int bw, const Where& w, int dirfd, const std::string& name,
+    bool* created) {
+  std::vector<dirren::Entry> es;
+  std::vector<std::pair<uint32_t, std::string>> out;
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    int b = w.layers[i];
+    if (b <= bw) continue;
+    const Branch& lb = bs[static_cast<size_t>(b)];
+    auto st = stat_at(bs, b, w.at(i));
+    if (!st.ok() || !S_ISDIR(st->st_mode)) continue;  // vanished: nothing to keep
+    es.push_back({static_cast<uint64_t>(lb.dev), static_cast<uint64_t>(lb.root_ino),
+                  static_cast<uint64_t>(st->st_ino), lb.spec.path, w.at(i)});
+    out.emplace_back(lb.id, w.at(i));
+  }
+  auto dfd = sys::open_beneath(dirfd, name, O_PATH | O_DIRECTORY);
+  if (!dfd.ok()) return Errno{dfd.err()};
+  auto had = sys::exists_at(dfd->get(), std::string(dirren::kRecordName));
+  if (!had.ok()) return Errno{had.err()};
+  *created = !had.value();
+  KeepTimes keep(dfd->get());
+  std::string text = dirren::encode(es);
+  std::string tmp;
+  UniqueFd f;
+  for (int i = 0;; ++i) {
+    tmp = wh::temp_name(dirren::kRecordName.substr(wh::kDoublePrefix.size()), next_temp_seq());
+    int r = ::openat(dfd->get(), tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+                     0444);
+    if (r >= 0) {
+      f.reset(r);
+      break;
+    }
+    if (errno != EEXIST || i > 32) return last_errno();
+  }
+  // Complete and on disk before its name appears (a torn record would be
+  // ignored, and the directory would lose its lower contents).
+  Status s;
+  if (::write(f.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+      ::fsync(f.get()) != 0)
+    s = last_errno();
+  f.reset();
+  if (s.ok()) s = sys::rename_at(dfd->get(), tmp, dfd->get(), std::string(dirren::kRecordName), 0);
+  if (!s.ok()) {
+    ::unlinkat(dfd->get(), tmp.c_str(), 0);
+    return Errno{s.err()};
+  }
+  return out;
 }
+
+namespace {
+bool racy(const Node::CacheStamp& s) { return recent(s.ctime); }
 }  // namespace
 
 Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx& ctx) {
@@ -2017,7 +2224,7 @@ Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id, const Ctx* ctx) {
     auto w = where(*bs, n);
     if (!w.ok()) return Errno{w.err()};
     for (size_t i = 1; i < w->layers.size(); ++i) {
-      auto st = stat_at(*bs, w->layers[i], w->rel);
+      auto st = stat_at(*bs, w->layers[i], w->at(i));
       if (st.ok() && !may_access(st.value(), R_OK, *ctx)) return Errno{EACCES};
     }
   }
@@ -2052,7 +2259,7 @@ Status Union::rewinddir(DirHandle& dh) {
         now.tv_sec - c->at < opts_.rdcache && c->layers == w->layers) {
       bool same = true;
       for (size_t i = 0; same && i < w->layers.size(); ++i) {
-        auto st = stat_at(*bs, w->layers[i], w->rel);
+        auto st = stat_at(*bs, w->layers[i], w->at(i));
         same = st.ok() && i < c->stamps.size() && st->st_mtim.tv_sec == c->stamps[i].tv_sec &&
                st->st_mtim.tv_nsec == c->stamps[i].tv_nsec;
       }
@@ -2064,7 +2271,7 @@ Status Union::rewinddir(DirHandle& dh) {
   }
   uint64_t gen = n->dir_gen.load();
   std::vector<struct timespec> stamps;
-  auto ents = list_dir(*bs, w->layers, w->rel, &stamps);
+  auto ents = list_dir(*bs, w.value(), &stamps);
   if (!ents.ok()) return Errno{ents.err()};
   dh.entries = std::move(ents.value());
   if (opts_.rdcache > 0 && stamps.size() == w->layers.size()) {
@@ -2288,7 +2495,7 @@ Status Union::fsyncdir(NodeId id, bool datasync) {
   auto bs = branches();
   auto w = where(*bs, n);
   if (!w.ok()) return Errno{w.err()};
-  auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->rel,
+  auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel,
                               O_RDONLY | O_DIRECTORY);
   if (!fd.ok()) return Errno{fd.err()};
   if ((datasync ? ::fdatasync(fd->get()) : ::fsync(fd->get())) < 0) return last_errno();
@@ -2513,6 +2720,7 @@ std::string Union::info_json() const {
   if (opts_.acl) o += ",acl";
   if (opts_.cpup_caps) o += ",cpup_caps";
   if (opts_.ociwh) o += ",ociwh";
+  if (opts_.dirren) o += ",dirren";
   o += ",dirwh=" + std::to_string(opts_.dirwh) + ",rdcache=" + std::to_string(opts_.rdcache);
   o += "," + format_policies(opts_.policy);
   if (ro()) o += ",ro";
@@ -2536,7 +2744,7 @@ Result<std::string> Union::which_json(NodeId dir, std::string_view name) {
   auto bs = branches();
   auto pw = where(*bs, p);
   if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, true);
+  auto r = resolve_child(*bs, pw.value(), name, true);
   if (!r.ok()) return Errno{r.err()};
   std::string j = "{\"name\":" + json_str(sys::join(pw->rel, name)) +
                   ",\"visible\":" + (r->positive() ? "true" : "false");
@@ -2588,7 +2796,13 @@ void Union::watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& 
   for (int b : layers) {
     // rr: natively read-only, nothing can change there (AUFS skips it too).
     if (bs[static_cast<size_t>(b)].spec.perm == Perm::RR) continue;
-    auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_DIRECTORY);
+    // dirren: a renamed directory's lower parts are watched at their paths.
+    std::string path = rel;
+    if (opts_.dirren) {
+      std::shared_lock<std::shared_mutex> g(tree_mu_);
+      path = path_on_locked(*n, bs[static_cast<size_t>(b)].id);
+    }
+    auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), path, O_PATH | O_DIRECTORY);
     if (!fd.ok()) {
       all = false;
       continue;
@@ -2654,7 +2868,7 @@ NodeId Union::cached_child(NodeId dir, const std::string& name) {
   auto bs = branches();
   auto pw = where(*bs, p);
   if (!pw.ok()) return 0;
-  auto r = resolve_child(*bs, pw->layers, pw->rel, name, false);
+  auto r = resolve_child(*bs, pw.value(), name, false);
   if (!r.ok() || !r->positive()) return 0;
   NodePtr c = table_.by_ino(r->hits[0].ino);
   return c ? c->id : 0;
@@ -2700,13 +2914,14 @@ Status Union::copy_up_on_open(const BranchSet& bs, const NodePtr& n) {
 namespace aufs {
 
 // Is `name` present (not whited out) in a branch of the parent below `top`?
-bool Union::name_below(const BranchSet& bs, const std::vector<int>& parent_layers,
-                       const std::string& parent_rel, const std::string& name, int top) const {
+bool Union::name_below(const BranchSet& bs, const Where& parent, const std::string& name,
+                       int top) const {
   std::string whname = wh::whiteout_of(name);
-  for (int b : parent_layers) {
+  for (size_t li = 0; li < parent.layers.size(); ++li) {
+    int b = parent.layers[li];
     if (b <= top) continue;
     const Branch& br = bs[static_cast<size_t>(b)];
-    auto pfd = sys::open_beneath(br.root.get(), parent_rel, O_PATH | O_DIRECTORY);
+    auto pfd = sys::open_beneath(br.root.get(), parent.at(li), O_PATH | O_DIRECTORY);
     if (!pfd.ok()) continue;
     if (br.wh_able()) {
       auto w = sys::exists_at(pfd->get(), whname);

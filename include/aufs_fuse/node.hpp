@@ -44,6 +44,13 @@ struct Node {
   // Non-dirs: other names the node was reached by (hard links), tried when
   // its name is removed; each is checked before use. A few at most.
   std::vector<std::pair<std::shared_ptr<Node>, std::string>> other_names;
+  // dirren, dirs: (branch id, path there) of each lower part found through
+  // this directory's redirect record; a descendant's path on such a branch
+  // is built from here (Union::path_on_locked).
+  std::vector<std::pair<uint32_t, std::string>> redir;
+  // dirren, dirs: ctime (ns) of the top copy when it was seen without a
+  // redirect record (0: not known); spares a lookup the record check.
+  std::atomic<int64_t> no_redir_ctime{0};
 
   // Guarded by mu.
   std::mutex mu;

@@ -60,6 +60,7 @@ struct MountOptions {
   bool read_only = false;      // -o ro
   bool check = true;           // chk: repair rw branches before mounting
   bool plink = true;           // pseudo-links keep lower hard links together
+  bool dirren = false;         // rename dirs with lower parts via redirect records
   bool dirperm1 = false;       // dir permission on the top copy only
   bool shwh = false;           // show whiteouts (read-only mounts)
   bool acl = false;            // POSIX ACLs enforced by the kernel

@@ -204,6 +204,8 @@ class Union {
     int branch;
     struct stat st;
     uint64_t ino;  // union inode number of this branch entry
+    std::string path;         // of the entry on its branch
+    bool redirected = false;  // found through a dirren record
   };
   struct Resolution {
     std::vector<Hit> hits;      // top first; dirs: every merged layer
@@ -216,14 +218,40 @@ class Union {
   struct Where {  // a resolved node: its path and layers
     std::string rel;
     std::vector<int> layers;
-    std::string data_rel;
+    std::string data_rel;  // path on layers[0]
     int opaque = -1;  // dirs: branch of its opaque marker
+    // dirren only: the path on each layer (a renamed directory's lower parts
+    // keep their old paths); empty means rel on every layer.
+    std::vector<std::string> paths;
+    const std::string& at(size_t i) const { return paths.empty() ? rel : paths[i]; }
+    const std::string& on(int b) const {
+      for (size_t i = 0; i < paths.size(); ++i)
+        if (layers[i] == b) return paths[i];
+      return rel;
+    }
   };
+  // The Where of a resolved name (rel: its union path).
+  Where where_of(const Resolution& r, const std::string& rel) const;
+  // dirren: the path of n on branch `brid` (its redirect there, else its
+  // parent's path plus its name). Caller holds tree_mu_.
+  std::string path_on_locked(const Node& n, uint32_t brid) const;
+  // dirren: reads the redirect record inside directory `name` of dirfd and
+  // adds the lower parts it lists (branches below `top`) to r.
+  bool add_redirects(const BranchSet& bs, int top, int dirfd, const std::string& name,
+                     Resolution& r) const;
+  // dirren: remembers the redirected layers of a resolved directory.
+  void set_redirects(const BranchSet& bs, const NodePtr& n, const Resolution& r);
+  // dirren: writes the redirect record of node n (on writable branch bw,
+  // inside dirfd/name) for its current lower layers. *created: no record
+  // was there before. Returns the (branch id, path) pairs recorded.
+  Result<std::vector<std::pair<uint32_t, std::string>>> write_redirects(
+      const BranchSet& bs, int bw, const Where& w, int dirfd, const std::string& name,
+      bool* created);
 
   Status prepare_rw_branch(const Branch& b);
-  Result<Resolution> resolve_child(const BranchSet& bs, const std::vector<int>& parent_layers,
-                                   const std::string& parent_rel, std::string_view name,
-                                   bool full, const Ctx* perm = nullptr) const;
+  Result<Resolution> resolve_child(const BranchSet& bs, const Where& parent,
+                                   std::string_view name, bool full,
+                                   const Ctx* perm = nullptr) const;
   Result<std::vector<int>> root_layers(const BranchSet& bs) const;
   NodePtr node(NodeId id) const;
   std::string rel_path(const Node& n) const;  // takes tree_mu_ shared
@@ -281,8 +309,9 @@ class Union {
   Status ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir);
   // want_ino: the union inode number of the directory being copied; the
   // entry at rel (on src_b, and on bw if there already) must be that one.
-  Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& rel,
-                        uint64_t want_ino);
+  // src_rel: its path on src_b (differs from rel under dirren redirects).
+  Status copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::string& src_rel,
+                        const std::string& rel, uint64_t want_ino);
   // Makes the node's data writable: copies it to a writable branch (with
   // its missing parents) unless it is on one already. need_name: also make
   // sure the node's own name exists there (not only a pseudo-link).
@@ -302,8 +331,8 @@ class Union {
   // Is st (found on branch b at the node's path) the node's own entry?
   bool is_node_entry(const BranchSet& bs, const NodePtr& n, int b, const struct stat& st) const;
   void reap_later(int parentfd, const std::string& name);
-  bool name_below(const BranchSet& bs, const std::vector<int>& parent_layers,
-                  const std::string& parent_rel, const std::string& name, int top) const;
+  bool name_below(const BranchSet& bs, const Where& parent, const std::string& name,
+                  int top) const;
   Status copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
                     const std::string& dst_name, const struct stat& st, unsigned icex);
   Status make_whiteout(const BranchSet& bs, int bw, int dirfd, std::string_view name);
@@ -313,8 +342,7 @@ class Union {
   void repoint_readers(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid);
   Status remove_dir_tree_meta(int parentfd, const std::string& name);
   // stamps (optional): mtime of every listed branch copy, for the rdcache.
-  Result<std::vector<VEntry>> list_dir(const BranchSet& bs, const std::vector<int>& layers,
-                                       const std::string& rel,
+  Result<std::vector<VEntry>> list_dir(const BranchSet& bs, const Where& w,
                                        std::vector<struct timespec>* stamps = nullptr) const;
   Result<Entry> create_common(NodeId parent, std::string_view name, mode_t mode, dev_t rdev,
                               const std::string* symlink_target, int open_flags,

@@ -81,7 +81,7 @@ TEST(Options, Errors) {
       {{"-o", "br=/a,create=mfs:4000", "m"}, "0..3600"},
       {{"-o", "br=/a,create=mfsrr", "m"}, "LOW"},
       {{"-o", "br=/a,cpup=up", "m"}, "unknown policy"},
-      {{"-o", "br=/a,dirren", "m"}, "not supported"},
+      {{"-o", "br=/a,list_plink", "m"}, "not supported"},
       {{"-o", "br=/a,br=/b", "m"}, "twice"},
       {{"-o", "br=/a,rdcache=9999", "m"}, "invalid value"},
       {{"-o", "br=/a,threads=0", "m"}, "invalid value"},
@@ -218,6 +218,10 @@ TEST(Options, AufsFlags) {
   auto d = parse({"-o", "br=/a", "m"});
   EXPECT_FALSE(d.opts.dirperm1) << "nodirperm1 is the default";
   EXPECT_EQ(d.opts.dirwh, 3);
+  EXPECT_FALSE(d.opts.dirren) << "nodirren is the default";
+  EXPECT_TRUE(parse({"-o", "br=/a,dirren", "m"}).opts.dirren);
+  EXPECT_FALSE(parse({"-o", "br=/a,dirren,nodirren", "m"}).opts.dirren);
+  EXPECT_FALSE(parse({"-o", "br=/a,dirren=1", "m"}).ok());
 }
 
 TEST(Options, ShwhNeedsReadOnlyAndSourceListIsTheBase) {
