@@ -40,14 +40,14 @@ struct Entry {
   bool unwatched = false;
 };
 
-// An open file. `fd` is the backing file; read-only handles are re-pointed
-// to the copy when their file is copied up (see repoint_readers).
 // An open file's branch fd, shared by the requests using it: a copy-up
 // swaps a reader's fd while a read may still be splicing from the old one,
 // which must stay open until that read ends (a closed number can be reused
 // by any other open at once).
 using SharedFd = std::shared_ptr<const UniqueFd>;
 
+// An open file. `fd` is the backing file; read-only handles are re-pointed
+// to the copy when their file is copied up (see repoint_readers).
 struct FileHandle {
   NodePtr node;
   uint32_t brid = 0;  // branch the fd lives on (for del/mod EBUSY)
@@ -127,8 +127,8 @@ class Union {
   };
   Result<Created> create(NodeId parent, std::string_view name, mode_t mode,
                          int flags, const Ctx& ctx);
-  // The fd to use for I/O on fh (revalidated after a copy-up).
-  // The handle's fd, kept open for as long as the caller holds it.
+  // The fd to use for I/O on fh (re-pointed after a copy-up), kept open for
+  // as long as the caller holds it.
   Result<SharedFd> io_fd(FileHandle& fh);
   void release(std::unique_ptr<FileHandle> fh);
 
