@@ -22,6 +22,17 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 
 }  // namespace
 
+bool relative_path_ok(std::string_view rel) {
+  if (rel.empty() || rel.find('\0') != std::string_view::npos) return false;
+  for (;;) {
+    size_t sl = rel.find('/');
+    std::string_view c = rel.substr(0, sl);
+    if (c.empty() || c == "." || c == "..") return false;
+    if (sl == std::string_view::npos) return true;
+    rel.remove_prefix(sl + 1);
+  }
+}
+
 std::string escape(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string r;
@@ -92,11 +103,10 @@ Result<std::vector<Entry>> decode(std::string_view text) {
     if (!br.ok() || !rel.ok() || br->empty() || rel->empty()) return Errno{EINVAL};
     e.branch = std::move(br.value());
     e.rel = std::move(rel.value());
-    // A path leaving the branch would be refused by open_beneath anyway;
-    // refuse it here so a bad record is reported as such.
-    if (e.rel.front() == '/' || e.rel == ".." || e.rel.starts_with("../") ||
-        e.rel.find("/../") != std::string::npos || e.rel.ends_with("/.."))
-      return Errno{EINVAL};
+    // The path must be plain names below the branch root: an escaped NUL
+    // would cut it short ("..%00x" is ".." to the kernel), and ".", ".." or
+    // empty components could name the root or leave the branch.
+    if (!relative_path_ok(e.rel)) return Errno{EINVAL};
     out.push_back(std::move(e));
   }
   return out;

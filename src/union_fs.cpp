@@ -373,7 +373,7 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
           spdlog::warn("{}/{} and its whiteout both exist on branch {}; using the entry",
                        parent_rel, name, br.spec.path);
         r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value()),
-                          sys::join(parent_rel, name)});
+                          opts_.dirren ? sys::join(parent_rel, name) : std::string()});
         // An interrupted dirren rename (its whiteout made, the directory not
         // moved yet) keeps the old name whole.
         if (opts_.dirren && br.writable() && is_dir_mode(st->st_mode))
@@ -404,7 +404,7 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
       r.lower_exists = true;
     }
     r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value()),
-                      sys::join(parent_rel, name)});
+                      opts_.dirren ? sys::join(parent_rel, name) : std::string()});
     if (!is_dir_mode(st->st_mode)) {
       if (!full) break;
       continue;
@@ -463,6 +463,13 @@ bool Union::add_redirects(const BranchSet& bs, int top, int dirfd, const std::st
     bool by_path = false;
     const dirren::Entry* e = dirren::match(*es, lb.dev, lb.root_ino, lb.spec.path, &by_path);
     if (!e) continue;
+    if (lb.writable()) {
+      // Recorded while read-only: writes would look for it at the
+      // directory's own path, so it is not merged while writable.
+      spdlog::warn("{}: dirren record names writable branch {}; its part is not merged", name,
+                   lb.spec.path);
+      continue;
+    }
     auto [prel, leaf] = sys::split_parent(e->rel);
     auto pfd = sys::open_beneath(lb.root.get(), prel, O_PATH | O_DIRECTORY);
     if (!pfd.ok()) continue;  // stale record: the lower directory is gone
@@ -529,8 +536,11 @@ void Union::add_other_name_locked(Node& n, const NodePtr& parent, const std::str
 }
 
 void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name,
-                       bool keep_old) {
+                       bool keep_old, const std::vector<std::pair<uint32_t, std::string>>* redir) {
   std::unique_lock<std::shared_mutex> g(tree_mu_);
+  // With the name, under one lock: a path built between the two would
+  // join the new name to the old redirects.
+  if (redir) n->redir = *redir;
   if (n->parent == parent && n->name == name && !n->unlinked) return;
   if (keep_old && n->parent && !n->unlinked) add_other_name_locked(*n, n->parent, n->name);
   std::erase_if(n->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
@@ -1863,19 +1873,29 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
 
   // A directory with visible entries on other branches cannot be moved
   // without copying its whole tree: AUFS answers EXDEV (mv(1) then copies).
-  auto dir_movable = [&](const Resolution& r, const std::string& rel) -> Status {
+  // `on_rw` tells whether some of them lie on another writable branch.
+  auto dir_movable = [&](const Resolution& r, const std::string& rel,
+                         bool* on_rw = nullptr) -> Status {
     auto ents = list_dir(*bs, where_of(r, rel));
     if (!ents.ok()) return Errno{ents.err()};
+    Status st;
     for (auto& e : *ents)
-      if (e.branch != btgt) return Errno{EXDEV};
-    return {};
+      if (e.branch != btgt) {
+        st = Errno{EXDEV};
+        if (!on_rw) break;
+        if ((*bs)[static_cast<size_t>(e.branch)].writable()) *on_rw = true;
+      }
+    return st;
   };
   // dirren: instead, the directory moves with a record of where its lower
-  // parts stay (not for RENAME_EXCHANGE, which keeps the EXDEV rule).
+  // parts stay (not for RENAME_EXCHANGE, which keeps the EXDEV rule). Only
+  // read-only parts can stay behind: writes find a writable branch's copy
+  // by the directory's own path, so parts there keep the EXDEV rule too.
   bool redirect = false;
   if (src_dir) {
-    auto m = dir_movable(rs.value(), src_rel);
-    if (!m.ok() && m.err() == EXDEV && opts_.dirren && !exchange) redirect = true;
+    bool on_rw = false;
+    auto m = dir_movable(rs.value(), src_rel, &on_rw);
+    if (!m.ok() && m.err() == EXDEV && opts_.dirren && !exchange && !on_rw) redirect = true;
     else AUFS_TRY(m);
   }
   if (exchange && dst_dir) AUFS_TRY(dir_movable(rd.value(), dst_rel));
@@ -2023,11 +2043,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
       spdlog::warn("{}: leftover {} could not be removed: {}", dst_rel, aside, std::strerror(r2.err()));
   }
   if (rd->positive()) mark_unlinked(*bs, np, newname, rd->hits[0], fence);
-  set_parent(sn, np, newname, false);
-  if (redirect) {
-    std::unique_lock<std::shared_mutex> g(tree_mu_);
-    sn->redir = redir;
-  }
+  set_parent(sn, np, newname, false, redirect ? &redir : nullptr);
   {
     std::lock_guard<std::mutex> g(sn->mu);
     sn->layers = {btgt};
@@ -2050,6 +2066,9 @@ Result<std::vector<std::pair<uint32_t, std::string>>> Union::write_redirects(
     int b = w.layers[i];
     if (b <= bw) continue;
     const Branch& lb = bs[static_cast<size_t>(b)];
+    // A writable part has no visible entries (rename checked): the old
+    // name's whiteout hides it, nothing needs to follow the directory.
+    if (lb.writable()) continue;
     auto st = stat_at(bs, b, w.at(i));
     if (!st.ok() || !S_ISDIR(st->st_mode)) continue;  // vanished: nothing to keep
     es.push_back({static_cast<uint64_t>(lb.dev), static_cast<uint64_t>(lb.root_ino),
@@ -2087,6 +2106,10 @@ Result<std::vector<std::pair<uint32_t, std::string>>> Union::write_redirects(
     ::unlinkat(dfd->get(), tmp.c_str(), 0);
     return Errno{s.err()};
   }
+  // The record's name on disk before the whiteout and the rename that
+  // depend on it (they are in other directories: no ordering without).
+  if (auto rd = sys::open_beneath(dirfd, name, O_RDONLY | O_DIRECTORY); rd.ok())
+    (void)::fsync(rd->get());
   return out;
 }
 

@@ -39,6 +39,9 @@ struct Entry {
   bool operator==(const Entry&) const = default;
 };
 
+// True for "a", "a/b": plain names only, no NUL, no empty, "." or "..".
+bool relative_path_ok(std::string_view rel);
+
 std::string escape(std::string_view s);
 // EINVAL for a malformed escape.
 Result<std::string> unescape(std::string_view s);

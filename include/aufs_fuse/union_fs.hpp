@@ -204,7 +204,7 @@ class Union {
     int branch;
     struct stat st;
     uint64_t ino;  // union inode number of this branch entry
-    std::string path;         // of the entry on its branch
+    std::string path;         // of the entry on its branch (dirren only)
     bool redirected = false;  // found through a dirren record
   };
   struct Resolution {
@@ -282,9 +282,11 @@ class Union {
   NodePtr node_for(const BranchSet& bs, const NodePtr& parent, const std::string& name,
                    const Resolution& r, const std::string& parent_rel);
   // keep_old: the node's current name stays one of its names (a hard link
-  // looked up under another name): remembered in other_names.
+  // looked up under another name): remembered in other_names. redir: the
+  // directory's new dirren redirects, set with the name.
   void set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name,
-                  bool keep_old = false);
+                  bool keep_old = false,
+                  const std::vector<std::pair<uint32_t, std::string>>* redir = nullptr);
   void add_other_name_locked(Node& n, const NodePtr& parent, const std::string& name);
 
   Result<struct stat> stat_at(const BranchSet& bs, int b, const std::string& rel) const;

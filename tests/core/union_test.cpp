@@ -1600,6 +1600,83 @@ TEST_F(UnionTest, DirrenTwoLowerBranchesAndMovedBranchRoot) {
   EXPECT_EQ(cat("b/two"), "2");
 }
 
+TEST_F(UnionTest, DirrenWithSeveralWritableBranchesKeepsWritablePartsInPlace) {
+  // Writes find a writable branch's copy by the directory's own path, so a
+  // directory with entries on a lower writable branch keeps the EXDEV rule;
+  // an empty writable part is hidden, not recorded.
+  make_branches({"rw", "rw", "ro"});
+  mkdirs(br(0) + "/a");
+  mkdirs(br(1) + "/a");
+  write_file(br(1) + "/a/w", "on rw2");
+  mkdirs(br(2) + "/a");
+  write_file(br(2) + "/a/r", "on ro");
+  mkdirs(br(0) + "/e");
+  mkdirs(br(1) + "/e");  // empty on rw2, entries on ro
+  mkdirs(br(2) + "/e");
+  write_file(br(2) + "/e/r", "e on ro");
+  mkdirs(br(1) + "/g");  // its top copy on rw2: renamed there
+  write_file(br(1) + "/g/w", "g on rw2");
+  mkdirs(br(2) + "/g");
+  write_file(br(2) + "/g/r", "g on ro");
+  mount("dirren");
+  EXPECT_EQ(rename("a", "b"), EXDEV);
+  EXPECT_EQ(ls("a"), (std::vector<std::string>{"r", "w"}));
+  EXPECT_TRUE(exists(br(1) + "/a/w"));
+
+  EXPECT_EQ(rename("e", "f"), 0);
+  EXPECT_EQ(ls("f"), std::vector<std::string>{"r"});
+  std::string rec = read_file(br(0) + "/f" + kRec);
+  EXPECT_NE(rec.find(br(2)), std::string::npos) << rec;
+  EXPECT_EQ(rec.find(br(1)), std::string::npos) << rec;
+  // Writes in the moved directory land on the top branch at the new path;
+  // unlinking the read-only part's file whites it out there.
+  EXPECT_EQ(create("f/n", "new"), 0);
+  EXPECT_EQ(unlink("f/r"), 0);
+  EXPECT_EQ(ls("f"), std::vector<std::string>{"n"});
+  EXPECT_TRUE(exists(br(0) + "/f/n"));
+  EXPECT_TRUE(exists(br(0) + "/f/.wh.r"));
+  EXPECT_TRUE(exists(br(2) + "/e/r"));
+  EXPECT_TRUE(exists(br(1) + "/e"));
+  EXPECT_EQ(walk("e").err(), ENOENT);
+  EXPECT_EQ(unlink("f/n"), 0);
+  EXPECT_EQ(rmdir("f"), 0);
+
+  EXPECT_EQ(rename("g", "h"), 0);
+  EXPECT_EQ(ls("h"), (std::vector<std::string>{"r", "w"}));
+  EXPECT_TRUE(exists(br(1) + "/h/w"));
+  EXPECT_TRUE(exists(br(1) + "/h" + kRec));
+  EXPECT_TRUE(exists(br(1) + "/.wh.g"));
+  EXPECT_EQ(unlink("h/w"), 0);  // in place on rw2, at the new path
+  EXPECT_FALSE(exists(br(1) + "/h/w"));
+  EXPECT_EQ(cat("h/r"), "g on ro");
+
+  EXPECT_EQ(ls(""), (std::vector<std::string>{"a", "h"}));
+  fs.reset();
+  mount("dirren");
+  EXPECT_EQ(ls(""), (std::vector<std::string>{"a", "h"}));
+  EXPECT_EQ(ls("a"), (std::vector<std::string>{"r", "w"}));
+  EXPECT_EQ(ls("h"), std::vector<std::string>{"r"});
+}
+
+TEST_F(UnionTest, DirrenRecordNamingAWritableBranchIsNotFollowed) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/a");
+  write_file(br(1) + "/a/x", "x");
+  mount("dirren");
+  ASSERT_EQ(rename("a", "b"), 0);
+  EXPECT_EQ(ls("b"), std::vector<std::string>{"x"});
+  fs.reset();
+  // The same branches, the lower one now writable: its part would be
+  // written at the wrong path, so it is not merged.
+  perms_ = {"rw", "rw"};
+  mount("dirren");
+  EXPECT_EQ(ls("b"), std::vector<std::string>{});
+  EXPECT_EQ(create("b/y", "y"), 0);
+  EXPECT_TRUE(exists(br(0) + "/b/y"));
+  EXPECT_FALSE(exists(br(1) + "/b"));
+  EXPECT_EQ(read_file(br(1) + "/a/x"), "x");
+}
+
 TEST_F(UnionTest, DirrenRecordAddedLaterIsSeenDespiteTheCache) {
   make_branches({"rw", "ro"});
   mkdirs(br(0) + "/new");

@@ -45,8 +45,23 @@ TEST(Dirren, DecodeRefusesMalformed) {
            "aufs-fuse-dirren 1\n1 2 3 /b /a\n",    // absolute
            "aufs-fuse-dirren 1\n1 2 3 /b a/..\n",
            "aufs-fuse-dirren 1\n1 2 3 /b %zz\n",
+           "aufs-fuse-dirren 1\n1 2 3 /b ..%00x\n",  // NUL: ".." to the kernel
+           "aufs-fuse-dirren 1\n1 2 3 /b a%00\n",
+           "aufs-fuse-dirren 1\n1 2 3 /b .\n",       // the root itself
+           "aufs-fuse-dirren 1\n1 2 3 /b a/./b\n",
+           "aufs-fuse-dirren 1\n1 2 3 /b a//b\n",
+           "aufs-fuse-dirren 1\n1 2 3 /b a/\n",
        })
     EXPECT_FALSE(dirren::decode(bad).ok()) << bad;
+}
+
+TEST(Dirren, RelativePathOk) {
+  EXPECT_TRUE(dirren::relative_path_ok("a"));
+  EXPECT_TRUE(dirren::relative_path_ok("a/b c/..d"));
+  EXPECT_FALSE(dirren::relative_path_ok(""));
+  EXPECT_FALSE(dirren::relative_path_ok(std::string_view("..\0x", 4)));
+  EXPECT_FALSE(dirren::relative_path_ok("a/../b"));
+  EXPECT_FALSE(dirren::relative_path_ok("/a"));
 }
 
 TEST(Dirren, MatchByIdentityThenPath) {
