@@ -326,9 +326,20 @@ Result<struct stat> Union::stat_at(const BranchSet& bs, int b, const std::string
   return sys::fstat_fd(fd->get());
 }
 
+Union::OpenedParent Union::open_parent(const BranchSet& bs, const Where& parent) const {
+  OpenedParent o;
+  for (size_t li = 0; li < parent.layers.size(); ++li) {
+    auto fd = sys::open_beneath(bs[static_cast<size_t>(parent.layers[li])].root.get(),
+                                parent.at(li), O_PATH | O_DIRECTORY);
+    o.errs.push_back(fd.ok() ? 0 : fd.err());
+    o.fds.push_back(fd.ok() ? std::move(fd.value()) : UniqueFd());
+  }
+  return o;
+}
+
 Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where& parent,
                                                std::string_view name_sv, bool full,
-                                               const Ctx* perm) const {
+                                               const Ctx* perm, const OpenedParent* opened) const {
   Resolution r;
   std::string name(name_sv);
   std::string whname = wh::whiteout_of(name);
@@ -338,20 +349,32 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
     int b = parent_layers[li];
     const std::string& parent_rel = parent.at(li);
     const Branch& br = bs[static_cast<size_t>(b)];
-    auto pfd = sys::open_beneath(br.root.get(), parent_rel, O_PATH | O_DIRECTORY);
-    if (!pfd.ok()) {
-      if (absent(pfd.err())) continue;
-      return Errno{pfd.err()};
+    UniqueFd own;
+    int pfd;
+    if (opened) {
+      if (int e = opened->errs[li]) {
+        if (absent(e)) continue;
+        return Errno{e};
+      }
+      pfd = opened->fds[li].get();
+    } else {
+      auto o = sys::open_beneath(br.root.get(), parent_rel, O_PATH | O_DIRECTORY);
+      if (!o.ok()) {
+        if (absent(o.err())) continue;
+        return Errno{o.err()};
+      }
+      own = std::move(o.value());
+      pfd = own.get();
     }
     if (perm && b != parent_layers[0]) {
       // nodirperm1: every branch's copy of the directory must allow the
       // search (the kernel checked the top copy already).
-      auto dst = sys::fstat_fd(pfd->get());
+      auto dst = sys::fstat_fd(pfd);
       if (dst.ok() && !may_access(dst.value(), X_OK, *perm)) return Errno{EACCES};
     }
     bool whiteout = false;
     if (br.wh_able()) {
-      auto w = sys::lstat_at(pfd->get(), whname);
+      auto w = sys::lstat_at(pfd, whname);
       if (w.ok()) {
         if (!S_ISREG(w->st_mode)) {
           spdlog::warn("invalid whiteout {}/{} on branch {} (not a regular file)", parent_rel,
@@ -363,7 +386,7 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
         return Errno{w.err()};
       }
     }
-    auto st = sys::lstat_at(pfd->get(), name);
+    auto st = sys::lstat_at(pfd, name);
     if (!st.ok() && !absent(st.err())) return Errno{st.err()};
     if (whiteout) {
       if (st.ok() && (br.writable() || opts_.ociwh) && r.hits.empty()) {
@@ -372,12 +395,12 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
         if (br.writable())
           spdlog::warn("{}/{} and its whiteout both exist on branch {}; using the entry",
                        parent_rel, name, br.spec.path);
-        r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value()),
+        r.hits.push_back({b, st.value(), ino_at(bs, b, pfd, name, st.value()),
                           opts_.dirren ? sys::join(parent_rel, name) : std::string()});
         // An interrupted dirren rename (its whiteout made, the directory not
         // moved yet) keeps the old name whole.
         if (opts_.dirren && br.writable() && is_dir_mode(st->st_mode))
-          add_redirects(bs, b, pfd->get(), name, r);
+          add_redirects(bs, b, pfd, name, r);
       }
       if (st.ok() && !br.writable() && !opts_.ociwh && first && opts_.udba != Udba::None) {
         // AUFS: both on the first branch examined is an inconsistent branch.
@@ -403,14 +426,14 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
       }
       r.lower_exists = true;
     }
-    r.hits.push_back({b, st.value(), ino_at(bs, b, pfd->get(), name, st.value()),
+    r.hits.push_back({b, st.value(), ino_at(bs, b, pfd, name, st.value()),
                       opts_.dirren ? sys::join(parent_rel, name) : std::string()});
     if (!is_dir_mode(st->st_mode)) {
       if (!full) break;
       continue;
     }
     if (br.wh_able()) {
-      auto o = sys::lstat_at(pfd->get(), name + "/" + std::string(wh::kOpaque));
+      auto o = sys::lstat_at(pfd, name + "/" + std::string(wh::kOpaque));
       if (o.ok() && S_ISREG(o->st_mode)) {
         r.opaque_branch = b;
         break;
@@ -420,7 +443,7 @@ Result<Union::Resolution> Union::resolve_child(const BranchSet& bs, const Where&
     // record replaces the search below (like an opaque directory that lists
     // its lower parts). Only the top copy can carry one.
     if (opts_.dirren && r.hits.size() == 1 && br.writable() &&
-        add_redirects(bs, b, pfd->get(), name, r))
+        add_redirects(bs, b, pfd, name, r))
       break;
   }
   return r;
@@ -2313,8 +2336,30 @@ Status Union::rewinddir(DirHandle& dh) {
 
 uint64_t Union::entry_ino(const VEntry& e) const { return e.ino; }
 
-Result<Entry> Union::lookup_entry(DirHandle& dh, const VEntry& e) {
-  return lookup(dh.node->id, e.name);
+std::vector<Result<Entry>> Union::lookup_entries(DirHandle& dh, const VEntry* const* es, size_t n) {
+  std::vector<Result<Entry>> out;
+  out.reserve(n);
+  const NodePtr& p = dh.node;
+  auto bs = branches();
+  auto pw = where(*bs, p);
+  if (!pw.ok()) {
+    out.assign(n, Errno{pw.err()});
+    return out;
+  }
+  OpenedParent opened = open_parent(*bs, pw.value());
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& name = es[i]->name;
+    if (auto s = check_name(name, true); !s.ok()) {
+      out.push_back(Errno{s.err()});
+      continue;
+    }
+    NameChanges seen = name_changes();
+    auto r = resolve_child(*bs, pw.value(), name, false, nullptr, &opened);
+    if (!r.ok()) out.push_back(Errno{r.err()});
+    else if (!r->positive()) out.push_back(Errno{ENOENT});
+    else out.push_back(make_entry(*bs, p, name, r.value(), pw->rel, &seen));
+  }
+  return out;
 }
 
 void Union::releasedir(std::unique_ptr<DirHandle> dh) { (void)dh; }

@@ -134,8 +134,10 @@ class Union {
 
   Result<std::unique_ptr<DirHandle>> opendir(NodeId id, const Ctx* ctx = nullptr);
   Status rewinddir(DirHandle& dh);
-  // Lookup of one listed entry (readdirplus), adds a reference.
-  Result<Entry> lookup_entry(DirHandle& dh, const VEntry& e);
+  // Lookups of listed entries (one readdirplus reply), each as lookup() of
+  // its name, adding a reference: the directory is opened once per branch
+  // for all of them.
+  std::vector<Result<Entry>> lookup_entries(DirHandle& dh, const VEntry* const* es, size_t n);
   // d_ino for a listed entry, equal to the st_ino a lookup reports.
   uint64_t entry_ino(const VEntry& e) const;
   void releasedir(std::unique_ptr<DirHandle> dh);
@@ -249,9 +251,17 @@ class Union {
       bool* created);
 
   Status prepare_rw_branch(const Branch& b);
+  // The parent opened on each of its layers, for several resolve_child
+  // calls in one request (never kept longer: udba=reval must see renames).
+  struct OpenedParent {
+    std::vector<UniqueFd> fds;  // per index of Where::layers
+    std::vector<int> errs;      // errno of a failed open, else 0
+  };
+  OpenedParent open_parent(const BranchSet& bs, const Where& parent) const;
   Result<Resolution> resolve_child(const BranchSet& bs, const Where& parent,
                                    std::string_view name, bool full,
-                                   const Ctx* perm = nullptr) const;
+                                   const Ctx* perm = nullptr,
+                                   const OpenedParent* opened = nullptr) const;
   Result<std::vector<int>> root_layers(const BranchSet& bs) const;
   NodePtr node(NodeId id) const;
   std::string rel_path(const Node& n) const;  // takes tree_mu_ shared

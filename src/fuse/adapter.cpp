@@ -424,51 +424,67 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
   size_t used = 0;
   size_t total = dh.entries.size() + 2;
   auto& cfg = ctx_of(req).cfg;
-  for (size_t i = static_cast<size_t>(off); i < total; ++i) {
-    const char* name;
+  auto name_of = [&](size_t i) { return i < 2 ? (i == 0 ? "." : "..") : dh.entries[i - 2].name.c_str(); };
+  auto dirent_of = [&](size_t i) {
     struct stat st {};
-    Entry ent{};
-    bool have_entry = false;
     if (i < 2) {
-      name = i == 0 ? "." : "..";
       st.st_mode = S_IFDIR;
       // d_ino 0 makes libc skip the entry, so ".." always gets a number.
       st.st_ino = i == 0 ? fs.ino_of_node(ino) : fs.parent_ino(ino);
     } else {
       const VEntry& e = dh.entries[i - 2];
-      name = e.name.c_str();
       st.st_mode = static_cast<mode_t>(DTTOIF(e.type));
       st.st_ino = fs.entry_ino(e);
-      if (plus) {
-        auto r = fs.lookup_entry(dh, e);
-        if (r.ok()) {
-          ent = r.value();
-          have_entry = true;
-        }
-      }
     }
-    size_t rem = size - used;
-    size_t n;
-    if (plus) {
+    return st;
+  };
+  size_t start = static_cast<size_t>(off);
+  if (!plus) {
+    for (size_t i = start; i < total; ++i) {
+      struct stat st = dirent_of(i);
+      size_t rem = size - used;
+      size_t n = fuse_add_direntry(req, buf.data() + used, rem, name_of(i), &st, static_cast<off_t>(i + 1));
+      if (n > rem) break;
+      used += n;
+    }
+  } else {
+    // The entries that fit first (a NULL buffer gives an entry's size), then
+    // their lookups in one batch, so each reply opens the directory once per
+    // branch instead of once per entry.
+    size_t end = start;
+    for (size_t need = 0; end < total; ++end) {
+      need += fuse_add_direntry_plus(req, nullptr, 0, name_of(end), nullptr, 0);
+      if (need > size) break;
+    }
+    size_t first = std::max<size_t>(start, 2);
+    std::vector<const VEntry*> batch;
+    for (size_t i = first; i < end; ++i) batch.push_back(&dh.entries[i - 2]);
+    auto found = fs.lookup_entries(dh, batch.data(), batch.size());
+    for (size_t i = start; i < end; ++i) {
       fuse_entry_param p{};
-      if (have_entry) {
+      const Result<Entry>* r = i >= first ? &found[i - first] : nullptr;
+      if (r && r->ok()) {
+        const Entry& ent = r->value();
         p.ino = ent.id;
         p.generation = 1;
         p.attr = ent.attr;
         p.attr_timeout = cfg.attr_ttl(ent.unwatched);
         p.entry_timeout = cfg.entry_ttl(ent.unwatched);
       } else {
-        p.attr = st;
+        // Gone since the listing, or "." and "..": a plain entry, no
+        // lookup reference.
+        p.attr = dirent_of(i);
       }
-      n = fuse_add_direntry_plus(req, buf.data() + used, rem, name, &p, static_cast<off_t>(i + 1));
-    } else {
-      n = fuse_add_direntry(req, buf.data() + used, rem, name, &st, static_cast<off_t>(i + 1));
+      size_t rem = size - used;
+      size_t n = fuse_add_direntry_plus(req, buf.data() + used, rem, name_of(i), &p, static_cast<off_t>(i + 1));
+      if (n > rem) {
+        // Not sent: the kernel will not forget these references.
+        for (size_t k = std::max(i, first); k < end; ++k)
+          if (found[k - first].ok()) fs.forget(found[k - first]->id, 1);
+        break;
+      }
+      used += n;
     }
-    if (n > rem) {
-      if (have_entry) fs.forget(ent.id, 1);
-      break;
-    }
-    used += n;
   }
   g.unlock();
   fuse_reply_buf(req, buf.data(), used);

@@ -1738,3 +1738,54 @@ TEST_F(UnionTest, DirrenInterruptedRenameShowsOldOrNewState) {
   EXPECT_EQ(ls(""), std::vector<std::string>{"b"});
   EXPECT_EQ(cat("b/f"), "f");
 }
+
+// readdirplus looks up a reply's entries in one batch, with the directory
+// opened once per branch: each result must equal a lookup of the name.
+TEST_F(UnionTest, BatchedEntryLookupsMatchSingleLookups) {
+  make_branches({"rw", "ro+wh", "ro"});
+  mkdirs(br(0) + "/d/both");
+  mkdirs(br(1) + "/d/both/x");
+  mkdirs(br(2) + "/d/both/y");
+  mkdirs(br(1) + "/d/opq");
+  write_file(br(1) + "/d/opq/.wh..wh..opq", "", 0444);
+  mkdirs(br(2) + "/d/opq/hidden");
+  write_file(br(0) + "/d/top", "top");
+  write_file(br(1) + "/d/mid", "mid");
+  write_file(br(2) + "/d/mid", "shadowed");
+  write_file(br(2) + "/d/low", "low");
+  write_file(br(2) + "/d/gone", "gone");
+  write_file(br(1) + "/d/.wh.gone", "", 0444);
+  mkdirs(br(2) + "/d/typed");  // a file above a directory: the file wins
+  write_file(br(1) + "/d/typed", "file");
+  mount();
+  auto dh = fs->opendir(walk("d")->id);
+  ASSERT_TRUE(dh.ok());
+  // The listing's entries plus a whited-out and a missing name.
+  std::vector<VEntry> extra{VEntry{}, VEntry{}};
+  extra[0].name = "gone";
+  extra[1].name = "nothing";
+  std::vector<const VEntry*> es;
+  for (auto& e : dh.value()->entries) es.push_back(&e);
+  for (auto& e : extra) es.push_back(&e);
+  ASSERT_EQ(es.size(), 8u) << ::testing::PrintToString(ls("d"));  // both low mid opq top typed + 2
+  auto got = fs->lookup_entries(*dh.value(), es.data(), es.size());
+  ASSERT_EQ(got.size(), es.size());
+  NodeId d = walk("d")->id;
+  for (size_t i = 0; i < es.size(); ++i) {
+    auto one = fs->lookup(d, es[i]->name);
+    ASSERT_EQ(got[i].ok(), one.ok()) << es[i]->name;
+    if (!one.ok()) {
+      EXPECT_EQ(got[i].err(), one.err()) << es[i]->name;
+      EXPECT_EQ(one.err(), ENOENT) << es[i]->name;
+      continue;
+    }
+    EXPECT_EQ(got[i]->id, one->id) << es[i]->name;
+    EXPECT_EQ(got[i]->attr.st_ino, one->attr.st_ino) << es[i]->name;
+    EXPECT_EQ(got[i]->attr.st_mode, one->attr.st_mode) << es[i]->name;
+    EXPECT_EQ(got[i]->attr.st_size, one->attr.st_size) << es[i]->name;
+  }
+  EXPECT_EQ(ls("d/both"), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(ls("d/opq"), std::vector<std::string>{});
+  EXPECT_EQ(cat("d/mid"), "mid");
+  EXPECT_TRUE(S_ISREG(walk("d/typed")->attr.st_mode));
+}
