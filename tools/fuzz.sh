@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # libFuzzer runs of the targets in tests/fuzz (issue 6): the option/branch
-# parser, the whiteout name codec and the directory merge.
+# parser, the whiteout name codec, the directory merge and the dirren
+# record codec.
 #   tools/fuzz.sh            short run: FUZZ_SECONDS (default 30) per target
 #   tools/fuzz.sh --long     10^7 executions per target (FUZZ_RUNS overrides)
-#   tools/fuzz.sh TARGET...  only these (options, whiteout, vdir)
+#   tools/fuzz.sh TARGET...  only these (options, whiteout, vdir, dirren)
 # Builds with clang into build-fuzz (meson -Dfuzz=true; only the fuzz
 # targets are compiled). The working corpus starts from tests/fuzz/corpus/.
 # A crash stops the run: the input is saved in build-fuzz/fuzz-artifacts/
@@ -18,11 +19,11 @@ for a in "$@"; do
   case "$a" in
     --long) mode=long ;;
     --short) mode=short ;;
-    options|whiteout|vdir) targets+=("$a") ;;
-    *) echo "usage: $0 [--long] [options|whiteout|vdir]..." >&2; exit 2 ;;
+    options|whiteout|vdir|dirren) targets+=("$a") ;;
+    *) echo "usage: $0 [--long] [options|whiteout|vdir|dirren]..." >&2; exit 2 ;;
   esac
 done
-((${#targets[@]})) || targets=(options whiteout vdir)
+((${#targets[@]})) || targets=(options whiteout vdir dirren)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not installed (tools/install-deps.sh)" >&2; exit 2; }
 
 if [ ! -f build-fuzz/build.ninja ]; then
