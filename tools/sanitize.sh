@@ -30,7 +30,8 @@ run_asan() {
   local targets=(src/aufs-fuse tools/aufs-fuse-check tools/aufsctl tools/mount.aufs
     tests/aufs_fuse_unit tests/aufs_fuse_core_tests tests/mount/aufs_fuse_mount_tests)
   # aufs-fuse-image is built only when libarchive is there.
-  if ninja -C build-asan -t targets all | grep -q '^tools/image/aufs-fuse-image:'; then
+  # (grep reads all of ninja's output: with -q, pipefail would see SIGPIPE.)
+  if ninja -C build-asan -t targets all | grep '^tools/image/aufs-fuse-image:' >/dev/null; then
     targets+=(tools/image/aufs-fuse-image)
   fi
   ninja -C build-asan -j "$jobs" "${targets[@]}"
