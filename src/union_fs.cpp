@@ -456,14 +456,15 @@ bool Union::add_redirects(const BranchSet& bs, int top, int dirfd, const std::st
   const struct stat& dst = r.hits[0].st;
   int64_t ctime_ns = dst.st_ctim.tv_sec * 1000000000LL + dst.st_ctim.tv_nsec;
   NodePtr cached = table_.by_ino(r.hits[0].ino);
-  if (cached && cached->no_redir_ctime.load() == ctime_ns) return false;
+  if (cached && cached->extra_if() && cached->extra_if()->no_redir_ctime.load() == ctime_ns)
+    return false;
   auto fd = sys::open_beneath(dirfd, sys::join(name, std::string(dirren::kRecordName)),
                               O_RDONLY | O_NOFOLLOW);
   if (!fd.ok()) {
     if (!absent(fd.err()))
       spdlog::warn("{}: dirren record unreadable: {}", name, std::strerror(fd.err()));
     else if (cached && !recent(dst.st_ctim))
-      cached->no_redir_ctime.store(ctime_ns);
+      cached->extra().no_redir_ctime.store(ctime_ns);
     return false;
   }
   std::string text;
@@ -531,14 +532,15 @@ void Union::set_redirects(const BranchSet& bs, const NodePtr& n, const Resolutio
   for (auto& h : r.hits)
     if (h.redirected) redir.emplace_back(bs[static_cast<size_t>(h.branch)].id, h.path);
   std::unique_lock<std::shared_mutex> g(tree_mu_);
-  n->redir = std::move(redir);
+  if (!redir.empty() || n->extra_if()) n->extra().redir = std::move(redir);
 }
 
 std::string Union::path_on_locked(const Node& start, uint32_t brid) const {
   std::string suffix;
   for (const Node* c = &start; c && c->id != kRootId; c = c->parent.get()) {
-    for (auto& [id, p] : c->redir)
-      if (id == brid) return suffix.empty() ? p : p + "/" + suffix;
+    if (const Node::Extra* x = c->extra_if())
+      for (auto& [id, p] : x->redir)
+        if (id == brid) return suffix.empty() ? p : p + "/" + suffix;
     suffix = suffix.empty() ? c->name : c->name + "/" + suffix;
   }
   return suffix;
@@ -552,10 +554,11 @@ struct stat Union::present(const Node& n, const struct stat& st) const {
 
 void Union::add_other_name_locked(Node& n, const NodePtr& parent, const std::string& name) {
   if (n.is_dir() || !parent) return;
-  for (auto& [p, nm] : n.other_names)
+  auto& others = n.extra().other_names;
+  for (auto& [p, nm] : others)
     if (p == parent && nm == name) return;
-  if (n.other_names.size() >= 4) n.other_names.erase(n.other_names.begin());
-  n.other_names.emplace_back(parent, name);
+  if (others.size() >= 4) others.erase(others.begin());
+  others.emplace_back(parent, name);
 }
 
 void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view name,
@@ -563,10 +566,11 @@ void Union::set_parent(const NodePtr& n, const NodePtr& parent, std::string_view
   std::unique_lock<std::shared_mutex> g(tree_mu_);
   // With the name, under one lock: a path built between the two would
   // join the new name to the old redirects.
-  if (redir) n->redir = *redir;
+  if (redir && (!redir->empty() || n->extra_if())) n->extra().redir = *redir;
   if (n->parent == parent && n->name == name && !n->unlinked) return;
   if (keep_old && n->parent && !n->unlinked) add_other_name_locked(*n, n->parent, n->name);
-  std::erase_if(n->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
+  if (Node::Extra* x = n->extra_if())
+    std::erase_if(x->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
   NodePtr old = n->parent;
   if (old != parent) {
     if (parent) parent->children++;
@@ -620,7 +624,7 @@ bool Union::is_node_entry(const BranchSet& bs, const NodePtr& n, int b, const st
 Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
   bool stale;
   {
-    std::lock_guard<std::mutex> g(n->mu);
+    std::lock_guard<SmallMutex> g(n->mu);
     stale = n->bgen != bs.generation;
   }
   if (stale) AUFS_TRY(refresh(bs, n));
@@ -634,7 +638,7 @@ Result<Union::Where> Union::where(const BranchSet& bs, const NodePtr& n) {
   }
   bool own_data;
   {
-    std::lock_guard<std::mutex> g(n->mu);
+    std::lock_guard<SmallMutex> g(n->mu);
     w.layers = n->layers;
     // data_rel empty: the data lives under the node's own (current) name, so
     // a rename of any ancestor directory is followed automatically.
@@ -678,7 +682,7 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
   cur.layers = rl.value();
   if (opts_.dirren) cur.paths.assign(cur.layers.size(), std::string());
   {
-    std::lock_guard<std::mutex> g(root_->mu);
+    std::lock_guard<SmallMutex> g(root_->mu);
     root_->layers = cur.layers;
     root_->bgen = bs.generation;
   }
@@ -694,7 +698,7 @@ Status Union::refresh(const BranchSet& bs, const NodePtr& n) {
     cur = where_of(r.value(), sys::join(cur.rel, name));
     const std::vector<int>& layers = cur.layers;
     if (opts_.dirren && c->is_dir()) set_redirects(bs, c, r.value());
-    std::lock_guard<std::mutex> g(c->mu);
+    std::lock_guard<SmallMutex> g(c->mu);
     if (c->is_dir()) {
       c->layers = layers;
       c->opaque = r->opaque_branch;
@@ -769,7 +773,7 @@ Result<Entry> Union::make_entry(const BranchSet& bs, const NodePtr& parent, std:
   struct stat st = top.st;
   std::string rel = sys::join(parent_rel, name);
   {
-    std::lock_guard<std::mutex> g(n->mu);
+    std::lock_guard<SmallMutex> g(n->mu);
     // The resolution was read without the node's lock: a copy-up of this
     // node may have finished since (copy_up and ensure_dir_path update the
     // layers under n->mu after the copy is in place). A layer of the node
@@ -886,8 +890,8 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
       gone = n->unlinked;
     }
     if (gone) {
-      std::lock_guard<std::mutex> g(n->mu);
-      for (FileHandle* h : n->handles) {
+      std::lock_guard<SmallMutex> g(n->mu);
+      for (FileHandle* h : n->extra_if() ? n->extra_if()->handles : std::vector<FileHandle*>{}) {
         std::lock_guard<std::mutex> hg(h->mu);
         auto st = sys::fstat_fd(h->raw_fd());
         if (st.ok()) return present(*n, st.value());
@@ -1113,7 +1117,7 @@ Status Union::copy_dir_entry(const BranchSet& bs, int src_b, int bw, const std::
 
 Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
   {
-    std::lock_guard<std::mutex> g(dir->mu);
+    std::lock_guard<SmallMutex> g(dir->mu);
     if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
   }
   NodePtr parent;
@@ -1132,13 +1136,13 @@ Status Union::ensure_dir_path(const BranchSet& bs, int bw, const NodePtr& dir) {
     if (!ww.ok()) return Errno{ww.err()};
     w = std::move(ww.value());
   }
-  std::lock_guard<std::mutex> g(dir->mu);
+  std::lock_guard<SmallMutex> g(dir->mu);
   if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
   if (dir->layers.empty()) return Errno{ESTALE};
   const std::string& src_rel = w ? w->on(dir->layers[0]) : rel;
   AUFS_TRY(copy_dir_entry(bs, dir->layers[0], bw, src_rel, rel, dir->ino));
   // bw is above every current layer (it was chosen above the top).
-  dir->layers.insert(dir->layers.begin(), bw);
+  dir->layers.push_front(bw);
   std::sort(dir->layers.begin(), dir->layers.end());
   return {};
 }
@@ -1149,7 +1153,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   if (n->is_dir()) {
     int top;
     {
-      std::lock_guard<std::mutex> g(n->mu);
+      std::lock_guard<SmallMutex> g(n->mu);
       if (n->layers.empty()) return Errno{ESTALE};
       top = n->layers[0];
     }
@@ -1176,7 +1180,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   std::string src_rel;
   std::string name_rel = sys::join(rel_path(*parent), name);
   {
-    std::lock_guard<std::mutex> g(n->mu);
+    std::lock_guard<SmallMutex> g(n->mu);
     if (n->layers.empty()) return Errno{ESTALE};
     src_b = n->layers[0];
     src_rel = n->data_rel;
@@ -1200,7 +1204,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     if (!spfd.ok()) return Errno{spfd.err()};
     auto s2 = sys::link_at(spfd->get(), sname, dpfd->get(), dname);
     if (!s2.ok() && s2.err() != EEXIST) return s2;
-    std::lock_guard<std::mutex> g(n->mu);
+    std::lock_guard<SmallMutex> g(n->mu);
     n->data_rel.clear();
     return {};
   }
@@ -1212,7 +1216,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   }
   AUFS_TRY(ensure_dir_path(*bs, bw, parent));
 
-  std::lock_guard<std::mutex> g(n->mu);  // one copy-up per node at a time
+  std::lock_guard<SmallMutex> g(n->mu);  // one copy-up per node at a time
   if (n->layers.empty()) return Errno{ESTALE};
   if (force_bw < 0 && (*bs)[static_cast<size_t>(n->layers[0])].writable()) return {};  // raced
   if (force_bw >= 0 && n->layers[0] <= force_bw) return {};  // raced, done
@@ -1562,9 +1566,9 @@ Result<Entry> Union::create_common(NodeId parent_id, std::string_view name, mode
     fh->flags = open_flags;
     fh->brid = wb.id;
     if (fh->node) {
-      std::lock_guard<std::mutex> g(fh->node->mu);
+      std::lock_guard<SmallMutex> g(fh->node->mu);
       fh->data_gen = fh->node->data_gen;
-      fh->node->handles.push_back(fh.get());
+      fh->node->extra().handles.push_back(fh.get());
     }
     if (fh->node) fh->node->open_count++;
     track_open(fh->brid, (open_flags & O_ACCMODE) != O_RDONLY, 1);
@@ -1787,9 +1791,13 @@ void Union::mark_unlinked(const BranchSet& bs, const NodePtr& parent, const std:
     std::vector<std::pair<NodePtr, std::string>> others;
     {
       std::unique_lock<std::shared_mutex> g(tree_mu_);
-      std::erase_if(n->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
+      Node::Extra* x = n->extra_if();
+      if (x)
+        std::erase_if(x->other_names, [&](auto& o) { return o.first == parent && o.second == name; });
       if (n->parent == parent && n->name == name) {
-        if (!S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1) others = n->other_names;
+        if (!S_ISDIR(top.st.st_mode) && top.st.st_nlink > 1) {
+          if (x) others = x->other_names;
+        }
         else n->unlinked = true;
       }
     }
@@ -1932,7 +1940,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     if (is_dir) {
       int top;
       {
-        std::lock_guard<std::mutex> g(n->mu);
+        std::lock_guard<SmallMutex> g(n->mu);
         top = n->layers.empty() ? -1 : n->layers[0];
       }
       return top == btgt ? Status{} : ensure_dir_path(*bs, btgt, n);
@@ -1993,7 +2001,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     set_parent(sn, np, newname, false);
     set_parent(dn, p, name, false);
     for (auto [n, rel] : {std::pair{sn, dst_rel}, std::pair{dn, src_rel}}) {
-      std::lock_guard<std::mutex> g(n->mu);
+      std::lock_guard<SmallMutex> g(n->mu);
       n->layers = {btgt};
       if (!n->is_dir()) n->data_rel.clear();
     }
@@ -2068,7 +2076,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
   if (rd->positive()) mark_unlinked(*bs, np, newname, rd->hits[0], fence);
   set_parent(sn, np, newname, false, redirect ? &redir : nullptr);
   {
-    std::lock_guard<std::mutex> g(sn->mu);
+    std::lock_guard<SmallMutex> g(sn->mu);
     sn->layers = {btgt};
     if (!sn->is_dir()) sn->data_rel.clear();
     // Redirected: the lower parts stay merged from their old paths.
@@ -2174,15 +2182,16 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   fh->brid = (*bs)[static_cast<size_t>(w->layers[0])].id;
   auto st = sys::fstat_fd(fh->raw_fd());
   {
-    std::lock_guard<std::mutex> g(n->mu);
+    std::lock_guard<SmallMutex> g(n->mu);
     fh->data_gen = n->data_gen;
-    n->handles.push_back(fh.get());
+    Node::Extra& x = n->extra();
+    x.handles.push_back(fh.get());
     if (st.ok() && !(flags & O_TRUNC)) {
       auto stamp = Node::CacheStamp::of(st.value());
-      fh->keep_cache = n->cache_stamp == stamp;
-      n->cache_stamp = racy(stamp) ? Node::CacheStamp{} : stamp;
+      fh->keep_cache = x.cache_stamp == stamp;
+      x.cache_stamp = racy(stamp) ? Node::CacheStamp{} : stamp;
     } else {
-      n->cache_stamp = {};
+      x.cache_stamp = {};
     }
   }
   n->open_count++;
@@ -2200,7 +2209,9 @@ Result<SharedFd> Union::io_fd(FileHandle& fh) {
 // their next call on (AUFS revalidates open files the same way). Called with
 // n->mu held; takes each handle's own lock.
 void Union::repoint_readers(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid) {
-  for (FileHandle* fh : n->handles) {
+  Node::Extra* x = n->extra_if();
+  if (!x) return;
+  for (FileHandle* fh : x->handles) {
     if ((fh->flags & O_ACCMODE) != O_RDONLY) continue;
     int f = (fh->flags & kPassFlags & ~O_TRUNC) | O_NOFOLLOW | O_CLOEXEC;
     int fd = ::openat(dirfd, name.c_str(), f);
@@ -2230,15 +2241,20 @@ void Union::release(std::unique_ptr<FileHandle> fh) {
     std::lock_guard<std::mutex> g(fh->mu);
     fd = std::move(fh->fd);
   }
-  auto st = writer && fd ? sys::fstat_fd(fd->get()) : Result<struct stat>(Errno{EBADF});
+  std::optional<Node::CacheStamp> stamp;  // set: the writer's view of the file
+  if (writer && fd) {
+    auto st = sys::fstat_fd(fd->get());
+    stamp = st.ok() ? Node::CacheStamp::of(st.value()) : Node::CacheStamp{};
+  }
   {
-    std::lock_guard<std::mutex> g(fh->node->mu);
+    std::lock_guard<SmallMutex> g(fh->node->mu);
+    Node::Extra& x = fh->node->extra();  // made when the handle was registered
     if (writer) {
-      fh->node->cache_stamp = {};
-      if (st.ok() && fh->data_gen == fh->node->data_gen && !racy(Node::CacheStamp::of(st.value())))
-        fh->node->cache_stamp = Node::CacheStamp::of(st.value());
+      x.cache_stamp = {};
+      if (stamp && stamp->size >= 0 && fh->data_gen == fh->node->data_gen && !racy(*stamp))
+        x.cache_stamp = *stamp;
     }
-    auto& hs = fh->node->handles;
+    auto& hs = x.handles;
     hs.erase(std::remove(hs.begin(), hs.end(), fh.get()), hs.end());
   }
   fh->node->open_count--;
@@ -2298,8 +2314,8 @@ Status Union::rewinddir(DirHandle& dh) {
   if (opts_.rdcache > 0) {
     std::shared_ptr<const VDirCache> c;
     {
-      std::lock_guard<std::mutex> g(n->mu);
-      c = n->vdir;
+      std::lock_guard<SmallMutex> g(n->mu);
+      if (n->extra_if()) c = n->extra_if()->vdir;
     }
     if (c && c->bgen == bs->generation && c->gen == n->dir_gen.load() &&
         now.tv_sec - c->at < opts_.rdcache && c->layers == w->layers) {
@@ -2328,8 +2344,8 @@ Status Union::rewinddir(DirHandle& dh) {
     c->bgen = bs->generation;
     c->gen = gen;
     c->at = now.tv_sec;
-    std::lock_guard<std::mutex> g(n->mu);
-    n->vdir = std::move(c);
+    std::lock_guard<SmallMutex> g(n->mu);
+    n->extra().vdir = std::move(c);
   }
   return {};
 }
@@ -2853,10 +2869,11 @@ namespace aufs {
 void Union::watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& rel) {
   std::vector<int> layers;
   {
-    std::lock_guard<std::mutex> g(n->mu);
-    if (n->watched == n->layers) return;
+    std::lock_guard<SmallMutex> g(n->mu);
+    Node::Extra& x = n->extra();
+    if (x.watched == n->layers) return;
     layers = n->layers;
-    n->watched = layers;
+    x.watched = layers;
   }
   std::vector<UniqueFd> fds;
   std::vector<int> raw;
@@ -2882,8 +2899,8 @@ void Union::watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& 
   n->watch_failed.store(!ok);
   if (!ok) {
     // Try again at the next lookup.
-    std::lock_guard<std::mutex> g(n->mu);
-    n->watched.clear();
+    std::lock_guard<SmallMutex> g(n->mu);
+    n->extra().watched.clear();
   }
 }
 
@@ -2915,7 +2932,7 @@ bool Union::start_notify(std::function<void(NodeId, const std::string&)> inval) 
       // A branch directory itself went away, or events were lost: refresh
       // the directory's layers on its next use.
       if (NodePtr d = node(dir)) {
-        std::lock_guard<std::mutex> g(d->mu);
+        std::lock_guard<SmallMutex> g(d->mu);
         d->bgen = 0;
       }
     }

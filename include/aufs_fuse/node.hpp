@@ -12,13 +12,18 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <initializer_list>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "aufs_fuse/small_mutex.hpp"
 
 namespace aufs {
 
@@ -27,44 +32,133 @@ struct FileHandle;
 struct VDirCache;
 inline constexpr NodeId kRootId = 1;
 
+// A string that is nearly always empty: 8 bytes in place of 32.
+class RareString {
+ public:
+  bool empty() const { return !p_; }
+  void clear() { p_.reset(); }
+  RareString& operator=(std::string s) {
+    if (s.empty()) p_.reset();
+    else p_ = std::make_unique<std::string>(std::move(s));
+    return *this;
+  }
+  const std::string& str() const { return p_ ? *p_ : none(); }
+  operator const std::string&() const { return str(); }
+  bool operator==(const std::string& o) const { return str() == o; }
+
+ private:
+  static const std::string& none() {
+    static const std::string empty;
+    return empty;
+  }
+  std::unique_ptr<std::string> p_;
+};
+
+// Branch indices of a node, top first. Up to three are kept in place (a
+// file has one), more on the heap: 16 bytes, where a vector takes 24 plus a
+// 32-byte allocation for a single index.
+class LayerList {
+ public:
+  LayerList() = default;
+  LayerList(std::initializer_list<int> l) { assign(l.begin(), l.size()); }
+  LayerList(const std::vector<int>& v) { assign(v.data(), v.size()); }
+  LayerList(const LayerList& o) { assign(o.begin(), o.size()); }
+  LayerList(LayerList&& o) noexcept : size_(o.size_) {
+    std::memcpy(inl_, o.inl_, sizeof inl_);
+    o.size_ = 0;
+  }
+  LayerList& operator=(LayerList o) noexcept {
+    swap(o);
+    return *this;
+  }
+  LayerList& operator=(std::initializer_list<int> l) { return *this = LayerList(l); }
+  LayerList& operator=(const std::vector<int>& v) { return *this = LayerList(v); }
+  ~LayerList() { clear(); }
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const int* begin() const { return size_ > kInline ? heap() : inl_; }
+  const int* end() const { return begin() + size_; }
+  int* begin() { return size_ > kInline ? heap() : inl_; }
+  int* end() { return begin() + size_; }
+  int operator[](size_t i) const { return begin()[i]; }
+  int& operator[](size_t i) { return begin()[i]; }
+  void push_back(int b) { insert_at(size_, b); }
+  void push_front(int b) { insert_at(0, b); }
+  void clear() {
+    if (size_ > kInline) delete[] heap();
+    size_ = 0;
+  }
+  operator std::vector<int>() const { return {begin(), end()}; }
+  bool operator==(const LayerList& o) const { return std::equal(begin(), end(), o.begin(), o.end()); }
+  bool operator==(const std::vector<int>& o) const {
+    return std::equal(begin(), end(), o.begin(), o.end());
+  }
+  void swap(LayerList& o) noexcept {
+    std::swap(size_, o.size_);
+    int t[kInline];
+    std::memcpy(t, inl_, sizeof t);
+    std::memcpy(inl_, o.inl_, sizeof t);
+    std::memcpy(o.inl_, t, sizeof t);
+  }
+
+ private:
+  static constexpr uint32_t kInline = 3;
+  // The heap pointer lives in the inline ints' bytes (unaligned: memcpy).
+  int* heap() const {
+    int* p;
+    std::memcpy(&p, inl_, sizeof p);
+    return p;
+  }
+  void alloc(size_t n) {
+    clear();
+    size_ = static_cast<uint32_t>(n);
+    if (n > kInline) {
+      int* p = new int[n];
+      std::memcpy(inl_, &p, sizeof p);
+    }
+  }
+  void insert_at(size_t at, int b) {
+    LayerList t;
+    t.alloc(size_ + 1);
+    std::copy(begin(), begin() + at, t.begin());
+    t.begin()[at] = b;
+    std::copy(begin() + at, end(), t.begin() + at + 1);
+    swap(t);
+  }
+  void assign(const int* src, size_t n) {
+    alloc(n);
+    std::copy(src, src + n, begin());
+  }
+  uint32_t size_ = 0;
+  int inl_[kInline]{};
+  static_assert(sizeof(int[kInline]) >= sizeof(int*));
+};
+
 struct Node {
   Node(NodeId i, uint64_t in, mode_t t) : id(i), ino(in), type(t) {}
   const NodeId id;
   const uint64_t ino;
   const mode_t type;  // S_IFMT bits, fixed for the node's life
-
-  std::atomic<uint64_t> nlookup{0};
   std::atomic<int> open_count{0};
+  std::atomic<uint64_t> nlookup{0};
 
   // Guarded by Union::tree_mu_.
   std::shared_ptr<Node> parent;
   std::string name;
-  bool unlinked = false;
   int children = 0;  // live nodes whose parent is this one
-  // Non-dirs: other names the node was reached by (hard links), tried when
-  // its name is removed; each is checked before use. A few at most.
-  std::vector<std::pair<std::shared_ptr<Node>, std::string>> other_names;
-  // dirren, dirs: (branch id, path there) of each lower part found through
-  // this directory's redirect record; a descendant's path on such a branch
-  // is built from here (Union::path_on_locked).
-  std::vector<std::pair<uint32_t, std::string>> redir;
-  // dirren, dirs: ctime (ns) of the top copy when it was seen without a
-  // redirect record (0: not known); spares a lookup the record check.
-  std::atomic<int64_t> no_redir_ctime{0};
+  bool unlinked = false;
 
+  std::atomic<bool> watch_failed{false};  // udba=notify: some layer unwatched
   // Guarded by mu.
-  std::mutex mu;
-  std::vector<int> layers;   // dirs: branch indices holding it, top first,
+  SmallMutex mu;
+  int opaque = -1;           // dirs: branch carrying .wh..wh..opq (cut)
+  LayerList layers;          // dirs: branch indices holding it, top first,
                              // cut at the opaque one; others: {top}
-  std::string data_rel;      // non-dirs: path of the data on layers[0]
-                             // (differs from the name path for pseudo-links)
+  RareString data_rel;       // non-dirs: path of the data on layers[0] when
+                             // it differs from the name path (pseudo-links)
   uint64_t data_gen = 0;     // bumped when the backing file changes
   uint64_t bgen = 0;         // branch-set generation layers refer to
-  int opaque = -1;           // dirs: branch carrying .wh..wh..opq (cut)
-  std::vector<int> watched;  // udba=notify: layers currently watched
-  std::atomic<bool> watch_failed{false};  // udba=notify: some layer unwatched
-  std::vector<FileHandle*> handles;  // open files, re-pointed at copy-up
-  std::shared_ptr<const VDirCache> vdir;  // dirs: merged listing (rdcache)
   std::atomic<uint64_t> dir_gen{0};       // dirs: bumped by every change inside
   // Files: the backing file as the kernel's page cache last saw it. An open
   // that finds the same file unchanged keeps the cache (close-to-open).
@@ -82,12 +176,116 @@ struct Node {
       return {st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
     }
   };
-  CacheStamp cache_stamp;  // size -1: nothing cached yet
+
+  // State few nodes need, allocated on first use: most cached nodes are
+  // files met by a walk, and these fields would more than double them.
+  struct Extra {
+    // Guarded by Union::tree_mu_.
+    // Non-dirs: other names the node was reached by (hard links), tried
+    // when its name is removed; each is checked before use. A few at most.
+    std::vector<std::pair<std::shared_ptr<Node>, std::string>> other_names;
+    // dirren, dirs: (branch id, path there) of each lower part found through
+    // this directory's redirect record; a descendant's path on such a branch
+    // is built from here (Union::path_on_locked).
+    std::vector<std::pair<uint32_t, std::string>> redir;
+    // dirren, dirs: ctime (ns) of the top copy when it was seen without a
+    // redirect record (0: not known); spares a lookup the record check.
+    std::atomic<int64_t> no_redir_ctime{0};
+
+    // Guarded by Node::mu.
+    std::vector<int> watched;                // udba=notify: layers watched
+    std::vector<FileHandle*> handles;        // open files, re-pointed at copy-up
+    std::shared_ptr<const VDirCache> vdir;   // dirs: merged listing (rdcache)
+    CacheStamp cache_stamp;                  // size -1: nothing cached yet
+  };
+  Extra& extra();  // allocates on first use; safe from any thread
+  Extra* extra_if() const { return extra_.load(std::memory_order_acquire); }
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 
   bool is_dir() const { return (type & S_IFMT) == S_IFDIR; }
+
+ private:
+  std::atomic<Extra*> extra_{nullptr};
 };
 
 using NodePtr = std::shared_ptr<Node>;
+
+// A hash set of node pointers keyed by one of the node's own fields (open
+// addressing, linear probing, deletion by backward shift): one pointer per
+// slot, where an unordered_map spends a 48-byte allocation and a bucket per
+// entry. P is NodePtr (owning) or Node* (an index into owned nodes).
+template <typename P, const uint64_t Node::*Key>
+class NodeSet {
+ public:
+  const P* find(uint64_t key) const {
+    if (slots_.empty()) return nullptr;
+    for (size_t i = home(key);; i = next(i)) {
+      if (!slots_[i]) return nullptr;
+      if ((*slots_[i]).*Key == key) return &slots_[i];
+    }
+  }
+  // Adds p, replacing the entry with the same key.
+  void put(P p) {
+    if ((count_ + 1) * 4 > slots_.size() * 3) grow();
+    for (size_t i = home((*p).*Key);; i = next(i)) {
+      if (!slots_[i]) {
+        slots_[i] = std::move(p);
+        ++count_;
+        return;
+      }
+      if ((*slots_[i]).*Key == (*p).*Key) {
+        slots_[i] = std::move(p);
+        return;
+      }
+    }
+  }
+  // Removes the entry for key if it is `only` (or any entry when only is null).
+  bool erase(uint64_t key, const Node* only = nullptr) {
+    const P* f = find(key);
+    if (!f || (only && &**f != only)) return false;
+    size_t i = static_cast<size_t>(f - slots_.data());
+    slots_[i] = P{};
+    --count_;
+    // Shift later members of the probe run back so no run has a hole.
+    for (size_t j = next(i); slots_[j]; j = next(j)) {
+      size_t h = home((*slots_[j]).*Key);
+      bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
+      if (movable) {
+        slots_[i] = std::move(slots_[j]);
+        slots_[j] = P{};
+        i = j;
+      }
+    }
+    if (slots_.size() > 64 && count_ * 8 < slots_.size()) rehash(slots_.size() / 2);
+    return true;
+  }
+  size_t size() const { return count_; }
+  template <typename F>
+  void for_each(F&& f) const {
+    for (auto& p : slots_)
+      if (p) f(p);
+  }
+
+ private:
+  size_t home(uint64_t key) const {
+    return static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift_);
+  }
+  size_t next(size_t i) const { return (i + 1) & (slots_.size() - 1); }
+  void grow() { rehash(slots_.empty() ? 16 : slots_.size() * 2); }
+  void rehash(size_t n) {
+    std::vector<P> old(n);
+    old.swap(slots_);
+    shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(n));
+    count_ = 0;
+    for (auto& p : old)
+      if (p) put(std::move(p));
+  }
+  std::vector<P> slots_;  // size a power of two, or empty
+  size_t count_ = 0;
+  unsigned shift_ = 64;
+};
 
 // NodeIds are handed out once and never reused within a mount; st_ino is a
 // separate, stable number (xino). An inode number maps to its current node
@@ -120,9 +318,10 @@ class InodeTable {
   NodeId next_id() const;
 
  private:
+  NodePtr owner_locked(const Node* n) const;
   mutable std::mutex mu_;
-  std::unordered_map<NodeId, NodePtr> by_id_;      // guarded by mu_
-  std::unordered_map<uint64_t, NodePtr> by_ino_;   // guarded by mu_
+  NodeSet<NodePtr, &Node::id> by_id_;    // owns the nodes; guarded by mu_
+  NodeSet<Node*, &Node::ino> by_ino_;    // current node of each number; mu_
   NodeId next_id_ = 16;                            // guarded by mu_
 };
 

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <map>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -63,4 +66,106 @@ TEST(InodeTable, ConcurrentLookupsAndForgetsBalance) {
     });
   for (auto& x : th) x.join();
   EXPECT_EQ(t.size(), 0u);
+}
+
+// The open-addressing sets behind the table, against a std::map model:
+// random puts, erases (including backward-shift cases across the wrap)
+// and finds, with growth and shrinking.
+TEST(NodeSet, MatchesAMapUnderRandomOperations) {
+  std::mt19937_64 rng(20261128);
+  NodeSet<NodePtr, &Node::id> set;
+  std::map<uint64_t, NodePtr> model;
+  for (int step = 0; step < 200000; ++step) {
+    // A small key range forces long probe runs and frequent re-use.
+    uint64_t key = rng() % (step < 100000 ? 5000 : 300) + 1;
+    switch (rng() % 3) {
+      case 0: {
+        auto n = std::make_shared<Node>(key, key * 3, S_IFREG);
+        set.put(n);
+        model[key] = n;
+        break;
+      }
+      case 1:
+        EXPECT_EQ(set.erase(key), model.erase(key) == 1);
+        break;
+      default: {
+        const NodePtr* f = set.find(key);
+        auto it = model.find(key);
+        ASSERT_EQ(f != nullptr, it != model.end()) << "key " << key << " step " << step;
+        if (f) {
+          EXPECT_EQ(*f, it->second);
+        }
+      }
+    }
+    ASSERT_EQ(set.size(), model.size());
+  }
+  size_t seen = 0;
+  set.for_each([&](const NodePtr& n) {
+    ++seen;
+    EXPECT_EQ(model.at(n->id), n);
+  });
+  EXPECT_EQ(seen, model.size());
+}
+
+TEST(NodeSet, EraseOfAnotherNodeWithTheKeyIsRefused) {
+  NodeSet<Node*, &Node::ino> set;
+  Node a(20, 7, S_IFREG), b(21, 7, S_IFREG);
+  set.put(&a);
+  EXPECT_FALSE(set.erase(7, &b));
+  EXPECT_EQ(*set.find(7), &a);
+  set.put(&b);  // a new incarnation of number 7 replaces the entry
+  EXPECT_EQ(*set.find(7), &b);
+  EXPECT_TRUE(set.erase(7, &b));
+  EXPECT_EQ(set.find(7), nullptr);
+}
+
+TEST(LayerList, InlineAndHeapBehaveAlike) {
+  for (size_t n = 0; n < 9; ++n) {
+    std::vector<int> v;
+    LayerList l;
+    for (size_t i = 0; i < n; ++i) {
+      v.push_back(static_cast<int>(i * 7));
+      l.push_back(static_cast<int>(i * 7));
+    }
+    EXPECT_EQ(l.size(), n);
+    EXPECT_TRUE(l == v);
+    EXPECT_EQ(std::vector<int>(l), v);
+    LayerList copy = l, moved = LayerList(v);
+    EXPECT_TRUE(copy == l);
+    EXPECT_TRUE(moved == l);
+    copy.push_front(-1);
+    v.insert(v.begin(), -1);
+    EXPECT_TRUE(copy == v);
+    std::sort(copy.begin(), copy.end());
+    EXPECT_EQ(copy[0], -1);
+    l = copy;  // self-contained copies: changing one leaves the other
+    copy.clear();
+    EXPECT_TRUE(copy.empty());
+    EXPECT_EQ(l.size(), n + 1);
+  }
+  LayerList one = {4};
+  EXPECT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0], 4);
+  one = {1, 2, 3, 4, 5};
+  EXPECT_EQ(one[4], 5);
+}
+
+// The node lock serializes; a waiter sleeps and is woken (many threads
+// on few cores exercise the contended path).
+TEST(SmallMutex, ExcludesAndWakes) {
+  SmallMutex mu;
+  long counter = 0;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 8; ++t)
+    ts.emplace_back([&] {
+      for (int i = 0; i < 100000; ++i) {
+        std::lock_guard<SmallMutex> g(mu);
+        ++counter;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(counter, 800000);
+  EXPECT_TRUE(mu.try_lock());
+  EXPECT_FALSE(mu.try_lock());
+  mu.unlock();
 }
