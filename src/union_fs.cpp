@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <spdlog/spdlog.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -296,7 +297,7 @@ uint64_t Union::ino_at(const BranchSet& bs, int b, int dirfd, const std::string&
     std::memcpy(&v, x->data(), sizeof v);
     if (v >= kFirstIno) val = v;
   }
-  xino_.alias(br.seed, st.st_ino, val);
+  xino_.remember(br.seed, st.st_ino, val);
   return val;
 }
 
@@ -595,6 +596,7 @@ void Union::detach(const NodePtr& start) {
     {
       std::unique_lock<std::shared_mutex> g(tree_mu_);
       if (!table_.erase_if_unused(n->id, n->children)) return;
+      erased_.fetch_add(1, std::memory_order_relaxed);
       if (watcher_ && n->is_dir()) watcher_->unwatch(n->id);
       parent = n->parent;
       if (parent) parent->children--;
@@ -607,6 +609,15 @@ void Union::detach(const NodePtr& start) {
 void Union::forget(NodeId id, uint64_t n) {
   if (id == kControlId) return;
   if (NodePtr node = table_.forget(id, n)) detach(node);
+  // After a wave of forgets (memory pressure, drop_caches; or one that left
+  // few nodes) the freed nodes
+  // go back to the system, not only to malloc's free lists: the heap is
+  // fragmented by then, so free() alone returns little.
+  constexpr uint64_t kTrimEvery = 32768;
+  uint64_t e = erased_.load(std::memory_order_relaxed);
+  uint64_t last = trimmed_at_.load(std::memory_order_relaxed);
+  bool wave = e - last >= kTrimEvery || (e - last >= 4096 && table_.size() < (e - last) / 4);
+  if (wave && trimmed_at_.compare_exchange_strong(last, e)) ::malloc_trim(0);
 }
 
 int Union::stale_errno(const NodePtr& n) const {
@@ -2335,7 +2346,7 @@ Status Union::rewinddir(DirHandle& dh) {
   std::vector<struct timespec> stamps;
   auto ents = list_dir(*bs, w.value(), &stamps);
   if (!ents.ok()) return Errno{ents.err()};
-  dh.entries = std::move(ents.value());
+  dh.entries = Listing(std::move(ents.value()));
   if (opts_.rdcache > 0 && stamps.size() == w->layers.size()) {
     auto c = std::make_shared<VDirCache>();
     c->entries = dh.entries;
@@ -2344,10 +2355,43 @@ Status Union::rewinddir(DirHandle& dh) {
     c->bgen = bs->generation;
     c->gen = gen;
     c->at = now.tv_sec;
-    std::lock_guard<SmallMutex> g(n->mu);
-    n->extra().vdir = std::move(c);
+    c->live = vdir_live_;
+    vdir_live_->entries.fetch_add(c->entries.size());
+    vdir_live_->caches.fetch_add(1);
+    c->seq = vdir_seq_.fetch_add(1);
+    uint64_t mine = c->seq;
+    std::shared_ptr<const VDirCache> old;  // freed outside the node lock
+    {
+      std::lock_guard<SmallMutex> g(n->mu);
+      old = std::exchange(n->extra().vdir, std::move(c));
+    }
+    keep_listing(n, mine);
   }
   return {};
+}
+
+// The rdcache is bounded in entries, not only in time: a walk of a million
+// directories must not keep a million listings. The newest always stays.
+void Union::keep_listing(const NodePtr& n, uint64_t seq) {
+  std::vector<std::shared_ptr<const VDirCache>> drop;  // freed after the locks
+  std::lock_guard<std::mutex> g(vdir_mu_);
+  vdir_fifo_.emplace_back(n, seq);
+  // Records of caches already replaced or freed are dropped as they reach
+  // the front; the length check keeps them from piling up.
+  size_t entries = vdir_live_->entries.load(), caches = vdir_live_->caches.load();
+  while (vdir_fifo_.size() > 1 && (entries > listing_budget_ || vdir_fifo_.size() > 2 * caches + 16)) {
+    auto [wn, s] = vdir_fifo_.front();
+    vdir_fifo_.pop_front();
+    NodePtr old = wn.lock();
+    if (!old) continue;
+    std::lock_guard<SmallMutex> ng(old->mu);
+    Node::Extra* x = old->extra_if();
+    if (x && x->vdir && x->vdir->seq == s) {
+      entries -= std::min(entries, x->vdir->entries.size());
+      caches -= std::min<size_t>(caches, 1);
+      drop.push_back(std::move(x->vdir));
+    }
+  }
 }
 
 uint64_t Union::entry_ino(const VEntry& e) const { return e.ino; }
@@ -2816,7 +2860,8 @@ std::string Union::info_json() const {
        ",\"copyup_bytes\":" + std::to_string(counters_.copyup_bytes.load()) +
        ",\"whiteouts\":" + std::to_string(counters_.whiteouts.load()) +
        ",\"branch_changes\":" + std::to_string(counters_.branch_changes.load()) +
-       ",\"xino_aliases\":" + std::to_string(xino_.alias_count()) + "}}";
+       ",\"xino_aliases\":" + std::to_string(xino_.alias_count()) +
+       ",\"listing_cache_entries\":" + std::to_string(vdir_live_->entries.load()) + "}}";
   return j;
 }
 

@@ -20,42 +20,75 @@ uint64_t hash_ino(uint64_t seed, uint64_t branch_ino) {
 }
 
 uint64_t Xino::get(uint64_t seed, ino_t branch_ino) const {
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    if (!alias_.empty()) {
-      auto it = alias_.find(Key{seed, branch_ino});
-      if (it != alias_.end()) return it->second;
-    }
-  }
+  if (auto v = find(seed, branch_ino)) return *v;
   return hash_ino(seed, branch_ino);
 }
 
 std::optional<uint64_t> Xino::find(uint64_t seed, ino_t branch_ino) const {
   std::lock_guard<std::mutex> g(mu_);
-  auto it = alias_.find(Key{seed, branch_ino});
-  if (it == alias_.end()) return std::nullopt;
-  return it->second;
+  Key k{seed, branch_ino};
+  if (!alias_.empty()) {
+    auto it = alias_.find(k);
+    if (it != alias_.end()) return it->second;
+  }
+  if (!seen_.empty()) {
+    auto it = seen_.find(k);
+    if (it != seen_.end()) return it->second;
+  }
+  return std::nullopt;
 }
 
 void Xino::alias(uint64_t seed, ino_t branch_ino, uint64_t ino) {
   std::lock_guard<std::mutex> g(mu_);
-  alias_[Key{seed, branch_ino}] = ino;
+  Key k{seed, branch_ino};
+  forget_seen_locked(k);
+  alias_[k] = ino;
+}
+
+void Xino::remember(uint64_t seed, ino_t branch_ino, uint64_t ino) {
+  std::lock_guard<std::mutex> g(mu_);
+  Key k{seed, branch_ino};
+  if (alias_.count(k)) return;
+  if (seen_.size() >= kRememberMax) {
+    seen_.clear();
+    seen_recorded_ = 0;
+  }
+  forget_seen_locked(k);
+  seen_.emplace(k, ino);
+  if (ino != hash_ino(seed, branch_ino)) ++seen_recorded_;
+}
+
+void Xino::forget_seen_locked(const Key& k) {
+  auto it = seen_.find(k);
+  if (it == seen_.end()) return;
+  if (it->second != hash_ino(k.seed, k.ino)) --seen_recorded_;
+  seen_.erase(it);
 }
 
 void Xino::unalias(uint64_t seed, ino_t branch_ino) {
   std::lock_guard<std::mutex> g(mu_);
-  alias_.erase(Key{seed, branch_ino});
+  Key k{seed, branch_ino};
+  alias_.erase(k);
+  forget_seen_locked(k);
 }
 
 void Xino::unalias_if(uint64_t seed, ino_t branch_ino, uint64_t ino) {
   std::lock_guard<std::mutex> g(mu_);
-  auto it = alias_.find(Key{seed, branch_ino});
+  Key k{seed, branch_ino};
+  auto it = alias_.find(k);
   if (it != alias_.end() && it->second == ino) alias_.erase(it);
+  auto si = seen_.find(k);
+  if (si != seen_.end() && si->second == ino) forget_seen_locked(k);
 }
 
 size_t Xino::alias_count() const {
   std::lock_guard<std::mutex> g(mu_);
-  return alias_.size();
+  return alias_.size() + seen_recorded_;
+}
+
+size_t Xino::remembered() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return seen_.size();
 }
 
 }  // namespace aufs

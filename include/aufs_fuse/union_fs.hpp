@@ -61,7 +61,7 @@ struct FileHandle {
 
 struct DirHandle {
   NodePtr node;
-  std::vector<VEntry> entries;  // snapshot taken at opendir / rewind
+  Listing entries;  // snapshot taken at opendir / rewind
   bool started = false;         // a read at offset 0 after this rewinds
   std::mutex mu;
 };
@@ -199,6 +199,8 @@ class Union {
   // "unlink" (the name to remove was resolved, nothing changed yet).
   using TestHook = std::function<void(std::string_view point, std::string_view name)>;
   void set_test_hook(TestHook h) { test_hook_ = std::move(h); }
+  // Entries the rdcache keeps in all (tests use small budgets).
+  void set_listing_budget(size_t entries) { listing_budget_ = entries; }
 
  private:
   explicit Union(const MountOptions& opts);
@@ -360,6 +362,9 @@ class Union {
                               const std::string* symlink_target, int open_flags,
                               const Ctx& ctx, std::unique_ptr<FileHandle>* fh_out);
   Status check_name(std::string_view name, bool lookup = false) const;
+  // Registers n's new listing cache number `seq` and drops the oldest
+  // caches past the budget. Called with no lock held.
+  void keep_listing(const NodePtr& n, uint64_t seq);
   uint32_t next_temp_seq() { return temp_seq_.fetch_add(1); }
   Result<Entry> control_entry() const;
   Result<std::vector<char>> xattr_value(const std::string& s, size_t size) const;
@@ -398,6 +403,13 @@ class Union {
   std::unordered_map<uint32_t, std::pair<int, int>> open_by_branch_;  // (all, writers)
   TestHook test_hook_;
   std::atomic<uint64_t> names_gen_{0}, names_busy_{0};
+  // rdcache: listings kept, oldest first; past the budget the oldest go.
+  std::shared_ptr<VDirLive> vdir_live_ = std::make_shared<VDirLive>();
+  std::mutex vdir_mu_;
+  size_t listing_budget_ = 65536;  // entries, ~6 MB
+  std::deque<std::pair<std::weak_ptr<Node>, uint64_t>> vdir_fifo_;  // (node, seq); vdir_mu_
+  std::atomic<uint64_t> vdir_seq_{1};
+  std::atomic<uint64_t> erased_{0}, trimmed_at_{0};  // nodes freed; at the last trim
 };
 
 }  // namespace aufs

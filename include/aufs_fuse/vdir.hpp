@@ -3,6 +3,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,9 +27,41 @@ struct VEntry {
   uint64_t ino = 0;        // union inode number (d_ino), filled by the caller
 };
 
+// A merged listing, immutable once built, shared by the handles that read
+// it and by the rdcache.
+class Listing {
+ public:
+  Listing() = default;
+  explicit Listing(std::vector<VEntry> v)
+      : p_(std::make_shared<const std::vector<VEntry>>(std::move(v))) {}
+  size_t size() const { return p_ ? p_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const VEntry& operator[](size_t i) const { return (*p_)[i]; }
+  const VEntry* begin() const { return p_ ? p_->data() : nullptr; }
+  const VEntry* end() const { return begin() + size(); }
+
+ private:
+  std::shared_ptr<const std::vector<VEntry>> p_;
+};
+
+// What the rdcache holds in all: its budget counts these.
+struct VDirLive {
+  std::atomic<size_t> entries{0}, caches{0};
+};
+
 // A directory's merged listing kept between opens (rdcache).
 struct VDirCache {
-  std::vector<VEntry> entries;
+  VDirCache() = default;
+  VDirCache(const VDirCache&) = delete;
+  VDirCache& operator=(const VDirCache&) = delete;
+  ~VDirCache() {
+    if (!live) return;
+    live->entries.fetch_sub(entries.size());
+    live->caches.fetch_sub(1);
+  }
+  Listing entries;
+  std::shared_ptr<VDirLive> live;  // set once counted
+  uint64_t seq = 0;                // names this cache in the budget's queue
   std::vector<struct timespec> stamps;  // mtime per layer when built
   std::vector<int> layers;
   uint64_t bgen = 0, gen = 0;

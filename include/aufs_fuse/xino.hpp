@@ -28,11 +28,18 @@ class Xino {
   // Future lookups of (seed, branch_ino) yield `ino` (also records that a
   // persistent number was looked for, when ino is the natural one).
   void alias(uint64_t seed, ino_t branch_ino, uint64_t ino);
+  // A number read from a branch (its recorded xattr, or the natural one
+  // when none is recorded), kept to spare the read: a bounded cache,
+  // emptied when full, since the branch still has the answer.
+  void remember(uint64_t seed, ino_t branch_ino, uint64_t ino);
   void unalias(uint64_t seed, ino_t branch_ino);
   // Only while it still yields `ino`: the branch inode may already hold a
   // new object with an alias of its own.
   void unalias_if(uint64_t seed, ino_t branch_ino, uint64_t ino);
+  // Aliases, plus remembered numbers that differ from the natural one.
   size_t alias_count() const;
+  size_t remembered() const;
+  static constexpr size_t kRememberMax = 1 << 16;
 
  private:
   struct Key {
@@ -45,6 +52,9 @@ class Xino {
   };
   mutable std::mutex mu_;
   std::unordered_map<Key, uint64_t, KeyHash> alias_;  // guarded by mu_
+  std::unordered_map<Key, uint64_t, KeyHash> seen_;   // guarded by mu_
+  size_t seen_recorded_ = 0;  // entries of seen_ not natural; mu_
+  void forget_seen_locked(const Key& k);
 };
 
 }  // namespace aufs

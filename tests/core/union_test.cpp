@@ -1021,6 +1021,50 @@ TEST_F(UnionTest, ListingCacheSeesChangesFromBothSides) {
   EXPECT_EQ(ls(""), (std::vector<std::string>{"a", "b", "c"})) << "direct branch edit";
 }
 
+// Kept listings are bounded in entries (65,536; 1,000 here), not only in
+// time: the oldest go first, and a listing built again after eviction is
+// complete.
+TEST_F(UnionTest, ListingCacheIsBoundedInEntries) {
+  make_branches({"rw", "ro"});
+  for (int d = 0; d < 4; ++d) {
+    std::string dir = br(1) + "/d" + std::to_string(d);
+    mkdirs(dir);
+    for (int i = 0; i < 300; ++i) {
+      int fd = ::open((dir + "/f" + std::to_string(i)).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      ASSERT_GE(fd, 0);
+      ::close(fd);
+    }
+  }
+  mount("rdcache=600");
+  fs->set_listing_budget(1000);
+  auto cached = [&] {
+    std::string j = fs->info_json();
+    auto at = j.find("\"listing_cache_entries\":");
+    EXPECT_NE(at, std::string::npos) << j;
+    return at == std::string::npos ? -1L : std::stol(j.substr(at + 24));
+  };
+  EXPECT_EQ(cached(), 0);
+  EXPECT_EQ(ls("d0").size(), 300u);
+  EXPECT_EQ(cached(), 300);
+  for (int d = 1; d < 4; ++d) EXPECT_EQ(ls("d" + std::to_string(d)).size(), 300u);
+  EXPECT_EQ(cached(), 900) << "d0 dropped, d1..d3 kept";
+  EXPECT_EQ(ls("d0").size(), 300u) << "an evicted listing is built again";
+  EXPECT_EQ(cached(), 900) << "d1 dropped";
+  // A listing over the whole budget is still kept, alone.
+  std::string big = br(1) + "/big";
+  mkdirs(big);
+  for (int i = 0; i < 1200; ++i) write_file(big + "/f" + std::to_string(i), "");
+  EXPECT_EQ(ls("big").size(), 1200u);
+  EXPECT_EQ(cached(), 1200);
+  // A directory changed and listed again replaces its listing: the old one
+  // is freed (and the big one goes, over budget).
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(create("d3/new" + std::to_string(i)), 0);
+    ASSERT_EQ(ls("d3").size(), 301u + static_cast<size_t>(i));
+    ASSERT_EQ(cached(), 301 + i);
+  }
+}
+
 TEST_F(UnionTest, NoDirPerm1ChecksEveryBranchCopy) {
   make_branches({"rw", "ro"});
   mkdirs(br(0) + "/d");

@@ -75,7 +75,7 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
   EXPECT_TRUE(info["options"].is_str());
   EXPECT_NE(info["options"].str.find("udba=reval"), std::string::npos) << info["options"].str;
   for (const char* k : {"inodes", "open_files", "copyups", "copyup_bytes", "whiteouts",
-                        "branch_changes", "xino_aliases"})
+                        "branch_changes", "xino_aliases", "listing_cache_entries"})
     EXPECT_TRUE(info["counters"][k].is_num()) << "counters." << k;
   for (auto& b : info["branches"].arr)
     for (const char* k : {"index", "id", "path", "perm"}) EXPECT_TRUE(b.has(k)) << k;

@@ -43,3 +43,26 @@ TEST(Xino, AliasKeepsNumberAcrossCopyUp) {
   x.alias(upper, 5, hash_ino(upper, 5));
   EXPECT_EQ(x.find(upper, 5), hash_ino(upper, 5));
 }
+
+// Numbers read from a branch are a cache: bounded, and emptied when full;
+// aliases from copy-up stay whatever the cache does.
+TEST(Xino, RememberedNumbersAreBoundedAliasesStay) {
+  Xino x;
+  uint64_t up = branch_seed("/upper");
+  x.alias(up, 1, 777);
+  x.remember(up, 2, 888);                  // a recorded number
+  x.remember(up, 3, hash_ino(up, 3));      // the natural one
+  EXPECT_EQ(x.find(up, 2), 888u);
+  EXPECT_EQ(x.find(up, 3), hash_ino(up, 3));
+  EXPECT_EQ(x.alias_count(), 2u) << "the alias and the recorded number";
+  x.remember(up, 1, 5);  // an alias wins over a read
+  EXPECT_EQ(x.find(up, 1), 777u);
+  for (ino_t i = 10; i < 10 + 3 * Xino::kRememberMax; ++i) x.remember(up, i, hash_ino(up, i));
+  EXPECT_LE(x.remembered(), Xino::kRememberMax);
+  EXPECT_EQ(x.find(up, 1), 777u);
+  EXPECT_FALSE(x.find(up, 2).has_value()) << "dropped: the branch is read again";
+  EXPECT_EQ(x.alias_count(), 1u);
+  x.unalias_if(up, 1, 777);
+  EXPECT_FALSE(x.find(up, 1).has_value());
+  EXPECT_EQ(x.alias_count(), 0u);
+}
