@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
   fctx.cfg.attr_timeout = opts.attr_timeout >= 0 ? opts.attr_timeout : def_to;
   fctx.cfg.negative_timeout = opts.negative_timeout >= 0 ? opts.negative_timeout : def_to;
   fctx.cfg.debug = opts.debug;
+  // Only with long-lived entries: under reval, readdirplus replies are what
+  // renew the 1 s entries of a listed directory in bulk; a listing served by
+  // the kernel would leave a stat-ing scan one LOOKUP per name.
+  fctx.cfg.cache_readdir = opts.rdcache > 0 && opts.udba != aufs::Udba::Reval;
 
   std::vector<std::string> fargs = {"aufs-fuse"};
   std::string fsname = opts.source.empty() ? "aufs" : opts.source;
@@ -149,6 +153,7 @@ int main(int argc, char** argv) {
     if (opts.entry_timeout < 0) fctx.cfg.entry_timeout = 1.0;
     if (opts.attr_timeout < 0) fctx.cfg.attr_timeout = 1.0;
     if (opts.negative_timeout < 0) fctx.cfg.negative_timeout = 1.0;
+    fctx.cfg.cache_readdir = false;
   }
   spdlog::info("mounted {} branches on {}", opts.branches.size(), opts.mountpoint);
   if (opts.single_thread) {

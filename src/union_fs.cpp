@@ -2308,6 +2308,15 @@ Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id, const Ctx* ctx) {
   auto dh = std::make_unique<DirHandle>();
   dh->node = n;
   AUFS_TRY(rewinddir(*dh));
+  // The kernel's copy of the listing (cache_readdir) was filled by the
+  // previous open; it may be kept only if this open serves that very
+  // listing, still valid by the rdcache's checks.
+  {
+    std::lock_guard<SmallMutex> g(n->mu);
+    Node::Extra& x = n->extra();
+    dh->keep_cache = dh->listing_seq != 0 && dh->listing_seq == x.served_seq;
+    x.served_seq = dh->listing_seq;
+  }
   return dh;
 }
 
@@ -2338,6 +2347,7 @@ Status Union::rewinddir(DirHandle& dh) {
       }
       if (same) {
         dh.entries = c->entries;
+        dh.listing_seq = c->seq;
         return {};
       }
     }
@@ -2347,6 +2357,7 @@ Status Union::rewinddir(DirHandle& dh) {
   auto ents = list_dir(*bs, w.value(), &stamps);
   if (!ents.ok()) return Errno{ents.err()};
   dh.entries = Listing(std::move(ents.value()));
+  dh.listing_seq = 0;
   if (opts_.rdcache > 0 && stamps.size() == w->layers.size()) {
     auto c = std::make_shared<VDirCache>();
     c->entries = dh.entries;
@@ -2360,6 +2371,7 @@ Status Union::rewinddir(DirHandle& dh) {
     vdir_live_->caches.fetch_add(1);
     c->seq = vdir_seq_.fetch_add(1);
     uint64_t mine = c->seq;
+    dh.listing_seq = mine;
     std::shared_ptr<const VDirCache> old;  // freed outside the node lock
     {
       std::lock_guard<SmallMutex> g(n->mu);

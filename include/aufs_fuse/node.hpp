@@ -197,6 +197,7 @@ struct Node {
     std::vector<FileHandle*> handles;        // open files, re-pointed at copy-up
     std::shared_ptr<const VDirCache> vdir;   // dirs: merged listing (rdcache)
     CacheStamp cache_stamp;                  // size -1: nothing cached yet
+    uint64_t served_seq = 0;  // dirs: rdcache listing the last opendir served
   };
   Extra& extra();  // allocates on first use; safe from any thread
   Extra* extra_if() const { return extra_.load(std::memory_order_acquire); }

@@ -62,6 +62,8 @@ struct FileHandle {
 struct DirHandle {
   NodePtr node;
   Listing entries;  // snapshot taken at opendir / rewind
+  uint64_t listing_seq = 0;  // the rdcache listing served (0: not cached)
+  bool keep_cache = false;   // the kernel's cached listing is this one
   bool started = false;         // a read at offset 0 after this rewinds
   std::mutex mu;
 };

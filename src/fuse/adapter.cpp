@@ -398,6 +398,10 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Ctx c = make_ctx(req, false);
     auto r = fs_of(req).opendir(ino, &c);
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    // The kernel keeps the listing it read (cache_readdir); opendir says
+    // whether what it kept is still the listing (keep_cache).
+    fi->cache_readdir = ctx_of(req).cfg.cache_readdir;
+    fi->keep_cache = r.value()->keep_cache;
     fi->fh = reinterpret_cast<uint64_t>(r.value().release());
     Union& fs = fs_of(req);
     if (fuse_reply_open(req, fi) == -ENOENT) fs.releasedir(std::unique_ptr<DirHandle>(dh_of(fi)));

@@ -25,6 +25,9 @@ struct AdapterConfig {
     return unwatched ? std::min(attr_timeout, unwatched_timeout) : attr_timeout;
   }
   bool debug = false;
+  // The kernel may keep directory listings (udba=notify or none, rdcache >
+  // 0: a listing has an identity to check the kernel's copy against).
+  bool cache_readdir = false;
 };
 
 const fuse_lowlevel_ops& fuse_operations();

@@ -257,5 +257,35 @@ TEST_F(Udba, ListingFollowsALowerCopyChange) {
   EXPECT_EQ(list_dir(m("sub")), want);
 }
 
+// udba=notify and none let the kernel keep directory listings between opens
+// (cache_readdir); an open keeps the kernel's copy only while the daemon's
+// listing is unchanged, so edits through the mount and in the branches
+// still show at the next listing.
+TEST_F(Udba, ListingsKeptByTheKernelFollowEdits) {
+  for (const char* mode : {"udba=notify", "udba=none", "udba=reval"}) {
+    SCOPED_TRACE(mode);
+    ASSERT_TRUE(mount_cached("rw:l1=ro+wh", mode));
+    using V = std::vector<std::string>;
+    EXPECT_EQ(list_dir(m("sub")), V{"gone2.txt"});
+    EXPECT_EQ(list_dir(m("sub")), V{"gone2.txt"});  // served from the kernel's copy
+    ASSERT_TRUE(write_file(m("sub/made.txt"), "x"));
+    EXPECT_EQ(list_dir(m("sub")), (V{"gone2.txt", "made.txt"}));
+    ::usleep(20000);  // a new mtime tick for the direct edits
+    ASSERT_TRUE(write_file(p("l1/sub/direct.txt"), "d"));
+    ASSERT_EQ(::unlink(p("l1/sub/gone2.txt").c_str()), 0);
+    V want{"direct.txt", "made.txt"};
+    EXPECT_TRUE(eventually([&] { return list_dir(m("sub")) == want; }, 800))
+        << "listed: " << ::testing::PrintToString(list_dir(m("sub")));
+    ASSERT_EQ(::unlink(m("sub/made.txt").c_str()), 0);
+    EXPECT_EQ(list_dir(m("sub")), V{"direct.txt"});
+    unmount();
+    // Back to the fixture's lower branch for the next mode.
+    ASSERT_EQ(::unlink(p("l1/sub/direct.txt").c_str()), 0);
+    ASSERT_TRUE(write_file(p("l1/sub/gone2.txt"), "soon gone too\n"));
+    for (auto& n : list_dir(p("rw/sub"))) ::unlink(p("rw/sub/" + n).c_str());
+  }
+}
+
+
 }  // namespace
 }  // namespace aufs::mt
