@@ -42,6 +42,7 @@ void InodeTable::insert(const NodePtr& n, uint64_t refs) {
   std::lock_guard<std::mutex> g(mu_);
   by_id_.put(n);
   by_ino_.put(n.get());
+  size_.store(by_id_.size(), std::memory_order_relaxed);
   n->nlookup.fetch_add(refs);
 }
 
@@ -74,6 +75,7 @@ NodePtr InodeTable::find_or_insert(uint64_t ino, mode_t type, uint64_t refs) {
   n->nlookup.store(refs);
   by_id_.put(n);
   by_ino_.put(n.get());
+  size_.store(by_id_.size(), std::memory_order_relaxed);
   return n;
 }
 
@@ -111,13 +113,11 @@ bool InodeTable::erase_if_unused(NodeId id, int children) {
   NodePtr keep = *p;  // alive until both sets let go
   by_ino_.erase(keep->ino, keep.get());
   by_id_.erase(id);
+  size_.store(by_id_.size(), std::memory_order_relaxed);
   return true;
 }
 
-size_t InodeTable::size() const {
-  std::lock_guard<std::mutex> g(mu_);
-  return by_id_.size();
-}
+size_t InodeTable::size() const { return size_.load(std::memory_order_relaxed); }
 
 std::vector<NodePtr> InodeTable::all() const {
   std::lock_guard<std::mutex> g(mu_);

@@ -610,9 +610,9 @@ void Union::forget(NodeId id, uint64_t n) {
   if (id == kControlId) return;
   if (NodePtr node = table_.forget(id, n)) detach(node);
   // After a wave of forgets (memory pressure, drop_caches; or one that left
-  // few nodes) the freed nodes
-  // go back to the system, not only to malloc's free lists: the heap is
-  // fragmented by then, so free() alone returns little.
+  // few nodes) the freed nodes go back to the system, not only to malloc's
+  // free lists: the heap is fragmented by then, so free() alone returns
+  // little.
   constexpr uint64_t kTrimEvery = 32768;
   uint64_t e = erased_.load(std::memory_order_relaxed);
   uint64_t last = trimmed_at_.load(std::memory_order_relaxed);
@@ -902,10 +902,12 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
     }
     if (gone) {
       std::lock_guard<SmallMutex> g(n->mu);
-      for (FileHandle* h : n->extra_if() ? n->extra_if()->handles : std::vector<FileHandle*>{}) {
-        std::lock_guard<std::mutex> hg(h->mu);
-        auto st = sys::fstat_fd(h->raw_fd());
-        if (st.ok()) return present(*n, st.value());
+      if (const Node::Extra* x = n->extra_if()) {
+        for (FileHandle* h : x->handles) {
+          std::lock_guard<std::mutex> hg(h->mu);
+          auto st = sys::fstat_fd(h->raw_fd());
+          if (st.ok()) return present(*n, st.value());
+        }
       }
       return Errno{stale_errno(n)};
     }
@@ -2254,15 +2256,14 @@ void Union::release(std::unique_ptr<FileHandle> fh) {
   }
   std::optional<Node::CacheStamp> stamp;  // set: the writer's view of the file
   if (writer && fd) {
-    auto st = sys::fstat_fd(fd->get());
-    stamp = st.ok() ? Node::CacheStamp::of(st.value()) : Node::CacheStamp{};
+    if (auto st = sys::fstat_fd(fd->get()); st.ok()) stamp = Node::CacheStamp::of(st.value());
   }
   {
     std::lock_guard<SmallMutex> g(fh->node->mu);
     Node::Extra& x = fh->node->extra();  // made when the handle was registered
     if (writer) {
       x.cache_stamp = {};
-      if (stamp && stamp->size >= 0 && fh->data_gen == fh->node->data_gen && !racy(*stamp))
+      if (stamp && fh->data_gen == fh->node->data_gen && !racy(*stamp))
         x.cache_stamp = *stamp;
     }
     auto& hs = x.handles;
@@ -2313,9 +2314,11 @@ Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id, const Ctx* ctx) {
   // listing, still valid by the rdcache's checks.
   {
     std::lock_guard<SmallMutex> g(n->mu);
-    Node::Extra& x = n->extra();
-    dh->keep_cache = dh->listing_seq != 0 && dh->listing_seq == x.served_seq;
-    x.served_seq = dh->listing_seq;
+    Node::Extra* x = dh->listing_seq ? &n->extra() : n->extra_if();  // rdcache=0: none
+    if (x) {
+      dh->keep_cache = dh->listing_seq != 0 && dh->listing_seq == x->served_seq;
+      x->served_seq = dh->listing_seq;
+    }
   }
   return dh;
 }

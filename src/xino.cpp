@@ -53,15 +53,20 @@ void Xino::remember(uint64_t seed, ino_t branch_ino, uint64_t ino) {
     seen_.clear();
     seen_recorded_ = 0;
   }
-  forget_seen_locked(k);
-  seen_.emplace(k, ino);
-  if (ino != hash_ino(seed, branch_ino)) ++seen_recorded_;
+  uint64_t natural = hash_ino(seed, branch_ino);
+  auto [it, fresh] = seen_.try_emplace(k, ino);
+  if (!fresh && it->second != natural) --seen_recorded_;
+  it->second = ino;
+  if (ino != natural) ++seen_recorded_;
 }
 
 void Xino::forget_seen_locked(const Key& k) {
   auto it = seen_.find(k);
-  if (it == seen_.end()) return;
-  if (it->second != hash_ino(k.seed, k.ino)) --seen_recorded_;
+  if (it != seen_.end()) forget_seen_locked(it);
+}
+
+void Xino::forget_seen_locked(std::unordered_map<Key, uint64_t, KeyHash>::iterator it) {
+  if (it->second != hash_ino(it->first.seed, it->first.ino)) --seen_recorded_;
   seen_.erase(it);
 }
 
@@ -78,7 +83,7 @@ void Xino::unalias_if(uint64_t seed, ino_t branch_ino, uint64_t ino) {
   auto it = alias_.find(k);
   if (it != alias_.end() && it->second == ino) alias_.erase(it);
   auto si = seen_.find(k);
-  if (si != seen_.end() && si->second == ino) forget_seen_locked(k);
+  if (si != seen_.end() && si->second == ino) forget_seen_locked(si);
 }
 
 size_t Xino::alias_count() const {

@@ -14,13 +14,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <initializer_list>
-#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "aufs_fuse/small_mutex.hpp"
@@ -324,6 +323,8 @@ class InodeTable {
   NodeSet<NodePtr, &Node::id> by_id_;    // owns the nodes; guarded by mu_
   NodeSet<Node*, &Node::ino> by_ino_;    // current node of each number; mu_
   NodeId next_id_ = 16;                            // guarded by mu_
+  std::atomic<size_t> size_{0};  // by_id_'s size, readable without mu_
+                                 // (forget checks it on every call)
 };
 
 }  // namespace aufs

@@ -35,7 +35,6 @@ class Listing {
   explicit Listing(std::vector<VEntry> v)
       : p_(std::make_shared<const std::vector<VEntry>>(std::move(v))) {}
   size_t size() const { return p_ ? p_->size() : 0; }
-  bool empty() const { return size() == 0; }
   const VEntry& operator[](size_t i) const { return (*p_)[i]; }
   const VEntry* begin() const { return p_ ? p_->data() : nullptr; }
   const VEntry* end() const { return begin() + size(); }

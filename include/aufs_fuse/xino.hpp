@@ -55,6 +55,7 @@ class Xino {
   std::unordered_map<Key, uint64_t, KeyHash> seen_;   // guarded by mu_
   size_t seen_recorded_ = 0;  // entries of seen_ not natural; mu_
   void forget_seen_locked(const Key& k);
+  void forget_seen_locked(std::unordered_map<Key, uint64_t, KeyHash>::iterator it);
 };
 
 }  // namespace aufs
