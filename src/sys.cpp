@@ -196,19 +196,28 @@ Result<std::string> readlink_at(int dirfd, const std::string& name) {
   }
 }
 
+std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
 Status fchownat_nofollow(int dirfd, const std::string& name, uid_t uid, gid_t gid) {
-  if (::fchownat(dirfd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-    return last_errno();
+  int r = name.empty() ? ::fchownat(dirfd, "", uid, gid, AT_EMPTY_PATH)
+                       : ::fchownat(dirfd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW);
+  if (r < 0) return last_errno();
   return {};
 }
 
 Status utimens_at(int dirfd, const std::string& name, const struct timespec ts[2]) {
-  if (::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0)
-    return last_errno();
+  int r = name.empty() ? ::utimensat(AT_FDCWD, proc_fd_path(dirfd).c_str(), ts, 0)
+                       : ::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+  if (r < 0) return last_errno();
   return {};
 }
 
-std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
+  int r = name.empty() ? ::fchmodat(AT_FDCWD, proc_fd_path(dirfd).c_str(), mode, 0)
+                       : ::fchmodat(dirfd, name.c_str(), mode, 0);
+  if (r < 0) return last_errno();
+  return {};
+}
 
 Status chmod_path_fd(int opath_fd, mode_t mode) {
   if (::fchmodat(AT_FDCWD, proc_fd_path(opath_fd).c_str(), mode, 0) < 0)
@@ -225,10 +234,13 @@ Result<UniqueFd> reopen(int opath_fd, int flags) {
 }
 
 namespace {
+// An empty name stands for dirfd's own object (any type but a symlink): the
+// magic link is followed to it.
 std::string at_path(int dirfd, const std::string& name) {
   std::string p = proc_fd_path(dirfd);
+  if (name.empty()) return p;
   p += '/';
-  p += name.empty() ? std::string(".") : name;
+  p += name;
   return p;
 }
 }  // namespace
@@ -237,7 +249,8 @@ Result<std::vector<char>> getxattr_at(int dirfd, const std::string& name,
                                       const char* key, size_t size) {
   std::string p = at_path(dirfd, name);
   std::vector<char> buf(size);
-  ssize_t n = ::lgetxattr(p.c_str(), key, size ? buf.data() : nullptr, size);
+  void* out = size ? buf.data() : nullptr;
+  ssize_t n = name.empty() ? ::getxattr(p.c_str(), key, out, size) : ::lgetxattr(p.c_str(), key, out, size);
   if (n < 0) return last_errno();
   buf.resize(static_cast<size_t>(n));  // size probe: a vector of the needed size
   return buf;
@@ -246,7 +259,8 @@ Result<std::vector<char>> getxattr_at(int dirfd, const std::string& name,
 Result<std::vector<char>> listxattr_at(int dirfd, const std::string& name, size_t size) {
   std::string p = at_path(dirfd, name);
   std::vector<char> buf(size);
-  ssize_t n = ::llistxattr(p.c_str(), size ? buf.data() : nullptr, size);
+  char* out = size ? buf.data() : nullptr;
+  ssize_t n = name.empty() ? ::listxattr(p.c_str(), out, size) : ::llistxattr(p.c_str(), out, size);
   if (n < 0) return last_errno();
   buf.resize(static_cast<size_t>(n));
   return buf;
@@ -255,13 +269,16 @@ Result<std::vector<char>> listxattr_at(int dirfd, const std::string& name, size_
 Status setxattr_at(int dirfd, const std::string& name, const char* key,
                    const void* value, size_t size, int flags) {
   std::string p = at_path(dirfd, name);
-  if (::lsetxattr(p.c_str(), key, value, size, flags) < 0) return last_errno();
+  int r = name.empty() ? ::setxattr(p.c_str(), key, value, size, flags)
+                       : ::lsetxattr(p.c_str(), key, value, size, flags);
+  if (r < 0) return last_errno();
   return {};
 }
 
 Status removexattr_at(int dirfd, const std::string& name, const char* key) {
   std::string p = at_path(dirfd, name);
-  if (::lremovexattr(p.c_str(), key) < 0) return last_errno();
+  int r = name.empty() ? ::removexattr(p.c_str(), key) : ::lremovexattr(p.c_str(), key);
+  if (r < 0) return last_errno();
   return {};
 }
 

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <spdlog/spdlog.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -908,6 +909,10 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) {
           auto st = sys::fstat_fd(h->raw_fd());
           if (st.ok()) return present(*n, st.value());
         }
+        if (x->orphan) {
+          auto st = sys::fstat_fd(x->orphan->fd.get());
+          if (st.ok()) return present(*n, st.value());
+        }
       }
       return Errno{stale_errno(n)};
     }
@@ -1063,7 +1068,7 @@ Status Union::copy_attrs(int src_dir, const std::string& src_name, int dst_dir,
   if (daemon_is_root()) AUFS_TRY(sys::fchownat_nofollow(dst_dir, dst_name, st.st_uid, st.st_gid));
   if (!S_ISLNK(st.st_mode)) {
     // After chown, which clears set-id bits.
-    if (::fchmodat(dst_dir, dst_name.c_str(), st.st_mode & 07777, 0) < 0) return last_errno();
+    AUFS_TRY(sys::chmod_at(dst_dir, dst_name, st.st_mode & 07777));
   }
   for (auto& [k, v] : later) {
     auto s = sys::setxattr_at(dst_dir, dst_name, k.c_str(), v.data(), v.size(), 0);
@@ -1270,6 +1275,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
       n->layers = {bw};
       n->data_rel.clear();
       n->data_gen++;
+      if (Node::Extra* x = n->extra_if()) x->orphan.reset();  // held the old copy
       repoint_readers(n, dpfd->get(), dname, wb.id);
       return {};
     }
@@ -1348,6 +1354,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   n->layers = {bw};
   n->data_rel.clear();
   n->data_gen++;
+  if (Node::Extra* x = n->extra_if()) x->orphan.reset();  // held the old copy
   repoint_readers(n, dpfd->get(), dname, wb.id);
   counters_.copyups++;
   counters_.copyup_bytes += copied;
@@ -1684,13 +1691,21 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw->rel, O_PATH | O_DIRECTORY);
   if (!pfd.ok()) return Errno{pfd.err()};
   std::string nm(name);
+  NodePtr victim = table_.by_ino(r->hits[0].ino);
+  keep_orphan(*bs, victim);
   KeepTimes keep_if_only_wh(pfd->get());
-  if (need_wh) AUFS_TRY(make_whiteout(*bs, bw, pfd->get(), nm));
+  if (need_wh) {
+    if (auto s = make_whiteout(*bs, bw, pfd->get(), nm); !s.ok()) {
+      drop_orphan(victim);
+      return s;
+    }
+  }
   const NodeId fence = table_.next_id();
   if (top == bw) {
     auto s = sys::unlink_at(pfd->get(), nm, 0);
     if (!s.ok()) {
       if (need_wh) ::unlinkat(pfd->get(), wh::whiteout_of(nm).c_str(), 0);
+      drop_orphan(victim);
       return s;
     }
   } else {
@@ -2071,9 +2086,11 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
     }
     if (!s.ok()) { undo_opaque(); undo_src_wh(); return s; }
   }
+  if (dn && !dst_dir) keep_orphan(*bs, dn);
   const NodeId fence = table_.next_id();
   auto s = sys::rename_at(spfd->get(), name, dpfd->get(), newname, 0);
   if (!s.ok()) {
+    drop_orphan(dn);
     if (!aside.empty()) (void)sys::rename_at(dpfd->get(), aside, dpfd->get(), newname, RENAME_NOREPLACE);
     undo_opaque();
     undo_src_wh();
@@ -2168,31 +2185,35 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   if (!n) return Errno{ESTALE};
   if (n->is_dir()) return Errno{EISDIR};
   bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  auto bs = branches();
   if (write) {
     if (ro()) return Errno{EROFS};
     // Copy-up at open (as overlayfs): no data copy when truncating anyway.
-    AUFS_TRY(copy_up(n, !(flags & O_TRUNC)));
+    if (auto s = copy_up(n, !(flags & O_TRUNC)); !s.ok()) return open_orphan(*bs, n, flags, s.err());
   }
-  auto bs = branches();
   if (S_ISREG(n->type) && !ro()) AUFS_TRY(copy_up_on_open(*bs, n));
   auto w = write ? where_for_write(*bs, n, !(flags & O_TRUNC)) : where(*bs, n);
-  if (!w.ok()) return Errno{w.err()};
+  if (!w.ok()) return open_orphan(*bs, n, flags, w.err());
   int f = (flags & kPassFlags) | O_NOFOLLOW;
   if (!opts_.dio) f &= ~O_DIRECT;
   auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel, f);
-  if (!fd.ok()) return Errno{absent(fd.err()) ? stale_errno(n) : fd.err()};
+  if (!fd.ok()) return open_orphan(*bs, n, flags, absent(fd.err()) ? stale_errno(n) : fd.err());
   {
     // The node's name may lead to another object by now (renamed or
     // replaced since the kernel resolved it): never open that one.
     auto st = sys::fstat_fd(fd->get());
     if (!st.ok()) return Errno{st.err()};
-    if (!is_node_entry(*bs, n, w->layers[0], st.value())) return Errno{stale_errno(n)};
+    if (!is_node_entry(*bs, n, w->layers[0], st.value())) return open_orphan(*bs, n, flags, stale_errno(n));
   }
+  return new_handle(n, std::move(fd.value()), flags, (*bs)[static_cast<size_t>(w->layers[0])].id);
+}
+
+std::unique_ptr<FileHandle> Union::new_handle(const NodePtr& n, UniqueFd fd, int flags, uint32_t brid) {
   auto fh = std::make_unique<FileHandle>();
   fh->node = n;
-  fh->fd = std::make_shared<const UniqueFd>(std::move(fd.value()));
+  fh->fd = std::make_shared<const UniqueFd>(std::move(fd));
   fh->flags = flags;
-  fh->brid = (*bs)[static_cast<size_t>(w->layers[0])].id;
+  fh->brid = brid;
   auto st = sys::fstat_fd(fh->raw_fd());
   {
     std::lock_guard<SmallMutex> g(n->mu);
@@ -2212,6 +2233,120 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   return fh;
 }
 
+namespace {
+// Orphans hold descriptors until the kernel forgets their nodes; past this
+// many, a removed file is unreachable by node as before (ESTALE/ENOENT).
+long orphan_limit() {
+  static const long limit = [] {
+    struct rlimit rl {};
+    long l = 4096;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      l = std::min<long>(l, static_cast<long>(rl.rlim_cur / 8));
+    return l;
+  }();
+  return limit;
+}
+
+int branch_index(const BranchSet& bs, uint32_t brid) {
+  for (size_t i = 0; i < bs.size(); ++i)
+    if (bs[i].id == brid) return static_cast<int>(i);
+  return -1;
+}
+}  // namespace
+
+void Union::keep_orphan(const BranchSet& bs, const NodePtr& n) {
+  if (!n || !S_ISREG(n->type) || n->nlookup.load() == 0) return;
+  if (Orphan::live.load(std::memory_order_relaxed) >= orphan_limit()) return;
+  auto w = where(bs, n);
+  if (!w.ok()) return;
+  int b = w->layers[0];
+  auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), w->data_rel, O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) return;
+  auto st = sys::fstat_fd(fd->get());
+  if (!st.ok() || !is_node_entry(bs, n, b, st.value())) return;
+  auto o = std::make_shared<const Orphan>(std::move(fd.value()), bs[static_cast<size_t>(b)].id);
+  std::lock_guard<SmallMutex> g(n->mu);
+  n->extra().orphan = std::move(o);
+}
+
+void Union::drop_orphan(const NodePtr& n) {
+  if (!n) return;
+  std::lock_guard<SmallMutex> g(n->mu);
+  if (Node::Extra* x = n->extra_if()) x->orphan.reset();
+}
+
+Result<std::shared_ptr<const Orphan>> Union::orphan_of(const BranchSet& bs, const NodePtr& n,
+                                                       bool for_change, bool with_data) {
+  std::lock_guard<SmallMutex> g(n->mu);  // one copy per node at a time
+  Node::Extra* x = n->extra_if();
+  if (!x || !x->orphan) return std::shared_ptr<const Orphan>();
+  std::shared_ptr<const Orphan> o = x->orphan;
+  int b = branch_index(bs, o->brid);
+  if (b < 0) return Errno{ESTALE};  // its branch was deleted
+  if (!for_change) return o;
+  if (ro()) return Errno{EROFS};
+  if (bs[static_cast<size_t>(b)].writable()) return o;
+  int bw = first_writable(bs);
+  if (bw < 0) return Errno{EROFS};
+  const Branch& wb = bs[static_cast<size_t>(bw)];
+  auto dfd = sys::open_beneath(wb.root.get(), std::string(wh::kOrph), O_PATH | O_DIRECTORY);
+  if (!dfd.ok()) return Errno{dfd.err()};
+  UniqueFd out;
+  int fd = ::openat(dfd->get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    out.reset(fd);
+  } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+    // No O_TMPFILE there: a temporary name, removed at once (as AUFS does).
+    for (int i = 0;; ++i) {
+      std::string tmp = wh::temp_name("orph", next_temp_seq());
+      fd = ::openat(dfd->get(), tmp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        out.reset(fd);
+        ::unlinkat(dfd->get(), tmp.c_str(), 0);
+        break;
+      }
+      if (errno != EEXIST || i > 32) return last_errno();
+    }
+  } else {
+    return last_errno();
+  }
+  auto in = sys::reopen(o->fd.get(), O_RDONLY);
+  if (!in.ok()) return Errno{in.err()};
+  auto st = sys::fstat_fd(in->get());
+  if (!st.ok()) return Errno{st.err()};
+  uint64_t copied = 0;
+  if (with_data) {
+    auto c = sys::copy_data(in->get(), out.get(), st->st_size);
+    if (!c.ok()) return Errno{c.err()};
+    copied = c.value();
+  }
+  AUFS_TRY(copy_attrs(in->get(), "", out.get(), "", st.value(),
+                      bs[static_cast<size_t>(b)].spec.icex | wb.spec.icex));
+  auto copy = std::make_shared<const Orphan>(std::move(out), wb.id);
+  x->orphan = copy;
+  n->layers = {bw};
+  n->data_rel.clear();
+  n->data_gen++;
+  repoint_readers(n, AT_FDCWD, sys::proc_fd_path(copy->fd.get()), wb.id);
+  counters_.copyups++;
+  counters_.copyup_bytes += copied;
+  return copy;
+}
+
+Result<std::unique_ptr<FileHandle>> Union::open_orphan(const BranchSet& bs, const NodePtr& n,
+                                                       int flags, int err) {
+  if (err != ESTALE && err != ENOENT) return Errno{err};
+  bool change = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  auto o = orphan_of(bs, n, change, !(flags & O_TRUNC));
+  if (!o.ok()) return Errno{o.err()};
+  if (!o.value()) return Errno{err};
+  int f = flags & kPassFlags;  // the magic link is followed: no O_NOFOLLOW
+  if (!opts_.dio) f &= ~O_DIRECT;
+  auto fd = sys::reopen(o.value()->fd.get(), f);
+  if (!fd.ok()) return Errno{fd.err()};
+  return new_handle(n, std::move(fd.value()), flags, o.value()->brid);
+}
+
 Result<SharedFd> Union::io_fd(FileHandle& fh) {
   std::lock_guard<std::mutex> g(fh.mu);
   if (!fh.fd || !fh.fd->valid()) return Errno{EIO};
@@ -2226,7 +2361,8 @@ void Union::repoint_readers(const NodePtr& n, int dirfd, const std::string& name
   if (!x) return;
   for (FileHandle* fh : x->handles) {
     if ((fh->flags & O_ACCMODE) != O_RDONLY) continue;
-    int f = (fh->flags & kPassFlags & ~O_TRUNC) | O_NOFOLLOW | O_CLOEXEC;
+    int f = (fh->flags & kPassFlags & ~O_TRUNC) | O_CLOEXEC;
+    if (dirfd != AT_FDCWD) f |= O_NOFOLLOW;
     int fd = ::openat(dirfd, name.c_str(), f);
     if (fd < 0) {
       spdlog::warn("{}: an open reader keeps the old copy: {}", name, std::strerror(errno));
@@ -2439,6 +2575,18 @@ std::vector<Result<Entry>> Union::lookup_entries(DirHandle& dh, const VEntry* co
 
 void Union::releasedir(std::unique_ptr<DirHandle> dh) { (void)dh; }
 
+namespace {
+// The times of a setattr request, for utimensat(2).
+void setattr_times(const SetAttrIn& in, struct timespec ts[2]) {
+  ts[0].tv_nsec = UTIME_OMIT;
+  ts[1].tv_nsec = UTIME_OMIT;
+  if (in.valid & SetAttrIn::kAtimeNow) ts[0].tv_nsec = UTIME_NOW;
+  else if (in.valid & SetAttrIn::kAtime) ts[0] = in.atime;
+  if (in.valid & SetAttrIn::kMtimeNow) ts[1].tv_nsec = UTIME_NOW;
+  else if (in.valid & SetAttrIn::kMtime) ts[1] = in.mtime;
+}
+}  // namespace
+
 Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* fh, const Ctx& ctx) {
   (void)ctx;
   if (id == kControlId) return Errno{EPERM};
@@ -2460,7 +2608,7 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
   if (in.valid & SetAttrIn::kSize) w = where_for_write(*bs, n, in.size > 0, in.size);
   else if (in.valid & ~SetAttrIn::kCtime) w = where_for_write(*bs, n, true);
   else w = where(*bs, n);
-  if (!w.ok()) return Errno{w.err()};
+  if (!w.ok()) return setattr_orphan(*bs, n, in, w.err());
   const Branch& b = (*bs)[static_cast<size_t>(w->layers[0])];
   auto [prel, leaf] = sys::split_parent(w->data_rel);
   auto pfd = sys::open_beneath(b.root.get(), prel, O_PATH | O_DIRECTORY);
@@ -2484,15 +2632,44 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
   }
   if (in.valid & (SetAttrIn::kAtime | SetAttrIn::kMtime | SetAttrIn::kAtimeNow | SetAttrIn::kMtimeNow)) {
     struct timespec ts[2];
-    ts[0].tv_nsec = UTIME_OMIT;
-    ts[1].tv_nsec = UTIME_OMIT;
-    if (in.valid & SetAttrIn::kAtimeNow) ts[0].tv_nsec = UTIME_NOW;
-    else if (in.valid & SetAttrIn::kAtime) ts[0] = in.atime;
-    if (in.valid & SetAttrIn::kMtimeNow) ts[1].tv_nsec = UTIME_NOW;
-    else if (in.valid & SetAttrIn::kMtime) ts[1] = in.mtime;
+    setattr_times(in, ts);
     if (::utimensat(pfd->get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
   }
   return getattr(id, nullptr);
+}
+
+
+// fchmod(2), fchown(2), futimens(2) of an open file whose name is gone come
+// by node, without a handle: they change the orphan (its copy if it lies on
+// a read-only branch).
+Result<struct stat> Union::setattr_orphan(const BranchSet& bs, const NodePtr& n, const SetAttrIn& in,
+                                          int err) {
+  if (err != ESTALE && err != ENOENT) return Errno{err};
+  bool change = in.valid & ~SetAttrIn::kCtime;
+  bool keep_data = !(in.valid & SetAttrIn::kSize) || in.size > 0;
+  auto o = orphan_of(bs, n, change, keep_data);
+  if (!o.ok()) return Errno{o.err()};
+  if (!o.value()) return Errno{err};
+  int fd = o.value()->fd.get();
+  if (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid)) {
+    uid_t u = (in.valid & SetAttrIn::kUid) ? in.uid : static_cast<uid_t>(-1);
+    gid_t g = (in.valid & SetAttrIn::kGid) ? in.gid : static_cast<gid_t>(-1);
+    AUFS_TRY(sys::fchownat_nofollow(fd, "", u, g));
+  }
+  if (in.valid & SetAttrIn::kMode) AUFS_TRY(sys::chmod_at(fd, "", in.mode & 07777));
+  if (in.valid & SetAttrIn::kSize) {
+    auto tfd = sys::reopen(fd, O_WRONLY);
+    if (!tfd.ok()) return Errno{tfd.err()};
+    if (::ftruncate(tfd->get(), in.size) < 0) return last_errno();
+  }
+  if (in.valid & (SetAttrIn::kAtime | SetAttrIn::kMtime | SetAttrIn::kAtimeNow | SetAttrIn::kMtimeNow)) {
+    struct timespec ts[2];
+    setattr_times(in, ts);
+    AUFS_TRY(sys::utimens_at(fd, "", ts));
+  }
+  auto st = sys::fstat_fd(fd);
+  if (!st.ok()) return Errno{st.err()};
+  return present(*n, st.value());
 }
 
 Result<struct statvfs> Union::statfs() {

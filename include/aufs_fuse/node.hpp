@@ -28,6 +28,7 @@ namespace aufs {
 
 using NodeId = uint64_t;
 struct FileHandle;
+struct Orphan;
 struct VDirCache;
 inline constexpr NodeId kRootId = 1;
 
@@ -197,6 +198,9 @@ struct Node {
     std::shared_ptr<const VDirCache> vdir;   // dirs: merged listing (rdcache)
     CacheStamp cache_stamp;                  // size -1: nothing cached yet
     uint64_t served_seq = 0;  // dirs: rdcache listing the last opendir served
+    // Files: the object itself once its last name is removed while the
+    // kernel still knows the node (Union::keep_orphan).
+    std::shared_ptr<const Orphan> orphan;
   };
   Extra& extra();  // allocates on first use; safe from any thread
   Extra* extra_if() const { return extra_.load(std::memory_order_acquire); }

@@ -45,10 +45,13 @@ Status symlink_at(const std::string& target, int dirfd,
                   const std::string& name);
 Status mknod_at(int dirfd, const std::string& name, mode_t mode, dev_t rdev);
 Result<std::string> readlink_at(int dirfd, const std::string& name);
+// These and the xattr calls below: an empty name means dirfd's own object
+// (opened, or O_PATH; not a symlink).
 Status fchownat_nofollow(int dirfd, const std::string& name, uid_t uid,
                          gid_t gid);
 Status utimens_at(int dirfd, const std::string& name,
                   const struct timespec ts[2]);
+Status chmod_at(int dirfd, const std::string& name, mode_t mode);
 // chmod that works on the inode behind an O_PATH fd (not symlinks).
 Status chmod_path_fd(int opath_fd, mode_t mode);
 

@@ -59,6 +59,20 @@ struct FileHandle {
   std::mutex mu;  // guards fd/data_gen swaps
 };
 
+// A removed file the kernel may still ask about by node: an open that raced
+// with the removal, an open of /proc/PID/fd/N, fchmod(2) of an open file.
+// On a local filesystem those reach the inode; here an O_PATH descriptor of
+// the branch file keeps it reachable until the kernel forgets the node.
+struct Orphan {
+  Orphan(UniqueFd f, uint32_t b) : fd(std::move(f)), brid(b) { live.fetch_add(1); }
+  ~Orphan() { live.fetch_sub(1); }
+  Orphan(const Orphan&) = delete;
+  Orphan& operator=(const Orphan&) = delete;
+  UniqueFd fd;    // O_PATH, or the read-write copy made by a change
+  uint32_t brid;  // branch holding it
+  static inline std::atomic<long> live{0};  // descriptors held, all mounts
+};
+
 struct DirHandle {
   NodePtr node;
   Listing entries;  // snapshot taken at opendir / rewind
@@ -355,7 +369,21 @@ class Union {
   Status remove_whiteout_if_any(int dirfd, std::string_view name, bool* removed);
   Status make_opaque(const BranchSet& bs, int bw, int dirfd);
   void watch_dir(const BranchSet& bs, const NodePtr& n, const std::string& rel);
+  // dirfd AT_FDCWD: name is a /proc/self/fd path (an orphan's copy).
   void repoint_readers(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid);
+  // Orphans (see struct Orphan). keep_orphan: called before a change that
+  // may remove n's last name; does nothing unless the kernel knows n.
+  void keep_orphan(const BranchSet& bs, const NodePtr& n);
+  void drop_orphan(const NodePtr& n);  // the change did not happen
+  // n's orphan (null: none); for a change, first copied to an unnamed file
+  // on a writable branch, as AUFS copies an unlinked open file.
+  Result<std::shared_ptr<const Orphan>> orphan_of(const BranchSet& bs, const NodePtr& n,
+                                                  bool for_change, bool with_data);
+  Result<std::unique_ptr<FileHandle>> open_orphan(const BranchSet& bs, const NodePtr& n,
+                                                  int flags, int err);
+  Result<struct stat> setattr_orphan(const BranchSet& bs, const NodePtr& n, const SetAttrIn& in,
+                                     int err);
+  std::unique_ptr<FileHandle> new_handle(const NodePtr& n, UniqueFd fd, int flags, uint32_t brid);
   Status remove_dir_tree_meta(int parentfd, const std::string& name);
   // stamps (optional): mtime of every listed branch copy, for the rdcache.
   Result<std::vector<VEntry>> list_dir(const BranchSet& bs, const Where& w,

@@ -408,6 +408,48 @@ TEST_F(CopyUp, UnlinkedOpenWritableFileKeepsWorking) {
   EXPECT_EQ(snapshot(p("l1")), before_);
 }
 
+// As on a local filesystem, an open file whose name is gone can still be
+// reopened through /proc/self/fd (for writing too) and changed with
+// fchmod/fchown/futimens; the lower branch never changes, the rw branch
+// keeps nothing but the whiteout, and readers see the writes.
+TEST_F(CopyUp, DeletedOpenFileCanBeReopenedAndChanged) {
+  ASSERT_TRUE(mount("rw:l1=ro+wh"));
+  ASSERT_TRUE(write_file(m("up"), "upper\n"));
+  for (std::string name : {"sub/f", "up"}) {
+    SCOPED_TRACE(name);
+    int fd = ::open(m(name).c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << errname(errno);
+    ASSERT_SYS_OK(::unlink(m(name).c_str()));
+    std::string self = "/proc/self/fd/" + std::to_string(fd);
+    int rd = ::open(self.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(rd, 0) << "reopen for reading: " << errname(errno);
+    ::close(rd);
+    int wr = ::open(self.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(wr, 0) << "reopen for writing: " << errname(errno);
+    EXPECT_EQ(::pwrite(wr, "XY", 2, 0), 2);
+    ::close(wr);
+    char buf[16] = {};
+    ASSERT_GE(::pread(fd, buf, sizeof buf, 0), 2);
+    EXPECT_EQ(std::string(buf, 2), "XY") << "the first reader does not see the write";
+    EXPECT_SYS_OK(::fchmod(fd, 0604));
+    EXPECT_SYS_OK(::fchown(fd, 4242, 4343));
+    struct timespec ts[2] = {{kOldAtime, 0}, {kOldMtime, 0}};
+    EXPECT_SYS_OK(::futimens(fd, ts));
+    struct stat st;
+    ASSERT_SYS_OK(::fstat(fd, &st));
+    EXPECT_EQ(st.st_mode & 07777, 0604u);
+    EXPECT_EQ(st.st_uid, 4242u);
+    EXPECT_EQ(st.st_gid, 4343u);
+    EXPECT_EQ(st.st_mtime, kOldMtime);
+    ::close(fd);
+    EXPECT_EQ(lstat_errno(m(name)), ENOENT);
+  }
+  EXPECT_EQ(list_dir(p("rw/sub")), (std::vector<std::string>{".wh.f"}));
+  EXPECT_FALSE(exists(p("rw/up")));
+  EXPECT_TRUE(list_dir(p("rw/.wh..wh.orph")).empty());
+  EXPECT_EQ(snapshot(p("l1")), before_);
+}
+
 TEST_F(CopyUp, MmapSharedWriteLandsInRwCopy) {
   ASSERT_TRUE(mount("rw:l1=ro+wh"));
   int fd = ::open(m("sub/f").c_str(), O_RDWR | O_CLOEXEC);
