@@ -1305,7 +1305,10 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
     off_t size = st->st_size;
     if (!with_data) size = 0;
     else if (max_size >= 0 && max_size < size) size = max_size;
-    auto in = sys::open_beneath(sb.root.get(), src_rel, O_RDONLY | O_NOFOLLOW);
+    // O_NOATIME: the copy is the daemon's read, not the user's; a lower
+    // branch keeps its access times (where the daemon may ask for that).
+    auto in = sys::open_beneath(sb.root.get(), src_rel, O_RDONLY | O_NOFOLLOW | O_NOATIME);
+    if (!in.ok() && in.err() == EPERM) in = sys::open_beneath(sb.root.get(), src_rel, O_RDONLY | O_NOFOLLOW);
     if (!in.ok()) s = Errno{in.err()};
     else {
       auto c = sys::copy_data(in->get(), out.get(), size);
@@ -2310,7 +2313,8 @@ Result<std::shared_ptr<const Orphan>> Union::orphan_of(const BranchSet& bs, cons
   } else {
     return last_errno();
   }
-  auto in = sys::reopen(o->fd.get(), O_RDONLY);
+  auto in = sys::reopen(o->fd.get(), O_RDONLY | O_NOATIME);
+  if (!in.ok() && in.err() == EPERM) in = sys::reopen(o->fd.get(), O_RDONLY);
   if (!in.ok()) return Errno{in.err()};
   auto st = sys::fstat_fd(in->get());
   if (!st.ok()) return Errno{st.err()};
