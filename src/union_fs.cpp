@@ -1275,7 +1275,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
       n->layers = {bw};
       n->data_rel.clear();
       n->data_gen++;
-      if (Node::Extra* x = n->extra_if()) x->orphan.reset();  // held the old copy
+      follow_orphan_locked(n, dpfd->get(), dname, wb.id);
       repoint_readers(n, dpfd->get(), dname, wb.id);
       return {};
     }
@@ -1357,7 +1357,7 @@ Status Union::copy_up(const NodePtr& n, bool with_data, off_t max_size, bool nee
   n->layers = {bw};
   n->data_rel.clear();
   n->data_gen++;
-  if (Node::Extra* x = n->extra_if()) x->orphan.reset();  // held the old copy
+  follow_orphan_locked(n, dpfd->get(), dname, wb.id);
   repoint_readers(n, dpfd->get(), dname, wb.id);
   counters_.copyups++;
   counters_.copyup_bytes += copied;
@@ -1725,6 +1725,7 @@ Status Union::unlink(NodeId parent_id, std::string_view name) {
   }
   p->dir_gen++;
   mark_unlinked(*bs, p, nm, r->hits[0], fence);
+  if (victim && !is_unlinked(victim)) drop_orphan(victim);  // reached by another name
   return {};
 }
 
@@ -2107,6 +2108,7 @@ Status Union::rename(NodeId parent_id, std::string_view name_sv, NodeId newparen
       spdlog::warn("{}: leftover {} could not be removed: {}", dst_rel, aside, std::strerror(r2.err()));
   }
   if (rd->positive()) mark_unlinked(*bs, np, newname, rd->hits[0], fence);
+  if (dn && !dst_dir && !is_unlinked(dn)) drop_orphan(dn);  // reached by another name
   set_parent(sn, np, newname, false, redirect ? &redir : nullptr);
   {
     std::lock_guard<SmallMutex> g(sn->mu);
@@ -2194,7 +2196,9 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
     // Copy-up at open (as overlayfs): no data copy when truncating anyway.
     if (auto s = copy_up(n, !(flags & O_TRUNC)); !s.ok()) return open_orphan(*bs, n, flags, s.err());
   }
-  if (S_ISREG(n->type) && !ro()) AUFS_TRY(copy_up_on_open(*bs, n));
+  if (S_ISREG(n->type) && !ro()) {
+    if (auto s = copy_up_on_open(*bs, n); !s.ok()) return open_orphan(*bs, n, flags, s.err());
+  }
   auto w = write ? where_for_write(*bs, n, !(flags & O_TRUNC)) : where(*bs, n);
   if (!w.ok()) return open_orphan(*bs, n, flags, w.err());
   int f = (flags & kPassFlags) | O_NOFOLLOW;
@@ -2272,6 +2276,24 @@ void Union::keep_orphan(const BranchSet& bs, const NodePtr& n) {
   n->extra().orphan = std::move(o);
 }
 
+bool Union::is_unlinked(const NodePtr& n) const {
+  std::shared_lock<std::shared_mutex> g(tree_mu_);
+  return n->unlinked;
+}
+
+// After a copy-up: an orphan kept for the node (an unlink racing the copy)
+// holds the new copy, the node's data from now on. Called with n->mu held.
+void Union::follow_orphan_locked(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid) {
+  Node::Extra* x = n->extra_if();
+  if (!x || !x->orphan) return;
+  int fd = ::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    x->orphan.reset();
+    return;
+  }
+  x->orphan = std::make_shared<const Orphan>(UniqueFd(fd), brid);
+}
+
 void Union::drop_orphan(const NodePtr& n) {
   if (!n) return;
   std::lock_guard<SmallMutex> g(n->mu);
@@ -2339,16 +2361,30 @@ Result<std::shared_ptr<const Orphan>> Union::orphan_of(const BranchSet& bs, cons
 
 Result<std::unique_ptr<FileHandle>> Union::open_orphan(const BranchSet& bs, const NodePtr& n,
                                                        int flags, int err) {
-  if (err != ESTALE && err != ENOENT) return Errno{err};
+  // Only a node whose last name is gone: a node with a name is reached
+  // through it (a failure there is not the orphan's to answer).
+  if ((err != ESTALE && err != ENOENT) || !is_unlinked(n)) return Errno{err};
   bool change = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
-  auto o = orphan_of(bs, n, change, !(flags & O_TRUNC));
-  if (!o.ok()) return Errno{o.err()};
-  if (!o.value()) return Errno{err};
   int f = flags & kPassFlags;  // the magic link is followed: no O_NOFOLLOW
   if (!opts_.dio) f &= ~O_DIRECT;
-  auto fd = sys::reopen(o.value()->fd.get(), f);
-  if (!fd.ok()) return Errno{fd.err()};
-  return new_handle(n, std::move(fd.value()), flags, o.value()->brid);
+  for (int attempt = 0;; ++attempt) {
+    auto o = orphan_of(bs, n, change, !(flags & O_TRUNC));
+    if (!o.ok()) return Errno{o.err()};
+    if (!o.value()) return Errno{err};
+    auto fd = sys::reopen(o.value()->fd.get(), f);
+    if (!fd.ok()) return Errno{fd.err()};
+    auto fh = new_handle(n, std::move(fd.value()), flags, o.value()->brid);
+    // A change may have copied the orphan (and moved the open readers)
+    // between orphan_of and new_handle: this reader must follow too.
+    bool same;
+    {
+      std::lock_guard<SmallMutex> g(n->mu);
+      const Node::Extra* x = n->extra_if();
+      same = x && x->orphan == o.value();
+    }
+    if (same || attempt >= 3) return fh;
+    release(std::move(fh));
+  }
 }
 
 Result<SharedFd> Union::io_fd(FileHandle& fh) {
@@ -2648,7 +2684,7 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
 // a read-only branch).
 Result<struct stat> Union::setattr_orphan(const BranchSet& bs, const NodePtr& n, const SetAttrIn& in,
                                           int err) {
-  if (err != ESTALE && err != ENOENT) return Errno{err};
+  if ((err != ESTALE && err != ENOENT) || !is_unlinked(n)) return Errno{err};
   bool change = in.valid & ~SetAttrIn::kCtime;
   bool keep_data = !(in.valid & SetAttrIn::kSize) || in.size > 0;
   auto o = orphan_of(bs, n, change, keep_data);

@@ -375,6 +375,8 @@ class Union {
   // may remove n's last name; does nothing unless the kernel knows n.
   void keep_orphan(const BranchSet& bs, const NodePtr& n);
   void drop_orphan(const NodePtr& n);  // the change did not happen
+  void follow_orphan_locked(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid);
+  bool is_unlinked(const NodePtr& n) const;
   // n's orphan (null: none); for a change, first copied to an unnamed file
   // on a writable branch, as AUFS copies an unlinked open file.
   Result<std::shared_ptr<const Orphan>> orphan_of(const BranchSet& bs, const NodePtr& n,

@@ -1352,6 +1352,26 @@ TEST_F(UnionTest, RemovedFileStaysReachableByNodeUntilForgotten) {
   EXPECT_EQ(Orphan::live.load(), before) << "forget must drop what the node held";
 }
 
+// Found in review: removing one name of a hard-linked file kept an orphan
+// descriptor for a node that still had a name (until the kernel forgot it,
+// using up the orphan budget), and served it where its name should be used.
+TEST_F(UnionTest, RemovingOneOfTwoNamesKeepsNoOrphan) {
+  make_branches({"rw", "ro"});
+  mount();
+  ASSERT_EQ(create("a", "data"), 0);
+  NodeId a = walk("a")->id;
+  ASSERT_TRUE(fs->link(a, kRootId, "b", Ctx{}).ok());
+  const long before = Orphan::live.load();
+  ASSERT_EQ(unlink("a"), 0);
+  EXPECT_EQ(Orphan::live.load(), before) << "an orphan for a node that still has a name";
+  EXPECT_EQ(read_node(a), "data");
+  write_node(a, "DATA");
+  EXPECT_EQ(cat("b"), "DATA");
+  ASSERT_EQ(unlink("b"), 0);
+  EXPECT_EQ(Orphan::live.load(), before + 1) << "the last name is gone: the node keeps its file";
+  EXPECT_EQ(read_node(a), "DATA");
+}
+
 // Found by Concurrency.OverlappingNamesKeepInvariants: a lookup that
 // resolved a name before the node was renamed moved the node back to the
 // old name afterwards (its parent and name), so requests by node went to
