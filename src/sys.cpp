@@ -212,16 +212,15 @@ Status utimens_at(int dirfd, const std::string& name, const struct timespec ts[2
   return {};
 }
 
-Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
-  int r = name.empty() ? ::fchmodat(AT_FDCWD, proc_fd_path(dirfd).c_str(), mode, 0)
-                       : ::fchmodat(dirfd, name.c_str(), mode, 0);
-  if (r < 0) return last_errno();
-  return {};
-}
-
 Status chmod_path_fd(int opath_fd, mode_t mode) {
   if (::fchmodat(AT_FDCWD, proc_fd_path(opath_fd).c_str(), mode, 0) < 0)
     return last_errno();
+  return {};
+}
+
+Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
+  if (name.empty()) return chmod_path_fd(dirfd, mode);
+  if (::fchmodat(dirfd, name.c_str(), mode, 0) < 0) return last_errno();
   return {};
 }
 

@@ -2616,14 +2616,21 @@ std::vector<Result<Entry>> Union::lookup_entries(DirHandle& dh, const VEntry* co
 void Union::releasedir(std::unique_ptr<DirHandle> dh) { (void)dh; }
 
 namespace {
-// The times of a setattr request, for utimensat(2).
-void setattr_times(const SetAttrIn& in, struct timespec ts[2]) {
+// Owner and group of a setattr request, for chown(2) (-1: unchanged).
+std::pair<uid_t, gid_t> setattr_owner(const SetAttrIn& in) {
+  return {(in.valid & SetAttrIn::kUid) ? in.uid : static_cast<uid_t>(-1),
+          (in.valid & SetAttrIn::kGid) ? in.gid : static_cast<gid_t>(-1)};
+}
+
+// The times of a setattr request, for utimensat(2); false: none asked for.
+bool setattr_times(const SetAttrIn& in, struct timespec ts[2]) {
   ts[0].tv_nsec = UTIME_OMIT;
   ts[1].tv_nsec = UTIME_OMIT;
   if (in.valid & SetAttrIn::kAtimeNow) ts[0].tv_nsec = UTIME_NOW;
   else if (in.valid & SetAttrIn::kAtime) ts[0] = in.atime;
   if (in.valid & SetAttrIn::kMtimeNow) ts[1].tv_nsec = UTIME_NOW;
   else if (in.valid & SetAttrIn::kMtime) ts[1] = in.mtime;
+  return in.valid & (SetAttrIn::kAtime | SetAttrIn::kMtime | SetAttrIn::kAtimeNow | SetAttrIn::kMtimeNow);
 }
 }  // namespace
 
@@ -2655,8 +2662,7 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
   if (!pfd.ok()) return Errno{pfd.err()};
   std::string name = leaf.empty() ? std::string(".") : leaf;
   if (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid)) {
-    uid_t u = (in.valid & SetAttrIn::kUid) ? in.uid : static_cast<uid_t>(-1);
-    gid_t g = (in.valid & SetAttrIn::kGid) ? in.gid : static_cast<gid_t>(-1);
+    auto [u, g] = setattr_owner(in);
     if (::fchownat(pfd->get(), name.c_str(), u, g, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
   }
   if (in.valid & SetAttrIn::kMode) {
@@ -2670,14 +2676,11 @@ Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* f
     if (!tfd.ok()) return Errno{tfd.err()};
     if (::ftruncate(tfd->get(), in.size) < 0) return last_errno();
   }
-  if (in.valid & (SetAttrIn::kAtime | SetAttrIn::kMtime | SetAttrIn::kAtimeNow | SetAttrIn::kMtimeNow)) {
-    struct timespec ts[2];
-    setattr_times(in, ts);
+  if (struct timespec ts[2]; setattr_times(in, ts)) {
     if (::utimensat(pfd->get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
   }
   return getattr(id, nullptr);
 }
-
 
 // fchmod(2), fchown(2), futimens(2) of an open file whose name is gone come
 // by node, without a handle: they change the orphan (its copy if it lies on
@@ -2692,21 +2695,16 @@ Result<struct stat> Union::setattr_orphan(const BranchSet& bs, const NodePtr& n,
   if (!o.value()) return Errno{err};
   int fd = o.value()->fd.get();
   if (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid)) {
-    uid_t u = (in.valid & SetAttrIn::kUid) ? in.uid : static_cast<uid_t>(-1);
-    gid_t g = (in.valid & SetAttrIn::kGid) ? in.gid : static_cast<gid_t>(-1);
+    auto [u, g] = setattr_owner(in);
     AUFS_TRY(sys::fchownat_nofollow(fd, "", u, g));
   }
-  if (in.valid & SetAttrIn::kMode) AUFS_TRY(sys::chmod_at(fd, "", in.mode & 07777));
+  if (in.valid & SetAttrIn::kMode) AUFS_TRY(sys::chmod_path_fd(fd, in.mode & 07777));
   if (in.valid & SetAttrIn::kSize) {
     auto tfd = sys::reopen(fd, O_WRONLY);
     if (!tfd.ok()) return Errno{tfd.err()};
     if (::ftruncate(tfd->get(), in.size) < 0) return last_errno();
   }
-  if (in.valid & (SetAttrIn::kAtime | SetAttrIn::kMtime | SetAttrIn::kAtimeNow | SetAttrIn::kMtimeNow)) {
-    struct timespec ts[2];
-    setattr_times(in, ts);
-    AUFS_TRY(sys::utimens_at(fd, "", ts));
-  }
+  if (struct timespec ts[2]; setattr_times(in, ts)) AUFS_TRY(sys::utimens_at(fd, "", ts));
   auto st = sys::fstat_fd(fd);
   if (!st.ok()) return Errno{st.err()};
   return present(*n, st.value());

@@ -308,18 +308,16 @@ std::vector<std::string> script(const std::string& b) {
             P("sticky/mine"));
   as_nobody("chmod another user's file", [&] { return ::chmod(P("open_f").c_str(), 0777) < 0 ? errno : 0; },
             P("open_f"));
-  as_nobody("create in root-owned dir", [&] {
-    int fd = ::open(P("dir/nobody").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0) return errno;
-    ::close(fd);
-    return 0;
-  }, P("dir/nobody"));
-  as_nobody("create in sticky dir is owned by caller", [&] {
-    int fd = ::open(P("sticky/new").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
-    if (fd < 0) return errno;
-    ::close(fd);
-    return 0;
-  }, P("sticky/new"));
+  auto create_as_nobody = [&](const std::string& what, const std::string& rel, mode_t mode) {
+    as_nobody(what, [&] {
+      int fd = ::open(P(rel).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, mode);
+      if (fd < 0) return errno;
+      ::close(fd);
+      return 0;
+    }, P(rel));
+  };
+  create_as_nobody("create in root-owned dir", "dir/nobody", 0644);
+  create_as_nobody("create in sticky dir is owned by caller", "sticky/new", 0640);
 
   // The whole tree at the end.
   for (auto& rel : list_tree(b)) t.push_back("final " + rel.substr(0, 40) + ": " + desc(P(rel)));
