@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
 
   ::umask(0);  // the kernel applied the caller's umask already
   raise_fd_limit();
-  auto u = aufs::Union::create(opts);
+  auto u = aufs::Union::mount(opts);
   if (!u.ok()) return fail(std::string("cannot open branches: ") + std::strerror(u.err()));
 
   aufs::FuseContext fctx;

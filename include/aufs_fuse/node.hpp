@@ -5,9 +5,9 @@
 // stays in the table while child nodes point at it, so a child's path can
 // always be rebuilt from parent pointers.
 //
-// Locks, outermost first: Union::tree_mu_ (names and parents of all nodes),
-// InodeTable::mu_, Node::mu. None is held across a data copy other
-// than Node::mu during that node's own copy-up, nor across a FUSE reply.
+// Locks: Node::mu guards a node's layers and Extra state; its names and
+// parents belong to the core's NodeTree (src/core/tree.hpp, which gives the
+// lock order of the whole core).
 #pragma once
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -143,7 +143,7 @@ struct Node {
   std::atomic<int> open_count{0};
   std::atomic<uint64_t> nlookup{0};
 
-  // Guarded by Union::tree_mu_.
+  // Guarded by NodeTree::mu_ (src/core/tree.hpp).
   std::shared_ptr<Node> parent;
   std::string name;
   int children = 0;  // live nodes whose parent is this one
@@ -180,13 +180,13 @@ struct Node {
   // State few nodes need, allocated on first use: most cached nodes are
   // files met by a walk, and these fields would more than double them.
   struct Extra {
-    // Guarded by Union::tree_mu_.
+    // Guarded by NodeTree::mu_ (src/core/tree.hpp).
     // Non-dirs: other names the node was reached by (hard links), tried
     // when its name is removed; each is checked before use. A few at most.
     std::vector<std::pair<std::shared_ptr<Node>, std::string>> other_names;
     // dirren, dirs: (branch id, path there) of each lower part found through
     // this directory's redirect record; a descendant's path on such a branch
-    // is built from here (Union::path_on_locked).
+    // is built from here (NodeTree::paths_on).
     std::vector<std::pair<uint32_t, std::string>> redir;
     // dirren, dirs: ctime (ns) of the top copy when it was seen without a
     // redirect record (0: not known); spares a lookup the record check.
@@ -199,7 +199,7 @@ struct Node {
     CacheStamp cache_stamp;                  // size -1: nothing cached yet
     uint64_t served_seq = 0;  // dirs: rdcache listing the last opendir served
     // Files: the object itself once its last name is removed while the
-    // kernel still knows the node (Union::keep_orphan).
+    // kernel still knows the node (core::keep_orphan).
     std::shared_ptr<const Orphan> orphan;
   };
   Extra& extra();  // allocates on first use; safe from any thread
@@ -304,7 +304,7 @@ class InodeTable {
   NodePtr get(NodeId id) const;
   NodePtr by_ino(uint64_t ino) const;
   // The current node for `ino` if it has type `type`, else a new one; adds
-  // `refs` lookup references under the shard lock.
+  // `refs` lookup references under the table's lock.
   NodePtr find_or_insert(uint64_t ino, mode_t type, uint64_t refs);
   void add_ref(const NodePtr& n, uint64_t refs);
   // The node no longer stands for its inode number (its last name is gone):

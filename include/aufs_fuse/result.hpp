@@ -55,3 +55,14 @@ inline Errno last_errno() { return Errno{errno ? errno : EIO}; }
     auto _st = (expr);                            \
     if (!_st.ok()) return ::aufs::Errno{_st.err()}; \
   } while (0)
+
+// Declares `lhs` from a Result, or returns its errno from the enclosing
+// function: AUFS_ASSIGN_OR_RETURN(auto w, where(m, bs, n)); then w.rel.
+#define AUFS_CONCAT_INNER(a, b) a##b
+#define AUFS_CONCAT(a, b) AUFS_CONCAT_INNER(a, b)
+#define AUFS_ASSIGN_OR_RETURN(lhs, expr) \
+  AUFS_ASSIGN_OR_RETURN_IMPL(AUFS_CONCAT(aufs_result_, __LINE__), lhs, expr)
+#define AUFS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                               \
+  if (!tmp.ok()) return ::aufs::Errno{tmp.err()};  \
+  lhs = std::move(tmp.value())

@@ -86,7 +86,7 @@ TEST(Check, MountRepairsRwBranchesOnly) {
   auto p = parse_command_line({"-o", "br=" + (t / "rw") + ":" + (t / "ro"), t / "mnt"});
   ASSERT_TRUE(p.ok());
   ASSERT_EQ(validate_options(p.opts), "");
-  auto u = Union::create(p.opts);
+  auto u = Union::mount(p.opts);
   ASSERT_TRUE(u.ok());
   EXPECT_FALSE(exists(t / "rw/.wh..wh.a.0001"));
   EXPECT_TRUE(exists(t / "ro/.wh..wh.b.0002"));
@@ -101,7 +101,7 @@ TEST(Check, NochkLeavesLeftovers) {
   auto p = parse_command_line({"-o", "br=" + (t / "rw") + ",nochk", t / "mnt"});
   ASSERT_TRUE(p.ok());
   ASSERT_EQ(validate_options(p.opts), "");
-  auto u = Union::create(p.opts);
+  auto u = Union::mount(p.opts);
   ASSERT_TRUE(u.ok());
   EXPECT_TRUE(exists(t / "rw/.wh..wh.a.0001"));
 }

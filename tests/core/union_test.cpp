@@ -44,7 +44,7 @@ class UnionTest : public ::testing::Test {
     ASSERT_TRUE(r.ok()) << r.error;
     opts_ = r.opts;
     ASSERT_EQ(validate_options(opts_), "");
-    auto u = Union::create(opts_);
+    auto u = Union::mount(opts_);
     ASSERT_TRUE(u.ok()) << u.err();
     fs = std::move(u.value());
   }
@@ -1716,7 +1716,7 @@ TEST_F(UnionTest, DirrenTwoLowerBranchesAndMovedBranchRoot) {
   auto r = parse_command_line({"-o", "br=" + br(0) + "=rw:" + br(1) + "=ro:" + (tmp / "moved") +
                                          "=ro,dirren", tmp / "mnt"});
   ASSERT_TRUE(r.ok()) << r.error;
-  auto u = Union::create(r.opts);
+  auto u = Union::mount(r.opts);
   ASSERT_TRUE(u.ok());
   fs = std::move(u.value());
   EXPECT_EQ(ls("b"), (std::vector<std::string>{"one", "two"}));

@@ -1,0 +1,17 @@
+// The control file: a hidden root entry whose xattrs expose a mount's state
+// and accept branch changes. The daemon, aufsctl and mount.aufs share these
+// names. Its name starts with ".wh." so it can never collide with a user's
+// file (such names are refused through AUFS).
+#pragma once
+#include <cstdint>
+#include <string_view>
+
+namespace aufs {
+
+inline constexpr std::string_view kControlName = ".wh..wh.aufs-fuse";
+inline constexpr uint64_t kControlId = 3;  // its node id
+inline constexpr std::string_view kXattrInfo = "user.aufs.info";          // JSON (get)
+inline constexpr std::string_view kXattrRemount = "user.aufs.remount";    // branch ops (set)
+inline constexpr std::string_view kXattrWhichPrefix = "user.aufs.which/";  // + name (get)
+
+}  // namespace aufs

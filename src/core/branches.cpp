@@ -1,0 +1,247 @@
+// Branches of a mount (overlayfs's super.c): opening them at mount time,
+// preparing writable ones, and live branch changes (remount).
+#include "core/branches.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "aufs_fuse/check.hpp"
+#include "aufs_fuse/creds.hpp"
+#include "aufs_fuse/sys.hpp"
+#include "core/namei.hpp"
+#include "core/util.hpp"
+
+namespace aufs::core {
+namespace {
+
+bool is_under_path(const std::string& child, const std::string& parent) {
+  if (parent == "/") return child != "/";
+  return child.size() > parent.size() && child.compare(0, parent.size(), parent) == 0 &&
+         child[parent.size()] == '/';
+}
+
+// Opens a branch root (no writes); finish_rw() then prepares an rw branch.
+Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id) {
+  auto b = std::make_shared<Branch>();
+  b->id = id;
+  b->spec = spec;
+  int fd = ::open(spec.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    spdlog::error("branch {}: {}", spec.path, std::strerror(e));
+    return Errno{e};
+  }
+  b->root.reset(fd);
+  struct stat st;
+  if (::fstat(fd, &st) < 0) return last_errno();
+  b->dev = st.st_dev;
+  b->root_ino = st.st_ino;
+  b->seed = branch_seed(spec.path.c_str());
+  return b;
+}
+
+// Whiteout base, plnk and orph directories of a writable branch.
+Status prepare_rw_branch(const Branch& b) {
+  int root = b.root.get();
+  auto base = sys::lstat_at(root, std::string(wh::kBase));
+  if (b.spec.nolwh) {
+    if (base.ok() && S_ISREG(base->st_mode))
+      (void)sys::unlink_at(root, std::string(wh::kBase), 0);
+  } else if (!base.ok()) {
+    auto made = create_readonly_file(root, std::string(wh::kBase));
+    if (!made.ok() && made.err() != EEXIST) return made;
+  } else if (!S_ISREG(base->st_mode)) {
+    // Whiteouts are hard links to the base: a planted symlink or device
+    // there would turn every whiteout into one. Replace it.
+    if (S_ISDIR(base->st_mode) || ::unlinkat(root, std::string(wh::kBase).c_str(), 0) < 0) {
+      spdlog::warn("branch {}: {} is not a regular file; whiteouts will be plain files",
+                   b.spec.path, wh::kBase);
+    } else {
+      spdlog::warn("branch {}: replaced {} (was not a regular file)", b.spec.path, wh::kBase);
+      (void)create_readonly_file(root, std::string(wh::kBase));
+    }
+  }
+  for (auto d : {wh::kPlink, wh::kOrph}) {
+    if (::mkdirat(root, std::string(d).c_str(), 0700) < 0 && errno != EEXIST)
+      return last_errno();
+  }
+  return {};
+}
+
+Status finish_rw(Branch& b) {
+  if (auto s = prepare_rw_branch(b); !s.ok()) {
+    spdlog::error("branch {}: cannot prepare rw branch: {}", b.spec.path, std::strerror(s.err()));
+    return s;
+  }
+  auto base = sys::lstat_at(b.root.get(), std::string(wh::kBase));
+  b.base_ok = base.ok() && S_ISREG(base->st_mode);
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
+  auto m = std::make_unique<Mount>(opts);
+  auto bs = std::make_shared<BranchSet>();
+  bs->generation = 1;
+  m->owner = ::geteuid();
+  m->persist_ino = !opts.noxino;
+  m->ino_key = daemon_is_root() ? "trusted.aufs-fuse.ino" : "user.aufs-fuse.ino";
+  ::clock_gettime(CLOCK_REALTIME, &m->started);
+  for (const auto& spec : opts.branches) {
+    if (spec.writable() && !opts.read_only && opts.check) {
+      // Leftovers of an interrupted run (daemon killed mid-operation).
+      auto rep = check_branch(spec.path, true);
+      if (!rep.ok()) {
+        spdlog::warn("branch {}: check failed: {}", spec.path, std::strerror(rep.err()));
+      } else {
+        for (auto& is : rep->issues)
+          spdlog::warn("branch {}: {} {}{}", spec.path, kind_name(is.kind), is.path,
+                       is.fixed ? ": repaired" : ": left as is");
+      }
+    }
+    AUFS_ASSIGN_OR_RETURN(auto b, open_branch(spec, m->next_brid++));
+    if (b->writable() && !opts.read_only) AUFS_TRY(finish_rw(*b));
+    bs->br.push_back(std::move(b));
+  }
+  m->set_branches(bs);
+  AUFS_ASSIGN_OR_RETURN(std::vector<int> rl, root_layers(*bs));
+  Node& root = *m->tree.root;
+  std::lock_guard<SmallMutex> g(root.mu);
+  root.layers = rl;
+  int last = rl.back();
+  auto o = sys::lstat_at((*bs)[static_cast<size_t>(last)].root.get(), std::string(wh::kOpaque));
+  if ((*bs)[static_cast<size_t>(last)].wh_able() && o.ok() && S_ISREG(o->st_mode)) root.opaque = last;
+  root.bgen = bs->generation;
+  std::random_device rd;
+  m->seed_temp_names(rd());
+  return m;
+}
+
+Status change_branches(Mount& m, const std::vector<BranchOp>& ops, std::string* msg) {
+  std::lock_guard<std::mutex> change(m.change_mu);
+  auto fail = [&](int e, const std::string& why) -> Status {
+    if (msg) *msg = why;
+    return Errno{e};
+  };
+  // Phase 1 plans the new list and checks everything without touching any
+  // branch; phase 2 writes the rw metadata. A refused change leaves the
+  // disk as it was.
+  BranchSetPtr cur = m.branches();
+  std::vector<std::shared_ptr<Branch>> br(cur->br.begin(), cur->br.end());
+  uint32_t next_id = m.next_brid;
+  bool new_ro = m.ro();
+  auto find = [&](const std::string& p) -> long {
+    for (size_t i = 0; i < br.size(); ++i)
+      if (br[i]->spec.path == p) return static_cast<long>(i);
+    return -1;
+  };
+  auto busy = [&](uint32_t id, bool writers_only) { return m.files.busy(id, writers_only); };
+  auto absolute = [&](const std::string& p) { return !p.empty() && p[0] == '/'; };
+  for (const BranchOp& op : ops) {
+    if (op.kind == BranchOp::Kind::SetRo || op.kind == BranchOp::Kind::SetRw) {
+      new_ro = op.kind == BranchOp::Kind::SetRo;
+      continue;
+    }
+    if (!absolute(op.spec.path))
+      return fail(EINVAL, "branch '" + op.spec.path + "': path must be absolute");
+    char buf[PATH_MAX];
+    std::string real = ::realpath(op.spec.path.c_str(), buf) ? std::string(buf) : op.spec.path;
+    if (op.kind == BranchOp::Kind::Add) {
+      long idx = op.index == -1 ? static_cast<long>(br.size()) : op.index;
+      if (idx < 0 || idx > static_cast<long>(br.size()))
+        return fail(EDOM, "branch index " + std::to_string(op.index) + " out of range 0.." +
+                              std::to_string(br.size()));
+      BranchSpec spec = op.spec;
+      if (!::realpath(spec.path.c_str(), buf))
+        return fail(errno, "branch '" + spec.path + "': " + std::strerror(errno));
+      spec.path = buf;
+      struct stat st;
+      if (::stat(spec.path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+        return fail(ENOTDIR, "branch '" + spec.path + "': not a directory");
+      bool dup = false;
+      for (auto& b : br) {
+        if (b->spec.path == spec.path || (b->dev == st.st_dev && b->root_ino == st.st_ino)) dup = true;
+        else if (is_under_path(spec.path, b->spec.path) || is_under_path(b->spec.path, spec.path))
+          return fail(EINVAL, "branch '" + spec.path + "' overlaps '" + b->spec.path + "'");
+      }
+      if (dup) continue;  // AUFS ignores a duplicated branch at remount
+      const std::string& mnt = m.opts.mountpoint;
+      if (!mnt.empty() && (spec.path == mnt || is_under_path(spec.path, mnt) || is_under_path(mnt, spec.path)))
+        return fail(EINVAL, "branch '" + spec.path + "' must be outside the mount point");
+      if (br.size() >= 127) return fail(ENOSPC, "too many branches (127 at most)");
+      if (!spec.perm_given) spec.perm = (idx == 0 && !new_ro) ? Perm::RW : Perm::RO;
+      if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
+        return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
+      auto nb = open_branch(spec, next_id++);
+      if (!nb.ok()) return fail(nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
+      br.insert(br.begin() + idx, nb.value());
+    } else if (op.kind == BranchOp::Kind::Del) {
+      long i = find(real);
+      if (i < 0) continue;  // AUFS ignores an unknown path at remount
+      if (br.size() == 1) return fail(EBUSY, "cannot delete the last branch");
+      if (busy(br[static_cast<size_t>(i)]->id, false))
+        return fail(EBUSY, "branch '" + br[static_cast<size_t>(i)]->spec.path + "' has open files");
+      br.erase(br.begin() + i);
+    } else {
+      long i = find(real);
+      if (i < 0) return fail(ENOENT, "no branch '" + op.spec.path + "'");
+      auto& old = br[static_cast<size_t>(i)];
+      if (old->writable() && !op.spec.writable() && busy(old->id, true))
+        return fail(EBUSY, "branch '" + old->spec.path + "' has files open for writing");
+      BranchSpec spec = old->spec;
+      spec.perm = op.spec.perm;
+      spec.wh = op.spec.wh;
+      spec.nolwh = op.spec.nolwh;
+      spec.coo = op.spec.coo;
+      spec.icex = op.spec.icex;
+      if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
+        return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
+      // Same id, new permission: a fresh object (snapshots are immutable).
+      auto nb = open_branch(spec, old->id);
+      if (!nb.ok()) return fail(nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
+      old = nb.value();
+    }
+  }
+  // Phase 2.
+  bool changed = new_ro != m.ro() || br.size() != cur->size();
+  for (size_t i = 0; !changed && i < br.size(); ++i)
+    changed = br[i]->id != (*cur)[i].id || format_perm(br[i]->spec) != format_perm((*cur)[i].spec);
+  if (!changed) return {};
+  for (auto& b : br) {
+    const Branch* was = nullptr;
+    for (auto& c : cur->br)
+      if (c->id == b->id) was = c.get();
+    bool was_rw = was && was->writable() && !m.ro();
+    bool now_rw = b->writable() && !new_ro;
+    if (now_rw) {
+      if (auto st = finish_rw(*b); !st.ok())
+        return fail(st.err(), "branch '" + b->spec.path + "': cannot prepare: " + std::strerror(st.err()));
+    } else if (was_rw && !b->writable()) {
+      // rw -> ro: the whiteout base and empty plnk/orph go, as in AUFS.
+      ::unlinkat(b->root.get(), std::string(wh::kBase).c_str(), 0);
+      ::unlinkat(b->root.get(), std::string(wh::kPlink).c_str(), AT_REMOVEDIR);
+      ::unlinkat(b->root.get(), std::string(wh::kOrph).c_str(), AT_REMOVEDIR);
+    }
+  }
+  auto ns = std::make_shared<BranchSet>();
+  ns->generation = cur->generation + 1;
+  ns->br = std::move(br);
+  m.set_branches(ns);
+  m.set_ro(new_ro);
+  m.next_brid = next_id;
+  m.counters.branch_changes++;
+  std::string desc;
+  for (size_t i = 0; i < ns->size(); ++i)
+    desc += (i ? ":" : "") + (*ns)[i].spec.path + "=" + format_perm((*ns)[i].spec);
+  spdlog::info("branches now {}{}", desc, new_ro ? " (read-only)" : "");
+  return {};
+}
+
+}  // namespace aufs::core

@@ -1,0 +1,20 @@
+// Branches of a mount (overlayfs's super.c).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/mount.hpp"
+
+namespace aufs::core {
+
+// Opens the branches of validated options and prepares rw branches
+// (whiteout base, plnk, orph; stale temporaries removed).
+Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts);
+// Runtime branch changes (remount), applied all-or-nothing in order.
+// Errors: EDOM bad index, ENOSPC too many branches, EBUSY files open on a
+// branch being removed or made read-only, EINVAL bad/overlapping branch,
+// ENOENT missing path. `msg` gets a one-line reason.
+Status change_branches(Mount& m, const std::vector<BranchOp>& ops, std::string* msg);
+
+}  // namespace aufs::core

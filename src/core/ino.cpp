@@ -1,0 +1,63 @@
+// Union inode numbers (see ino.hpp).
+#include "core/ino.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "aufs_fuse/creds.hpp"
+#include "aufs_fuse/sys.hpp"
+
+namespace aufs::core {
+
+uint64_t ino_of(const Mount& m, const BranchSet& bs, int b, const struct stat& st) {
+  return m.xino.get(bs[static_cast<size_t>(b)].seed, st.st_ino);
+}
+
+uint64_t ino_at(const Mount& m, const BranchSet& bs, int b, int dirfd, const std::string& name,
+                const struct stat& st) {
+  const Branch& br = bs[static_cast<size_t>(b)];
+  if (!br.writable() || !m.persist_ino) return m.xino.get(br.seed, st.st_ino);
+  if (auto v = m.xino.find(br.seed, st.st_ino)) return *v;
+  uint64_t val = hash_ino(br.seed, st.st_ino);
+  auto x = sys::getxattr_at(dirfd, name, m.ino_key.c_str(), sizeof(uint64_t));
+  if (x.ok() && x->size() == sizeof(uint64_t)) {
+    uint64_t v;
+    std::memcpy(&v, x->data(), sizeof v);
+    if (v >= kFirstIno) val = v;
+  }
+  m.xino.remember(br.seed, st.st_ino, val);
+  return val;
+}
+
+void record_ino(const Mount& m, int dirfd, const std::string& name, uint64_t ino) {
+  if (!m.persist_ino) return;
+  auto s = sys::setxattr_at(dirfd, name, m.ino_key.c_str(), &ino, sizeof ino, 0);
+  if (!s.ok()) {
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      spdlog::warn("cannot record inode numbers ({}): they will change after a remount",
+                   std::strerror(s.err()));
+  }
+}
+
+bool is_internal_xattr(std::string_view key) {
+  return key.starts_with("trusted.aufs-fuse.") || key.starts_with("user.aufs-fuse.");
+}
+
+std::string plink_name(uint64_t ino) { return std::string(wh::kPlink) + "/" + std::to_string(ino); }
+
+struct stat present(const Node& n, const struct stat& st) {
+  struct stat out = st;
+  out.st_ino = n.id == kRootId ? kRootIno : n.ino;
+  return out;
+}
+
+Result<struct stat> stat_at(const BranchSet& bs, int b, const std::string& rel) {
+  auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) return Errno{fd.err()};
+  return sys::fstat_fd(fd->get());
+}
+
+}  // namespace aufs::core

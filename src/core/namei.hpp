@@ -1,0 +1,82 @@
+// Name resolution (overlayfs's namei.c): which branches hold a name, its
+// whiteouts and opaque markers, dirren redirects, and where a cached node
+// lives now.
+#pragma once
+#include <sys/stat.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "aufs_fuse/creds.hpp"
+#include "aufs_fuse/vdir.hpp"
+#include "core/mount.hpp"
+
+namespace aufs::core {
+
+struct Hit {
+  int branch;
+  struct stat st;
+  uint64_t ino;             // union inode number of this branch entry
+  std::string path;         // of the entry on its branch (dirren only)
+  bool redirected = false;  // found through a dirren record
+};
+
+struct Resolution {
+  std::vector<Hit> hits;      // top first; dirs: every merged layer
+  bool whiteout = false;      // search stopped at a whiteout
+  int whiteout_branch = -1;
+  int opaque_branch = -1;     // dirs: layer carrying .wh..wh..opq
+  bool lower_exists = false;  // some entry below the top hit (full scan)
+  bool positive() const { return !hits.empty(); }
+};
+
+// A resolved node: its path and layers.
+struct Where {
+  std::string rel;
+  std::vector<int> layers;
+  std::string data_rel;  // path on layers[0]
+  int opaque = -1;       // dirs: branch of its opaque marker
+  // dirren only: the path on each layer (a renamed directory's lower parts
+  // keep their old paths); empty means rel on every layer.
+  std::vector<std::string> paths;
+  const std::string& at(size_t i) const { return paths.empty() ? rel : paths[i]; }  // by index
+  const std::string& on(int b) const {  // by branch
+    for (size_t i = 0; i < paths.size(); ++i)
+      if (layers[i] == b) return paths[i];
+    return rel;
+  }
+};
+
+// The parent opened on each of its layers, for several resolve_child calls
+// in one request (never kept longer: udba=reval must see renames).
+struct OpenedParent {
+  std::vector<UniqueFd> fds;  // per index of Where::layers
+  std::vector<int> errs;      // errno of a failed open, else 0
+};
+OpenedParent open_parent(const BranchSet& bs, const Where& parent);
+
+// Looks `name` up in every layer of `parent`, top first. full: go on below
+// a non-directory (lower_exists). perm (nodirperm1): the caller must be
+// allowed to search every layer's copy of the parent.
+Result<Resolution> resolve_child(Mount& m, const BranchSet& bs, const Where& parent,
+                                 std::string_view name, bool full, const Ctx* perm = nullptr,
+                                 const OpenedParent* opened = nullptr);
+Result<std::vector<int>> root_layers(const BranchSet& bs);
+// The Where of a resolved name (rel: its union path).
+Where where_of(const Mount& m, const Resolution& r, const std::string& rel);
+// dirren: remembers the redirected layers of a resolved directory.
+void set_redirects(Mount& m, const BranchSet& bs, const NodePtr& n, const Resolution& r);
+// Where node n lives (refreshed after a branch change).
+Result<Where> where(Mount& m, const BranchSet& bs, const NodePtr& n);
+Result<Where> parent_where(Mount& m, const BranchSet& bs, const NodePtr& n);
+// Is st (found on branch b at the node's path) the node's own entry?
+bool is_node_entry(const Mount& m, const BranchSet& bs, const NodePtr& n, int b,
+                   const struct stat& st);
+// Is `name` present (not whited out) in a branch of the parent below `top`?
+bool name_below(const BranchSet& bs, const Where& parent, const std::string& name, int top);
+// The merged listing. stamps (optional): mtime of every listed branch copy.
+Result<std::vector<VEntry>> list_dir(Mount& m, const BranchSet& bs, const Where& w,
+                                     std::vector<struct timespec>* stamps = nullptr);
+
+}  // namespace aufs::core

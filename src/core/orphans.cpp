@@ -1,0 +1,60 @@
+// Orphans (see orphans.hpp).
+#include "core/orphans.hpp"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+
+#include "aufs_fuse/sys.hpp"
+#include "core/namei.hpp"
+
+namespace aufs::core {
+namespace {
+// Orphans hold descriptors until the kernel forgets their nodes; past this
+// many, a removed file is unreachable by node as before (ESTALE/ENOENT).
+long orphan_limit() {
+  static const long limit = [] {
+    struct rlimit rl {};
+    long l = 4096;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      l = std::min<long>(l, static_cast<long>(rl.rlim_cur / 8));
+    return l;
+  }();
+  return limit;
+}
+}  // namespace
+
+void keep_orphan(Mount& m, const BranchSet& bs, const NodePtr& n) {
+  if (!n || !S_ISREG(n->type) || n->nlookup.load() == 0) return;
+  if (Orphan::live.load(std::memory_order_relaxed) >= orphan_limit()) return;
+  auto w = where(m, bs, n);
+  if (!w.ok()) return;
+  int b = w->layers[0];
+  auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), w->data_rel, O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) return;
+  auto st = sys::fstat_fd(fd->get());
+  if (!st.ok() || !is_node_entry(m, bs, n, b, st.value())) return;
+  auto o = std::make_shared<const Orphan>(std::move(fd.value()), bs[static_cast<size_t>(b)].id);
+  std::lock_guard<SmallMutex> g(n->mu);
+  n->extra().orphan = std::move(o);
+}
+
+void orphan_follows_copy(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid) {
+  Node::Extra* x = n->extra_if();
+  if (!x || !x->orphan) return;
+  int fd = ::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    x->orphan.reset();
+    return;
+  }
+  x->orphan = std::make_shared<const Orphan>(UniqueFd(fd), brid);
+}
+
+void drop_orphan(const NodePtr& n) {
+  if (!n) return;
+  std::lock_guard<SmallMutex> g(n->mu);
+  if (Node::Extra* x = n->extra_if()) x->orphan.reset();
+}
+
+}  // namespace aufs::core

@@ -1,0 +1,53 @@
+// Small helpers of the core's modules, with no mount state (overlayfs's
+// util.c).
+#pragma once
+#include <time.h>
+
+#include <string>
+
+#include "aufs_fuse/result.hpp"
+#include "aufs_fuse/unique_fd.hpp"
+
+namespace aufs::core {
+
+// A name that does not lead anywhere (as opposed to an I/O error).
+bool absent(int e);
+
+// File times advance in clock ticks: a change made within the same tick as
+// the stamp would leave it equal. A stamp that recent is not trusted (the
+// "racy git" rule).
+bool recent(const struct timespec& t);
+
+// Restores a directory's atime/mtime when it goes out of scope, so internal
+// steps (copy-up, whiteouts) do not change the visible parent timestamps.
+class KeepTimes {
+ public:
+  explicit KeepTimes(int dirfd);
+  ~KeepTimes();
+  KeepTimes(const KeepTimes&) = delete;
+  KeepTimes& operator=(const KeepTimes&) = delete;
+
+ private:
+  int fd_;
+  bool ok_ = false;
+  struct timespec ts_[2] {};
+};
+
+// The parent directory of `rel` under `root` (O_PATH), and the last name.
+struct ParentFd {
+  UniqueFd fd;
+  std::string leaf;
+  int get() const { return fd.get(); }
+};
+Result<ParentFd> open_parent_of(int root, const std::string& rel);
+
+// Creates an empty mode-0444 file (whiteouts, the whiteout base); EEXIST
+// if the name is taken.
+Status create_readonly_file(int dirfd, const std::string& name);
+
+// Deletes a directory that holds only AUFS metadata (whiteouts, opaque
+// marker, leftover temporaries). Refuses (ENOTEMPTY) if it finds anything
+// else, which means the directory gained an entry meanwhile.
+Status remove_dir_tree_meta(int parentfd, const std::string& name);
+
+}  // namespace aufs::core
