@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "aufs_fuse/check.hpp"
-#include "aufs_fuse/json.hpp"
-#include "aufs_fuse/version.hpp"
+#include <nlohmann/json.hpp>
 
+#include "aufs_fuse/check.hpp"
+#include "aufs_fuse/version.hpp"
 
 int main(int argc, char** argv) {
   bool fix = false, json = false;
@@ -36,38 +36,37 @@ int main(int argc, char** argv) {
     return 2;
   }
   int rc = 0;
-  if (json) std::printf("[");
-  for (size_t bi = 0; bi < branches.size(); ++bi) {
-    auto rep = aufs::check_branch(branches[bi], fix, fix);
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  auto print_json = [&] {
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  };
+  for (const std::string& br : branches) {
+    auto rep = aufs::check_branch(br, fix, fix);
     if (!rep.ok()) {
-      std::fprintf(stderr, "aufs-fuse-check: %s: %s\n", branches[bi].c_str(), std::strerror(rep.err()));
-      if (json)
-        std::printf("%s{\"branch\":%s,\"error\":%s}]\n", bi ? "," : "",
-                    aufs::json_str(branches[bi]).c_str(), aufs::json_str(std::strerror(rep.err())).c_str());
+      std::fprintf(stderr, "aufs-fuse-check: %s: %s\n", br.c_str(), std::strerror(rep.err()));
+      if (json) {
+        out.push_back({{"branch", br}, {"error", std::strerror(rep.err())}});
+        print_json();
+      }
       return 2;
     }
     size_t left = 0;
     for (auto& is : rep->issues) left += is.fixed ? 0 : 1;
     if (left) rc = 1;
     if (json) {
-      std::printf("%s{\"branch\":%s,\"dirs\":%llu,\"entries\":%llu,\"issues\":[", bi ? "," : "",
-                  aufs::json_str(branches[bi]).c_str(), static_cast<unsigned long long>(rep->dirs),
-                  static_cast<unsigned long long>(rep->entries));
-      for (size_t i = 0; i < rep->issues.size(); ++i) {
-        auto& is = rep->issues[i];
-        std::printf("%s{\"kind\":\"%s\",\"path\":%s,\"fixed\":%s}", i ? "," : "",
-                    aufs::kind_name(is.kind), aufs::json_str(is.path).c_str(), is.fixed ? "true" : "false");
-      }
-      std::printf("]}");
+      nlohmann::ordered_json issues = nlohmann::ordered_json::array();
+      for (auto& is : rep->issues)
+        issues.push_back({{"kind", aufs::kind_name(is.kind)}, {"path", is.path}, {"fixed", is.fixed}});
+      out.push_back({{"branch", br}, {"dirs", rep->dirs}, {"entries", rep->entries}, {"issues", issues}});
     } else {
       for (auto& is : rep->issues)
-        std::printf("%s: %s %s%s\n", branches[bi].c_str(), aufs::kind_name(is.kind), is.path.c_str(),
+        std::printf("%s: %s %s%s\n", br.c_str(), aufs::kind_name(is.kind), is.path.c_str(),
                     is.fixed ? " (repaired)" : "");
-      std::printf("%s: %llu dirs, %llu entries, %zu issues, %zu left\n", branches[bi].c_str(),
+      std::printf("%s: %llu dirs, %llu entries, %zu issues, %zu left\n", br.c_str(),
                   static_cast<unsigned long long>(rep->dirs),
                   static_cast<unsigned long long>(rep->entries), rep->issues.size(), left);
     }
   }
-  if (json) std::printf("]\n");
+  if (json) print_json();
   return rc;
 }

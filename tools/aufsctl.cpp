@@ -5,106 +5,30 @@
 
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "aufs_fuse/control.hpp"
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/version.hpp"
 
 namespace {
 
-// A small JSON reader, enough for the daemon's own output.
-struct J {
-  enum T { Null, Bool, Num, Str, Arr, Obj } t = Null;
-  bool b = false;
-  double n = 0;
-  std::string s;
-  std::vector<J> a;
-  std::map<std::string, J> o;
-  const J& operator[](const std::string& k) const {
-    static const J none;
-    auto it = o.find(k);
-    return it == o.end() ? none : it->second;
-  }
-  std::string str() const {
-    if (t == Str) return s;
-    if (t == Num) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.0f", n);
-      return buf;
-    }
-    if (t == Bool) return b ? "yes" : "no";
-    return "";
-  }
-};
+using Json = nlohmann::json;
 
-struct Parser {
-  const std::string& in;
-  size_t p = 0;
-  void ws() { while (p < in.size() && std::strchr(" \t\r\n", in[p])) ++p; }
-  bool parse(J& v) {
-    ws();
-    if (p >= in.size()) return false;
-    char c = in[p];
-    if (c == '{') {
-      v.t = J::Obj;
-      ++p;
-      ws();
-      if (p < in.size() && in[p] == '}') { ++p; return true; }
-      for (;;) {
-        J k;
-        if (!parse(k) || k.t != J::Str) return false;
-        ws();
-        if (p >= in.size() || in[p++] != ':') return false;
-        if (!parse(v.o[k.s])) return false;
-        ws();
-        if (p < in.size() && in[p] == ',') { ++p; continue; }
-        if (p < in.size() && in[p] == '}') { ++p; return true; }
-        return false;
-      }
-    }
-    if (c == '[') {
-      v.t = J::Arr;
-      ++p;
-      ws();
-      if (p < in.size() && in[p] == ']') { ++p; return true; }
-      for (;;) {
-        v.a.emplace_back();
-        if (!parse(v.a.back())) return false;
-        ws();
-        if (p < in.size() && in[p] == ',') { ++p; continue; }
-        if (p < in.size() && in[p] == ']') { ++p; return true; }
-        return false;
-      }
-    }
-    if (c == '"') {
-      v.t = J::Str;
-      ++p;
-      while (p < in.size() && in[p] != '"') {
-        if (in[p] == '\\' && p + 1 < in.size()) {
-          char e = in[++p];
-          if (e == 'u' && p + 4 < in.size()) {
-            v.s += static_cast<char>(std::stoi(in.substr(p + 1, 4), nullptr, 16));
-            p += 4;
-          } else v.s += e == 'n' ? '\n' : e == 't' ? '\t' : e;
-          ++p;
-        } else v.s += in[p++];
-      }
-      ++p;
-      return true;
-    }
-    if (in.compare(p, 4, "true") == 0) { v.t = J::Bool; v.b = true; p += 4; return true; }
-    if (in.compare(p, 5, "false") == 0) { v.t = J::Bool; p += 5; return true; }
-    if (in.compare(p, 4, "null") == 0) { p += 4; return true; }
-    size_t end;
-    v.t = J::Num;
-    v.n = std::stod(in.substr(p), &end);
-    p += end;
-    return true;
-  }
-};
+// A value of the daemon's JSON as text (numbers without a fraction).
+std::string str(const Json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number()) return v.dump();
+  if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
+  return "";
+}
+
+// The daemon's answer, or null (discarded) when it is not JSON.
+Json parse(const std::string& raw) { return Json::parse(raw, nullptr, false); }
 
 int usage(FILE* f) {
   std::fputs(
@@ -136,7 +60,7 @@ bool get(const std::string& path, const std::string& key, std::string& out) {
   return true;
 }
 
-std::string ctl_path(const std::string& mnt) { return mnt + "/" + std::string(aufs::kControlNameForTools); }
+std::string ctl_path(const std::string& mnt) { return mnt + "/" + std::string(aufs::kControlName); }
 
 }  // namespace
 
@@ -155,22 +79,21 @@ int main(int argc, char** argv) {
   std::string cmd = args.size() > 1 ? args[1] : "list";
   if (cmd == "list" || cmd == "info") {
     std::string raw;
-    if (!get(ctl_path(mnt), "user.aufs.info", raw))
+    if (!get(ctl_path(mnt), std::string(aufs::kXattrInfo), raw))
       return fail(mnt + ": not an aufs-fuse mount (" + std::strerror(errno) + ")");
     if (json) { std::printf("%s\n", raw.c_str()); return 0; }
-    J j;
-    Parser ps{raw};
-    if (!ps.parse(j)) return fail("cannot parse the daemon's answer");
-    std::printf("mount point: %s\n", j["mountpoint"].str().c_str());
-    for (auto& b : j["branches"].a)
-      std::printf("br%s\tbrid%s\t%s=%s\n", b["index"].str().c_str(), b["id"].str().c_str(),
-                  b["path"].str().c_str(), b["perm"].str().c_str());
-    std::printf("xino: %s\noptions: %s\n", j["xino"].str().c_str(), j["options"].str().c_str());
-    const J& c = j["counters"];
+    Json j = parse(raw);
+    if (!j.is_object()) return fail("cannot parse the daemon's answer");
+    std::printf("mount point: %s\n", str(j["mountpoint"]).c_str());
+    for (auto& b : j["branches"])
+      std::printf("br%s\tbrid%s\t%s=%s\n", str(b["index"]).c_str(), str(b["id"]).c_str(),
+                  str(b["path"]).c_str(), str(b["perm"]).c_str());
+    std::printf("xino: %s\noptions: %s\n", str(j["xino"]).c_str(), str(j["options"]).c_str());
+    const Json& c = j["counters"];
     std::printf("inodes: %s  open files: %s  copy-ups: %s (%s bytes)  whiteouts: %s  branch changes: %s\n",
-                c["inodes"].str().c_str(), c["open_files"].str().c_str(), c["copyups"].str().c_str(),
-                c["copyup_bytes"].str().c_str(), c["whiteouts"].str().c_str(),
-                c["branch_changes"].str().c_str());
+                str(c["inodes"]).c_str(), str(c["open_files"]).c_str(), str(c["copyups"]).c_str(),
+                str(c["copyup_bytes"]).c_str(), str(c["whiteouts"]).c_str(),
+                str(c["branch_changes"]).c_str());
     return 0;
   }
   if (cmd == "which") {
@@ -182,22 +105,22 @@ int main(int argc, char** argv) {
     std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
     std::string raw;
     std::string target = mnt + (dir.empty() ? "" : "/" + dir);
-    if (!get(target, "user.aufs.which/" + name, raw))
+    if (!get(target, std::string(aufs::kXattrWhichPrefix) + name, raw))
       return fail(p + ": " + std::strerror(errno));
     if (json) { std::printf("%s\n", raw.c_str()); return 0; }
-    J j;
-    Parser ps{raw};
-    if (!ps.parse(j)) return fail("cannot parse the daemon's answer");
-    if (j["visible"].b) {
-      std::printf("%s: %s on br%s (brid%s, %s)%s\n", j["name"].str().c_str(), j["type"].str().c_str(),
-                  j["branch"].str().c_str(), j["brid"].str().c_str(), j["branch_path"].str().c_str(),
-                  j["copied_up"].b ? ", copied up" : "");
-    } else if (j["whiteout_branch"].t == J::Num) {
-      std::printf("%s: whited out on br%s\n", j["name"].str().c_str(), j["whiteout_branch"].str().c_str());
+    Json j = parse(raw);
+    if (!j.is_object()) return fail("cannot parse the daemon's answer");
+    bool visible = j.value("visible", false);
+    if (visible) {
+      std::printf("%s: %s on br%s (brid%s, %s)%s\n", str(j["name"]).c_str(), str(j["type"]).c_str(),
+                  str(j["branch"]).c_str(), str(j["brid"]).c_str(), str(j["branch_path"]).c_str(),
+                  j.value("copied_up", false) ? ", copied up" : "");
+    } else if (j.contains("whiteout_branch")) {
+      std::printf("%s: whited out on br%s\n", str(j["name"]).c_str(), str(j["whiteout_branch"]).c_str());
     } else {
-      std::printf("%s: not present\n", j["name"].str().c_str());
+      std::printf("%s: not present\n", str(j["name"]).c_str());
     }
-    return j["visible"].b ? 0 : 1;
+    return visible ? 0 : 1;
   }
   std::string ops;
   if (cmd == "append" || cmd == "prepend" || cmd == "del" || cmd == "mod") {
@@ -216,7 +139,7 @@ int main(int argc, char** argv) {
   if (auto e = aufs::parse_branch_ops(ops, false, parsed); !e.empty()) return fail(e);
   aufs::absolutize_ops(parsed);  // the daemon does not share our cwd
   ops = aufs::format_branch_ops(parsed);
-  if (::setxattr(ctl_path(mnt).c_str(), "user.aufs.remount", ops.data(), ops.size(), 0) != 0) {
+  if (::setxattr(ctl_path(mnt).c_str(), std::string(aufs::kXattrRemount).c_str(), ops.data(), ops.size(), 0) != 0) {
     int e = errno;
     if (e == EPERM || e == EACCES) return fail(mnt + ": only root or the mount's owner may change branches");
     return fail(mnt + ": " + ops + ": " + std::strerror(e));

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "aufs_fuse/control.hpp"
 #include "aufs_fuse/options.hpp"
 
 #ifndef AUFS_FUSE_DAEMON
@@ -92,9 +93,9 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
     if (int e = kernel_remount(false)) return fail(mnt + ": remount rw: " + std::strerror(e));
   }
   if (ro >= 0) ops += std::string(ops.empty() ? "" : ",") + (ro ? "ro" : "rw");
-  std::string ctl = mnt + "/" + std::string(aufs::kControlNameForTools);
+  std::string ctl = mnt + "/" + std::string(aufs::kControlName);
   auto send = [&](const std::string& what) -> int {
-    if (::setxattr(ctl.c_str(), "user.aufs.remount", what.data(), what.size(), 0) != 0) return errno;
+    if (::setxattr(ctl.c_str(), std::string(aufs::kXattrRemount).c_str(), what.data(), what.size(), 0) != 0) return errno;
     return 0;
   };
   if (!ops.empty()) {

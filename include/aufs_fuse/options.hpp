@@ -12,9 +12,6 @@ namespace aufs {
 
 enum class Perm { RW, RO, RR };
 
-// Name of the daemon's control file in the mount root (see union_fs.hpp).
-inline constexpr std::string_view kControlNameForTools = ".wh..wh.aufs-fuse";
-
 struct BranchSpec {
   std::string path;       // as given; absolute after validate_options()
   Perm perm = Perm::RO;
