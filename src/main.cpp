@@ -2,23 +2,21 @@
 // serve. Every error before mounting is one line on stderr and exit 1.
 #include <fcntl.h>
 #include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/union_fs.hpp"
 #include "aufs_fuse/version.hpp"
 #include "fuse/adapter.hpp"
+#include "fuse/session.hpp"
 
 namespace {
 
@@ -80,97 +78,5 @@ int main(int argc, char** argv) {
   auto u = aufs::Union::mount(opts);
   if (!u.ok()) return fail(std::string("cannot open branches: ") + std::strerror(u.err()));
 
-  aufs::FuseContext fctx;
-  fctx.fs = u.value().get();
-  // udba=none trusts the caches; notify keeps long timeouts safe through
-  // inotify; reval re-checks the branches at least every second.
-  double def_to = opts.udba == aufs::Udba::None ? 86400.0
-                  : opts.udba == aufs::Udba::Notify ? 3600.0 : 1.0;
-  fctx.cfg.entry_timeout = opts.entry_timeout >= 0 ? opts.entry_timeout : def_to;
-  fctx.cfg.attr_timeout = opts.attr_timeout >= 0 ? opts.attr_timeout : def_to;
-  fctx.cfg.negative_timeout = opts.negative_timeout >= 0 ? opts.negative_timeout : def_to;
-  fctx.cfg.debug = opts.debug;
-  // Only with long-lived entries: under reval, readdirplus replies are what
-  // renew the 1 s entries of a listed directory in bulk; a listing served by
-  // the kernel would leave a stat-ing scan one LOOKUP per name.
-  fctx.cfg.cache_readdir = opts.rdcache > 0 && opts.udba != aufs::Udba::Reval;
-
-  std::vector<std::string> fargs = {"aufs-fuse"};
-  std::string fsname = opts.source.empty() ? "aufs" : opts.source;
-  for (char& c : fsname)
-    if (c == ',') c = '_';  // would split the option string
-  std::string o = "default_permissions,fsname=" + fsname + ",subtype=aufs";
-  for (auto& f : opts.fuse_opts) {
-    if (f.starts_with("fsname=") || f.starts_with("subtype=")) {
-      std::string key = f.substr(0, f.find('=') + 1);
-      auto pos = o.find(key);
-      auto end = o.find(',', pos);
-      o.erase(pos, end == std::string::npos ? std::string::npos : end - pos + 1);
-      if (!o.empty() && o.back() == ',') o.pop_back();
-    }
-    if (f == "default_permissions") continue;
-    o += "," + f;
-  }
-  if (opts.read_only) o += ",ro";
-  fargs.push_back("-o");
-  fargs.push_back(o);
-  if (opts.debug) fargs.push_back("-d");
-  std::vector<char*> cargs;
-  for (auto& a : fargs) cargs.push_back(a.data());
-  fuse_args fa = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
-  // libfuse may add arguments of its own (then owned by fa): freed on every
-  // way out.
-  struct ArgsGuard {
-    fuse_args* a;
-    ~ArgsGuard() { fuse_opt_free_args(a); }
-  } args_guard{&fa};
-
-  fuse_session* se = fuse_session_new(&fa, &aufs::fuse_operations(), sizeof(fuse_lowlevel_ops), &fctx);
-  if (!se) return fail("cannot create the FUSE session (bad FUSE option?)");
-  fctx.se = se;
-  int rc = 1;
-  if (fuse_set_signal_handlers(se) != 0) {
-    fuse_session_destroy(se);
-    return fail("cannot install signal handlers");
-  }
-  if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
-    fuse_remove_signal_handlers(se);
-    fuse_session_destroy(se);
-    return fail("cannot mount on '" + opts.mountpoint + "'");
-  }
-  if (!opts.foreground) {
-    auto sys_logger = spdlog::syslog_logger_mt("aufs-fuse-syslog", "aufs-fuse", LOG_PID, LOG_DAEMON);
-    sys_logger->set_level(spdlog::get_level());
-    spdlog::set_default_logger(sys_logger);
-  }
-  fuse_daemonize(opts.foreground ? 1 : 0);
-  // After daemonizing: the watcher thread must live in the final process.
-  bool watching = u.value()->start_notify([&fctx](aufs::NodeId dir, const std::string& name) {
-    aufs::invalidate_entry(fctx, dir, name);
-  });
-  if (opts.udba == aufs::Udba::Notify && !watching) {
-    spdlog::warn("udba=notify: cannot watch the branches; behaving as udba=reval");
-    if (opts.entry_timeout < 0) fctx.cfg.entry_timeout = 1.0;
-    if (opts.attr_timeout < 0) fctx.cfg.attr_timeout = 1.0;
-    if (opts.negative_timeout < 0) fctx.cfg.negative_timeout = 1.0;
-    fctx.cfg.cache_readdir = false;
-  }
-  spdlog::info("mounted {} branches on {}", opts.branches.size(), opts.mountpoint);
-  if (opts.single_thread) {
-    rc = fuse_session_loop(se);
-  } else {
-    fuse_loop_config* lc = fuse_loop_cfg_create();
-    unsigned threads = opts.max_threads ? opts.max_threads
-                                        : std::max(4u, 2 * std::thread::hardware_concurrency());
-    fuse_loop_cfg_set_max_threads(lc, threads);
-    fuse_loop_cfg_set_clone_fd(lc, opts.clone_fd ? 1 : 0);
-    rc = fuse_session_loop_mt(se, lc);
-    fuse_loop_cfg_destroy(lc);
-  }
-  u.value()->stop_notify();
-  fuse_session_unmount(se);
-  fuse_remove_signal_handlers(se);
-  fuse_session_destroy(se);
-  spdlog::info("unmounted {}", opts.mountpoint);
-  return rc == 0 ? 0 : 1;
+  return aufs::serve(*u.value(), opts);
 }

@@ -11,7 +11,6 @@
 
 #include <cstring>
 #include <new>
-#include <thread>
 
 namespace aufs {
 namespace {
@@ -81,14 +80,20 @@ void log_req(fuse_req_t req, const char* op, fuse_ino_t ino, std::string_view na
   spdlog::debug("{} ino={} name='{}' uid={} pid={}", op, ino, name, c->uid, c->pid);
 }
 
-void reply_entry(fuse_req_t req, const Entry& e) {
-  auto& cfg = ctx_of(req).cfg;
+// A node's entry as the kernel caches it (timeouts per udba, see AdapterConfig).
+fuse_entry_param entry_param(const AdapterConfig& cfg, const Entry& e) {
   fuse_entry_param p{};
   p.ino = e.id;
   p.generation = 1;
   p.attr = e.attr;
   p.attr_timeout = cfg.attr_ttl(e.unwatched);
   p.entry_timeout = cfg.entry_ttl(e.unwatched);
+  return p;
+}
+
+void reply_entry(fuse_req_t req, const Entry& e) {
+  auto& cfg = ctx_of(req).cfg;
+  fuse_entry_param p = entry_param(cfg, e);
   Union& fs = fs_of(req);  // req is freed by the reply
   if (cfg.debug) spdlog::debug("  -> node {} ino {} mode {:o}", e.id, e.attr.st_ino, e.attr.st_mode);
   if (fuse_reply_entry(req, &p) == -ENOENT) {
@@ -279,13 +284,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   guard(req, "create", [&] {
     auto r = fs_of(req).create(parent, name, mode, fi->flags, make_ctx(req, true));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
-    auto& cfg = ctx_of(req).cfg;
-    fuse_entry_param p{};
-    p.ino = r->entry.id;
-    p.generation = 1;
-    p.attr = r->entry.attr;
-    p.attr_timeout = cfg.attr_ttl(r->entry.unwatched);
-    p.entry_timeout = cfg.entry_ttl(r->entry.unwatched);
+    fuse_entry_param p = entry_param(ctx_of(req).cfg, r->entry);
     fill_open(fi, std::move(r->fh));
     Union& fs = fs_of(req);
     if (ctx_of(req).cfg.debug) spdlog::debug("  -> node {} ino {} mode {:o}", p.ino, p.attr.st_ino, p.attr.st_mode);
@@ -468,12 +467,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
       fuse_entry_param p{};
       const Result<Entry>* r = i >= first ? &found[i - first] : nullptr;
       if (r && r->ok()) {
-        const Entry& ent = r->value();
-        p.ino = ent.id;
-        p.generation = 1;
-        p.attr = ent.attr;
-        p.attr_timeout = cfg.attr_ttl(ent.unwatched);
-        p.entry_timeout = cfg.entry_ttl(ent.unwatched);
+        p = entry_param(cfg, r->value());
       } else {
         // Gone since the listing, or "." and "..": a plain entry, no
         // lookup reference.
@@ -610,44 +604,6 @@ fuse_lowlevel_ops make_ops() {
 }
 
 }  // namespace
-
-void invalidate_all(FuseContext& ctx) {
-  std::unordered_set<std::string> neg;
-  {
-    std::lock_guard<std::mutex> g(ctx.neg_mu);
-    neg.swap(ctx.negatives);
-  }
-  for (auto& k : neg) {
-    auto slash = k.find('/');
-    NodeId parent = std::stoull(k.substr(0, slash));
-    std::string name = k.substr(slash + 1);
-    fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
-  }
-  auto names = ctx.fs->cached_names();
-  for (auto& [id, parent, name] : names) {
-    fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
-    fuse_lowlevel_notify_inval_inode(ctx.se, id, 0, 0);
-  }
-  fuse_lowlevel_notify_inval_inode(ctx.se, kRootId, 0, 0);
-}
-
-void invalidate_all_async(FuseContext& ctx) {
-  if (!ctx.se) return;
-  std::thread([&ctx] { invalidate_all(ctx); }).detach();
-}
-
-void invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name) {
-  if (!ctx.se) return;
-  if (dir == 0) return invalidate_all(ctx);
-  if (name.empty()) {
-    fuse_lowlevel_notify_inval_inode(ctx.se, dir, 0, 0);
-    return;
-  }
-  NodeId child = ctx.fs->cached_child(dir, name);
-  fuse_lowlevel_notify_inval_entry(ctx.se, dir, name.c_str(), name.size());
-  fuse_lowlevel_notify_inval_inode(ctx.se, dir, -1, 0);  // attributes (mtime, nlink)
-  if (child) fuse_lowlevel_notify_inval_inode(ctx.se, child, 0, 0);
-}
 
 const fuse_lowlevel_ops& fuse_operations() {
   static const fuse_lowlevel_ops ops = make_ops();

@@ -44,9 +44,8 @@ struct FuseContext {
 };
 
 // Drops every cached dentry and inode of the mount from the kernel (after a
-// branch change). Runs on its own thread: notifications must never be sent
-// from inside a request handler.
-void invalidate_all_async(FuseContext& ctx);
+// branch change). Called from the control file's SETXATTR handler: the
+// kernel holds only that file's lock meanwhile, none the notifications need.
 void invalidate_all(FuseContext& ctx);
 // udba=notify: an entry changed behind the mount. dir 0: everything.
 void invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name);

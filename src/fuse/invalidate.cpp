@@ -1,0 +1,42 @@
+// Notifications to the kernel that its cached entries are stale (see
+// adapter.hpp).
+#include <string>
+
+#include "fuse/adapter.hpp"
+
+namespace aufs {
+
+void invalidate_all(FuseContext& ctx) {
+  std::unordered_set<std::string> neg;
+  {
+    std::lock_guard<std::mutex> g(ctx.neg_mu);
+    neg.swap(ctx.negatives);
+  }
+  for (auto& k : neg) {
+    auto slash = k.find('/');
+    NodeId parent = std::stoull(k.substr(0, slash));
+    std::string name = k.substr(slash + 1);
+    fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
+  }
+  auto names = ctx.fs->cached_names();
+  for (auto& [id, parent, name] : names) {
+    fuse_lowlevel_notify_inval_entry(ctx.se, parent, name.c_str(), name.size());
+    fuse_lowlevel_notify_inval_inode(ctx.se, id, 0, 0);
+  }
+  fuse_lowlevel_notify_inval_inode(ctx.se, kRootId, 0, 0);
+}
+
+void invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name) {
+  if (!ctx.se) return;
+  if (dir == 0) return invalidate_all(ctx);
+  if (name.empty()) {
+    fuse_lowlevel_notify_inval_inode(ctx.se, dir, 0, 0);
+    return;
+  }
+  NodeId child = ctx.fs->cached_child(dir, name);
+  fuse_lowlevel_notify_inval_entry(ctx.se, dir, name.c_str(), name.size());
+  fuse_lowlevel_notify_inval_inode(ctx.se, dir, -1, 0);  // attributes (mtime, nlink)
+  if (child) fuse_lowlevel_notify_inval_inode(ctx.se, child, 0, 0);
+}
+
+}  // namespace aufs

@@ -1,0 +1,15 @@
+// The FUSE session of a mount: libfuse's arguments from our options, the
+// kernel's cache timeouts, mounting, daemonizing and the request loop.
+#pragma once
+#include <string>
+
+#include "aufs_fuse/options.hpp"
+#include "aufs_fuse/union_fs.hpp"
+
+namespace aufs {
+
+// Mounts fs on opts.mountpoint and serves it until unmounted or signalled.
+// Errors before mounting: one line on stderr (prefixed "aufs-fuse: ") and 1.
+int serve(Union& fs, const MountOptions& opts);
+
+}  // namespace aufs
