@@ -63,6 +63,10 @@ void verify_blob_file(const std::string& path, const std::string& digest, long l
 
 void mkdir_p(const std::string& path, mode_t mode);
 void remove_tree(const std::string& path);
+// Sorted names of a directory (no "." or ".."); nullopt if unreadable.
+std::optional<std::vector<std::string>> list_names(const std::string& dir);
+// Writes a file whole under a temporary name, then renames it into place.
+void write_file_atomic(const std::string& path, const std::string& data);
 std::string absolute(const std::string& p);
 // A member name of a layer, made relative and checked: no absolute path, no
 // "..", nothing empty. "./a/b/" -> "a/b"; "." or "./" -> "" (the root).
@@ -113,6 +117,15 @@ std::vector<std::string> ensure_image_layers(const std::string& layout, const st
 int mount_main(const std::vector<std::string>& args);
 // The default layer store ($AUFS_FUSE_LAYER_STORE or /var/lib/aufs-fuse/layers).
 std::string default_store();
+// RW.aufs-fuse-image.json, next to the rw branch (not in it: the branch is
+// the layer): which image and store a container's rw branch was mounted
+// over. Written by the mount, read by diff and commit.
+std::string container_record_path(const std::string& rw);
 std::string daemon_path(const std::string& given);
+
+// ---------------------------------------------------------------- diff, commit
+
+int diff_main(const std::vector<std::string>& args);
+int commit_main(const std::vector<std::string>& args);
 
 }  // namespace aufs_image

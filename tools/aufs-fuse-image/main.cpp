@@ -14,8 +14,13 @@
 // are in the layer: OCI and AUFS use the same names. The mount uses the OCI
 // whiteout rule (ociwh: a whiteout hides only lower layers).
 //
+//   aufs-fuse-image diff MNT|BRANCH          (docker diff)
+//   aufs-fuse-image commit MNT|BRANCH ...    (docker commit)
+//
 // Parts: oci.cpp (layouts, digests), store.cpp + layer_stream.hpp (layer
-// store, extraction), paths.cpp, mount.cpp (the mount command).
+// store, extraction), paths.cpp, mount.cpp (the mount command), target.cpp
+// (the branches behind MNT|BRANCH), changes.cpp (a branch as layer
+// entries), layer_writer.cpp (reproducible tar), commit.cpp (diff, commit).
 #include <cstdio>
 
 #include "image.hpp"
@@ -34,6 +39,8 @@ int main(int argc, char** argv) {
   using namespace aufs_image;
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
+    if (!args.empty() && args[0] == "diff") return diff_main({args.begin() + 1, args.end()});
+    if (!args.empty() && args[0] == "commit") return commit_main({args.begin() + 1, args.end()});
     return mount_main(args);
   } catch (const json::exception& e) {
     std::fprintf(stderr, "aufs-fuse-image: malformed image metadata: %s\n", e.what());

@@ -37,6 +37,20 @@ std::string quote_branch(const std::string& path) {
   return path;
 }
 
+// The container record (see container_record_path): written before the
+// daemon starts, so that `diff` and `commit` know the image below.
+void write_container_record(const std::string& store, const std::string& rw,
+                            const std::string& layout, const Image& img, bool ociwh) {
+  json rec = {{"rw", rw},
+              {"store", store},
+              {"layout", layout},
+              {"manifest", img.manifest_digest},
+              {"layers", img.layer_digests},
+              {"ociwh", ociwh}};
+  std::string path = container_record_path(rw);
+  write_file_atomic(path, rec.dump(2) + "\n");
+}
+
 }  // namespace
 
 std::string daemon_path(const std::string& given) {
@@ -49,6 +63,12 @@ std::string daemon_path(const std::string& given) {
 std::string default_store() {
   if (const char* s = std::getenv("AUFS_FUSE_LAYER_STORE"); s && *s) return s;
   return "/var/lib/aufs-fuse/layers";
+}
+
+std::string container_record_path(const std::string& rw) {
+  std::string r = rw;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  return r + ".aufs-fuse-image.json";
 }
 
 int mount_main(const std::vector<std::string>& argv) {
@@ -108,6 +128,7 @@ int mount_main(const std::vector<std::string>& argv) {
     rw = absolute(rw);
     mkdir_p(rw, 0755);
     br = quote_branch(rw) + "=rw";
+    if (!extract_only) write_container_record(store, rw, layout, img, oci_whiteouts);
   }
   for (size_t i = dirs.size(); i-- > 0;) {
     if (!br.empty()) br += ":";

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <fstream>
 
 #include "image.hpp"
 
@@ -22,20 +24,40 @@ void mkdir_p(const std::string& path, mode_t mode) {
   }
 }
 
+std::optional<std::vector<std::string>> list_names(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return std::nullopt;
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void write_file_atomic(const std::string& path, const std::string& data) {
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << data;
+    if (!out.flush()) throw Error("cannot write " + tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) < 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error("rename " + tmp + ": " + std::strerror(e));
+  }
+}
+
 void remove_tree(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) < 0) return;
   if (S_ISDIR(st.st_mode)) {
     ::chmod(path.c_str(), 0700);
-    if (DIR* d = ::opendir(path.c_str())) {
-      std::vector<std::string> names;
-      while (auto* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..") names.push_back(n);
-      }
-      ::closedir(d);
-      for (auto& n : names) remove_tree(path + "/" + n);
-    }
+    if (auto names = list_names(path))
+      for (auto& n : *names) remove_tree(path + "/" + n);
     ::rmdir(path.c_str());
   } else {
     ::unlink(path.c_str());

@@ -116,17 +116,7 @@ std::string read_diff_id_record(const std::string& path) {
 }
 
 void write_diff_id_record(const std::string& path, const std::string& diff_id) {
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << diff_id << "\n";
-    if (!out.flush()) throw Error("cannot write " + tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) < 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error("rename " + tmp + ": " + std::strerror(e));
-  }
+  write_file_atomic(path, diff_id + "\n");
 }
 
 // Makes sure the layer `digest` is in the store, its uncompressed content
