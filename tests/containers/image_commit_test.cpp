@@ -27,11 +27,6 @@ namespace {
 
 using namespace aufs::mt;
 
-std::string image_tool() {
-  const char* b = std::getenv("AUFS_FUSE_IMAGE_BIN");
-  return b && *b ? b : "";
-}
-
 // name -> "key=value;..." of every entry's xattrs (sorted), for those that
 // have any.
 std::map<std::string, std::string> xattrs_of_tree(const std::string& dir) {
