@@ -295,6 +295,11 @@ std::string umount_retrying(const std::string& dir, bool& still_mounted, int tim
   }
 }
 
+std::string image_tool() {
+  const char* b = std::getenv("AUFS_FUSE_IMAGE_BIN");
+  return b && *b ? b : "";
+}
+
 bool long_tests() {
   const char* v = std::getenv("AUFS_LONG");
   return v && *v && std::string(v) != "0";

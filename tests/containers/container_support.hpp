@@ -84,6 +84,9 @@ std::vector<std::string> holders_of(const std::string& dir);
 // the processes that held the mount (empty `still_mounted` = it went away).
 std::string umount_retrying(const std::string& dir, bool& still_mounted, int timeout_ms = 10000);
 
+// The aufs-fuse-image of this build ($AUFS_FUSE_IMAGE_BIN), "" if unset.
+std::string image_tool();
+
 // True when the environment asks for the long variants (AUFS_LONG=1).
 bool long_tests();
 

@@ -24,11 +24,6 @@ namespace {
 
 using namespace aufs::mt;
 
-std::string image_tool() {
-  const char* b = std::getenv("AUFS_FUSE_IMAGE_BIN");
-  return b && *b ? b : "";
-}
-
 class ImageTool : public MountTest {
  protected:
   void SetUp() override {

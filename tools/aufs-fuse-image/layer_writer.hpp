@@ -1,0 +1,34 @@
+// A layer blob written from layer entries (see layer_writer.cpp).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "changes.hpp"
+
+namespace aufs_image {
+
+// Bytes of file data read: a bar on a terminal, nothing otherwise (the
+// steps are reported by note()).
+class Progress {
+ public:
+  explicit Progress(long long total);
+  void add(long long n);
+
+ private:
+  long long total_, done_ = 0;
+  bool tty_;
+  int shown_ = -1;
+};
+
+struct LayerBlob {
+  std::string digest;   // sha256 of the compressed blob
+  std::string diff_id;  // sha256 of the tar
+  long long size = 0;
+  std::string media_type;
+};
+
+// Writes the compressed layer to tmp_path (gzip, or zstd).
+LayerBlob write_layer(const std::vector<LayerEntry>& entries, const std::string& tmp_path,
+                      bool zstd, Progress& progress);
+
+}  // namespace aufs_image
