@@ -12,18 +12,17 @@
 #include <fstream>
 #include <sstream>
 
+#include "aufs_fuse/control.hpp"
 #include "image.hpp"
 
 namespace aufs_image {
 namespace {
 
-// The control file of an aufs-fuse mount (aufs_fuse/options.hpp,
-// kControlNameForTools) and its state attribute (aufsctl(8)).
-constexpr const char* kControlName = ".wh..wh.aufs-fuse";
-constexpr const char* kInfoXattr = "user.aufs.info";
-
+// The state of an aufs-fuse mount, from its control file.
 std::optional<json> mount_info(const std::string& mnt) {
-  std::string ctl = mnt + "/" + kControlName;
+  std::string ctl = mnt + "/" + std::string(aufs::kControlName);
+  std::string key(aufs::kXattrInfo);
+  const char* kInfoXattr = key.c_str();
   ssize_t n = ::getxattr(ctl.c_str(), kInfoXattr, nullptr, 0);
   if (n <= 0) return std::nullopt;
   std::string raw(static_cast<size_t>(n) + 4096, '\0');
