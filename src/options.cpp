@@ -1,5 +1,7 @@
 #include "aufs_fuse/options.hpp"
 
+#include "option_table.hpp"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -13,44 +15,6 @@
 
 namespace aufs {
 namespace {
-
-bool parse_uint(std::string_view s, long long max, long long& out) {
-  if (s.empty()) return false;
-  long long v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < 0 || v > max) return false;
-  out = v;
-  return true;
-}
-
-bool parse_seconds(std::string_view s, double& out) {
-  if (s.empty()) return false;
-  std::string tmp(s);
-  char* end = nullptr;
-  double v = std::strtod(tmp.c_str(), &end);
-  if (!end || *end || v < 0 || v > 1e9) return false;
-  out = v;
-  return true;
-}
-
-// Options libfuse handles (mount flags or session options): passed through.
-const std::set<std::string_view> kFuseFlags = {
-    "allow_other", "allow_root", "default_permissions", "auto_unmount",
-    "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime",
-    "sync", "async", "dirsync",
-};
-const std::set<std::string_view> kFuseKeys = {"fsname", "subtype", "max_read"};
-// AUFS options whose value is this version's fixed behaviour.
-const std::set<std::string_view> kDefaults = {"notrunc_xino", "notrunc_xib"};
-// AUFS options that are obsolete; AUFS accepts and ignores them.
-const std::set<std::string_view> kObsolete = {"clean_plink", "debug", "delete",
-                                              "imap", "nodlgt", "relatime", "si"};
-// AUFS options this version recognises but does not implement yet.
-const std::set<std::string_view> kUnsupported = {
-    "list_plink", "wsum", "trunc_xino", "itrunc_xino", "trunc_xib",
-    "fhsm_sec", "droplvl"};
-// Tuning knobs of AUFS's in-kernel vdir allocator: meaningless here.
-const std::set<std::string_view> kIgnoredTuning = {"rdblk", "rdhash"};
 
 }  // namespace
 
@@ -185,160 +149,11 @@ std::string apply_option_string(MountOptions& o, std::string_view s) {
       }
     }
     bool has_val = eq != std::string_view::npos;
-    std::string_view val = has_val ? opt.substr(eq + 1) : std::string_view{};
-    std::string k(key);
-    auto need_val = [&]() -> std::string {
-      return has_val ? std::string() : "option '" + k + "' needs a value";
-    };
-    auto bad_val = [&](const char* what) {
-      return "option '" + k + "': invalid value '" + std::string(val) + "' (" + what + ")";
-    };
-
-    if (k == "lowerdir" || k == "upperdir" || k == "workdir") {
-      // overlayfs-style drop-in: mapped to br= once all three are seen.
-      if (auto e = need_val(); !e.empty()) return e;
-      if (!o.branches.empty()) return "'" + k + "' cannot be combined with br=";
-      (k == "lowerdir" ? o.ovl_lower : k == "upperdir" ? o.ovl_upper : o.ovl_work) = std::string(val);
-    } else if (k == "br" || k == "dirs") {
-      if (auto e = need_val(); !e.empty()) return e;
-      if (!o.branches.empty()) return "branches given twice ('" + k + "')";
-      if (!o.ovl_lower.empty() || !o.ovl_upper.empty()) return "'" + k + "' cannot be combined with lowerdir=/upperdir=";
-      if (val.empty()) return "no branches";
-      std::string e = parse_branches(val, o.read_only, o.branches, o.notices);
-      if (!e.empty()) return e;
-      if (o.branches.empty()) return "no branches";
-    } else if (k == "create" || k == "create_policy") {
-      if (auto e = need_val(); !e.empty()) return e;
-      if (auto e = parse_create_policy(val, o.policy); !e.empty()) return e;
-    } else if (k == "cpup" || k == "copyup" || k == "copyup_policy") {
-      if (auto e = need_val(); !e.empty()) return e;
-      if (auto e = parse_cpup_policy(val, o.policy); !e.empty()) return e;
-    } else if (k == "add" || k == "ins" || k == "append" || k == "prepend" || k == "del" ||
-               k == "mod") {
-      // AUFS accepts branch edits at mount too, applied to the list so far.
-      if (o.branches.empty() && k != "append" && k != "prepend" && k != "add" && k != "ins")
-        return "'" + k + "' needs branches given before it (br=...)";
-      std::vector<BranchOp> ops;
-      std::string e = parse_branch_ops(opt, o.read_only, ops);
-      if (!e.empty()) return e;
-      for (auto& op : ops) {
-        if (op.kind == BranchOp::Kind::Add) {
-          long idx = op.index == -1 ? static_cast<long>(o.branches.size()) : op.index;
-          if (idx < 0 || idx > static_cast<long>(o.branches.size()))
-            return "'" + std::string(opt) + "': branch index out of range";
-          if (!op.spec.perm_given) op.spec.perm = (idx == 0 && !o.read_only) ? Perm::RW : Perm::RO;
-          o.branches.insert(o.branches.begin() + idx, op.spec);
-        } else if (op.kind == BranchOp::Kind::Del || op.kind == BranchOp::Kind::Mod) {
-          // Paths are compared as written, less "./" and trailing slashes.
-          auto norm = [](std::string p) {
-            while (p.size() > 1 && p.back() == '/') p.pop_back();
-            if (p.starts_with("./")) p = p.substr(2);
-            return p;
-          };
-          auto it = std::find_if(o.branches.begin(), o.branches.end(),
-                                 [&](const BranchSpec& b) { return norm(b.path) == norm(op.spec.path); });
-          if (it == o.branches.end()) return "'" + std::string(opt) + "': no such branch";
-          if (op.kind == BranchOp::Kind::Del) o.branches.erase(it);
-          else { it->perm = op.spec.perm; it->wh = op.spec.wh; it->nolwh = op.spec.nolwh; }
-        }
-      }
-    } else if (k == "udba") {
-      if (val == "none") o.udba = Udba::None;
-      else if (val == "reval") o.udba = Udba::Reval;
-      else if (val == "notify" || val == "fsnotify" || val == "inotify") o.udba = Udba::Notify;
-      else return bad_val("none, reval or notify");
-    } else if (k == "diropq") {
-      if (val == "w" || val == "whiteouted") o.diropq_always = false;
-      else if (val == "a" || val == "always") o.diropq_always = true;
-      else return bad_val("w or a");
-    } else if (k == "dirwh") {
-      long long v;
-      if (!parse_uint(val, INT_MAX, v)) return bad_val("a number");
-      o.dirwh = static_cast<int>(v);
-    } else if (k == "rdcache") {
-      long long v;
-      if (!parse_uint(val, 3600, v)) return bad_val("seconds, at most 3600");
-      o.rdcache = static_cast<int>(v);
-    } else if (k == "sum") o.sum = true;
-    else if (k == "nosum") o.sum = false;
-    else if (k == "warn_perm") o.warn_perm = true;
-    else if (k == "nowarn_perm") o.warn_perm = false;
-    else if (k == "verbose" || k == "v") o.verbose = true;
-    else if (k == "noverbose" || k == "quiet" || k == "q" || k == "silent") o.verbose = false;
-    else if (k == "dio") o.dio = true;
-    else if (k == "nodio") o.notices.push_back("nodio is ignored (O_DIRECT is always passed through, as in aufs 6.10+)");
-    else if (k == "dirperm1") {
-      o.dirperm1 = true;
-    } else if (k == "nodirperm1") {
-      o.dirperm1 = false;
-    } else if (k == "shwh") {
-      o.shwh = true;
-    } else if (k == "noshwh") {
-      o.shwh = false;
-    } else if (k == "acl") {
-      o.acl = true;
-    } else if (k == "noacl") {
-      o.acl = false;
-    } else if (k == "ociwh") {
-      o.ociwh = true;
-    } else if (k == "noociwh") {
-      o.ociwh = false;
-    } else if (k == "cpup_caps") {
-      o.cpup_caps = true;
-    } else if (k == "nocpup_caps") {
-      o.cpup_caps = false;
-    } else if (k == "dirren" && !has_val) {
-      o.dirren = true;
-    } else if (k == "nodirren" && !has_val) {
-      o.dirren = false;
-    } else if (k == "plink") {
-      o.plink = true;
-    } else if (k == "noplink") {
-      o.plink = false;
-    } else if (k == "xino") {
-      if (auto e = need_val(); !e.empty()) return e;
-      if (val.empty()) return bad_val("a file path");
-      o.xino_path = std::string(val);
-      o.noxino = false;
-    } else if (k == "noxino") {
-      o.noxino = true;
-      o.xino_path.clear();
-    } else if (k == "chk") {
-      o.check = true;
-    } else if (k == "nochk") {
-      o.check = false;
-    } else if (k == "ro") {
-      o.read_only = true;
-    } else if (k == "rw") {
-      o.read_only = false;
-    } else if (k == "entry_timeout" || k == "attr_timeout" || k == "negative_timeout") {
-      double v;
-      if (!parse_seconds(val, v)) return bad_val("seconds");
-      (k == "entry_timeout" ? o.entry_timeout
-       : k == "attr_timeout" ? o.attr_timeout
-                             : o.negative_timeout) = v;
-    } else if (k == "threads" || k == "max_threads") {
-      long long v;
-      if (!parse_uint(val, 256, v) || v == 0) return bad_val("1 to 256");
-      o.max_threads = static_cast<unsigned>(v);
-    } else if (k == "clone_fd") {
-      o.clone_fd = true;
-    } else if (kFuseFlags.count(k) && !has_val) {
-      o.fuse_opts.push_back(k);
-    } else if (kFuseKeys.count(k) && has_val) {
-      if (val.empty()) return bad_val("non-empty");
-      o.fuse_opts.push_back(std::string(opt));
-    } else if (kDefaults.count(k) && !has_val) {
-      // Already what this version does.
-    } else if (kIgnoredTuning.count(k)) {
-      o.notices.push_back("option '" + k + "' tunes kernel AUFS memory use and is ignored");
-    } else if (kObsolete.count(k)) {
-      o.notices.push_back("option '" + k + "' is obsolete and ignored");
-    } else if (kUnsupported.count(k)) {
-      return "option '" + k + "' is not supported by this version";
-    } else {
-      return "unknown option '" + std::string(opt) + "'";
-    }
+    OptionArg a{std::string(key), has_val ? opt.substr(eq + 1) : std::string_view{}, has_val, opt};
+    const OptionDef* d = find_option(a.key, has_val);
+    if (!d) return "unknown option '" + std::string(opt) + "'";
+    if (d->arg == OptionDef::Arg::Required && !has_val) return "option '" + a.key + "' needs a value";
+    if (auto e = d->apply(o, a); !e.empty()) return e;
   }
   return {};
 }
@@ -614,14 +429,7 @@ std::string usage_text(std::string_view prog) {
          "  moo (rw), coo_reg, coo_all, icex, icexsec, icexsys, icextr, icexusr, icexoth.\n"
          "Branch edits (applied in order): add:N:DIR[=PERM], ins:N:DIR, append:DIR, prepend:DIR,\n"
          "  del:DIR, mod:DIR=PERM.  Overlay style: lowerdir=A:B,upperdir=U[,workdir=W].\n"
-         "Options: udba=none|reval|notify, create=POLICY, cpup=POLICY, diropq=w|a, sum, nosum,\n"
-         "  plink, noplink, dirren, nodirren, dirperm1, nodirperm1, shwh (with ro), acl, dirwh=N, cpup_caps,\n"
-         "  ociwh (a whiteout hides only lower branches, as in OCI layers),\n"
-         "  warn_perm, nowarn_perm, verbose, rdcache=SEC, dio, xino=PATH, noxino, chk, nochk,\n"
-         "  ro, rw,\n"
-         "  entry_timeout=SEC, attr_timeout=SEC, negative_timeout=SEC, threads=N,\n"
-         "  and FUSE options: allow_other, allow_root, default_permissions,\n"
-         "  auto_unmount, fsname=NAME, subtype=NAME, nosuid, nodev, noexec, noatime.\n"
+         + option_help() +
          "See aufs-fuse(8).\n";
 }
 
