@@ -48,14 +48,13 @@ Result<struct stat> getattr(Mount& m, NodeId id, FileHandle* fh) {
     }
   }
   auto bs = m.branches();
-  auto w = where(m, *bs, n);
-  if (!w.ok()) return Errno{w.err()};
-  auto st = stat_at(*bs, w->layers[0], w->data_rel);
-  if (st.ok() && ino_of(m, *bs, w->layers[0], st.value()) == n->ino) {
+  AUFS_ASSIGN_OR_RETURN(auto w, where(m, *bs, n));
+  auto st = stat_at(*bs, w.layers[0], w.data_rel);
+  if (st.ok() && ino_of(m, *bs, w.layers[0], st.value()) == n->ino) {
     struct stat out = st.value();
     if (n->is_dir()) {
-      for (size_t i = 1; i < w->layers.size(); ++i) {
-        auto ls = stat_at(*bs, w->layers[i], w->at(i));
+      for (size_t i = 1; i < w.layers.size(); ++i) {
+        auto ls = stat_at(*bs, w.layers[i], w.at(i));
         if (ls.ok() && ls->st_nlink > 2) out.st_nlink += ls->st_nlink - 2;
       }
     }
@@ -69,16 +68,13 @@ Result<struct stat> getattr(Mount& m, NodeId id, FileHandle* fh) {
   auto [parent, name, gone] = m.tree.naming(*n);
   if (gone) return Errno{stale_errno(m, n)};
   if (!parent) return Errno{ENOENT};
-  auto pw = where(m, *bs, parent);
-  if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(m, *bs, pw.value(), name, false);
-  if (!r.ok()) return Errno{r.err()};
-  if (!r->positive() || r->hits[0].ino != n->ino) return Errno{stale_errno(m, n)};
-  auto e = make_entry(m, *bs, parent, name, r.value(), pw->rel);
-  if (!e.ok()) return Errno{e.err()};
-  m.tree.forget(e->id, 1);  // make_entry took a reference the kernel does not know of
-  if (e->id != n->id) return Errno{stale_errno(m, n)};  // the name changed meanwhile
-  return e->attr;
+  AUFS_ASSIGN_OR_RETURN(auto pw, where(m, *bs, parent));
+  AUFS_ASSIGN_OR_RETURN(auto r, resolve_child(m, *bs, pw, name, false));
+  if (!r.positive() || r.hits[0].ino != n->ino) return Errno{stale_errno(m, n)};
+  AUFS_ASSIGN_OR_RETURN(auto e, make_entry(m, *bs, parent, name, r, pw.rel));
+  m.tree.forget(e.id, 1);  // make_entry took a reference the kernel does not know of
+  if (e.id != n->id) return Errno{stale_errno(m, n)};  // the name changed meanwhile
+  return e.attr;
 }
 
 Result<std::string> readlink(Mount& m, NodeId id) {
@@ -86,13 +82,11 @@ Result<std::string> readlink(Mount& m, NodeId id) {
   if (!n) return Errno{ESTALE};
   if (!S_ISLNK(n->type)) return Errno{EINVAL};
   auto bs = m.branches();
-  auto w = where(m, *bs, n);
-  if (!w.ok()) return Errno{w.err()};
-  auto [prel, leaf] = sys::split_parent(w->data_rel);
-  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), prel,
-                               O_PATH | O_DIRECTORY);
-  if (!pfd.ok()) return Errno{pfd.err()};
-  auto t = sys::readlink_at(pfd->get(), leaf);
+  AUFS_ASSIGN_OR_RETURN(auto w, where(m, *bs, n));
+  auto [prel, leaf] = sys::split_parent(w.data_rel);
+  AUFS_ASSIGN_OR_RETURN(auto pfd, sys::open_beneath((*bs)[static_cast<size_t>(w.layers[0])].root.get(), prel,
+                               O_PATH | O_DIRECTORY));
+  auto t = sys::readlink_at(pfd.get(), leaf);
   if (!t.ok() && (t.err() == EINVAL || absent(t.err()))) return Errno{stale_errno(m, n)};
   return t;
 }
@@ -123,24 +117,21 @@ Result<struct stat> setattr_orphan(Mount& m, const BranchSet& bs, const NodePtr&
   if ((err != ESTALE && err != ENOENT) || !m.tree.is_unlinked(*n)) return Errno{err};
   bool change = in.valid & ~SetAttrIn::kCtime;
   bool keep_data = !(in.valid & SetAttrIn::kSize) || in.size > 0;
-  auto o = copy_up_orphan(m, bs, n, change, keep_data);
-  if (!o.ok()) return Errno{o.err()};
-  if (!o.value()) return Errno{err};
-  int fd = o.value()->fd.get();
+  AUFS_ASSIGN_OR_RETURN(auto o, copy_up_orphan(m, bs, n, change, keep_data));
+  if (!o) return Errno{err};
+  int fd = o->fd.get();
   if (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid)) {
     auto [u, g] = setattr_owner(in);
     AUFS_TRY(sys::fchownat_nofollow(fd, "", u, g));
   }
   if (in.valid & SetAttrIn::kMode) AUFS_TRY(sys::chmod_path_fd(fd, in.mode & 07777));
   if (in.valid & SetAttrIn::kSize) {
-    auto tfd = sys::reopen(fd, O_WRONLY);
-    if (!tfd.ok()) return Errno{tfd.err()};
-    if (::ftruncate(tfd->get(), in.size) < 0) return last_errno();
+    AUFS_ASSIGN_OR_RETURN(auto tfd, sys::reopen(fd, O_WRONLY));
+    if (::ftruncate(tfd.get(), in.size) < 0) return last_errno();
   }
   if (struct timespec ts[2]; setattr_times(in, ts)) AUFS_TRY(sys::utimens_at(fd, "", ts));
-  auto st = sys::fstat_fd(fd);
-  if (!st.ok()) return Errno{st.err()};
-  return present(*n, st.value());
+  AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fd));
+  return present(*n, st);
 }
 
 }  // namespace
@@ -155,9 +146,8 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
   if (fh && only_trunc && (fh->flags & O_ACCMODE) != O_RDONLY) {
     std::lock_guard<std::mutex> g(fh->mu);
     if (::ftruncate(fh->raw_fd(), in.size) < 0) return last_errno();
-    auto st = sys::fstat_fd(fh->raw_fd());
-    if (!st.ok()) return Errno{st.err()};
-    return present(*n, st.value());
+    AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fh->raw_fd()));
+    return present(*n, st);
   }
   if ((in.valid & SetAttrIn::kSize) && n->is_dir()) return Errno{EISDIR};
   auto bs = m.branches();
@@ -168,26 +158,23 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
   if (!w.ok()) return setattr_orphan(m, *bs, n, in, w.err());
   const Branch& b = (*bs)[static_cast<size_t>(w->layers[0])];
   auto [prel, leaf] = sys::split_parent(w->data_rel);
-  auto pfd = sys::open_beneath(b.root.get(), prel, O_PATH | O_DIRECTORY);
-  if (!pfd.ok()) return Errno{pfd.err()};
+  AUFS_ASSIGN_OR_RETURN(auto pfd, sys::open_beneath(b.root.get(), prel, O_PATH | O_DIRECTORY));
   std::string name = leaf.empty() ? std::string(".") : leaf;
   if (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid)) {
     auto [u, g] = setattr_owner(in);
-    if (::fchownat(pfd->get(), name.c_str(), u, g, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
+    if (::fchownat(pfd.get(), name.c_str(), u, g, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
   }
   if (in.valid & SetAttrIn::kMode) {
     if (S_ISLNK(n->type)) return Errno{EOPNOTSUPP};
-    auto ofd = sys::open_beneath(b.root.get(), w->data_rel, O_PATH | O_NOFOLLOW);
-    if (!ofd.ok()) return Errno{ofd.err()};
-    AUFS_TRY(sys::chmod_path_fd(ofd->get(), in.mode & 07777));
+    AUFS_ASSIGN_OR_RETURN(auto ofd, sys::open_beneath(b.root.get(), w->data_rel, O_PATH | O_NOFOLLOW));
+    AUFS_TRY(sys::chmod_path_fd(ofd.get(), in.mode & 07777));
   }
   if (in.valid & SetAttrIn::kSize) {
-    auto tfd = sys::open_beneath(b.root.get(), w->data_rel, O_WRONLY | O_NOFOLLOW);
-    if (!tfd.ok()) return Errno{tfd.err()};
-    if (::ftruncate(tfd->get(), in.size) < 0) return last_errno();
+    AUFS_ASSIGN_OR_RETURN(auto tfd, sys::open_beneath(b.root.get(), w->data_rel, O_WRONLY | O_NOFOLLOW));
+    if (::ftruncate(tfd.get(), in.size) < 0) return last_errno();
   }
   if (struct timespec ts[2]; setattr_times(in, ts)) {
-    if (::utimensat(pfd->get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
+    if (::utimensat(pfd.get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
   }
   return getattr(m, id, nullptr);
 }
@@ -221,30 +208,27 @@ Status fsyncdir(Mount& m, NodeId id, bool datasync) {
   NodePtr n = m.tree.node(id);
   if (!n) return Errno{ESTALE};
   auto bs = m.branches();
-  auto w = where(m, *bs, n);
-  if (!w.ok()) return Errno{w.err()};
-  auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel,
-                              O_RDONLY | O_DIRECTORY);
-  if (!fd.ok()) return Errno{fd.err()};
-  if ((datasync ? ::fdatasync(fd->get()) : ::fsync(fd->get())) < 0) return last_errno();
+  AUFS_ASSIGN_OR_RETURN(auto w, where(m, *bs, n));
+  AUFS_ASSIGN_OR_RETURN(auto fd, sys::open_beneath((*bs)[static_cast<size_t>(w.layers[0])].root.get(), w.data_rel,
+                              O_RDONLY | O_DIRECTORY));
+  if ((datasync ? ::fdatasync(fd.get()) : ::fsync(fd.get())) < 0) return last_errno();
   return {};
 }
 
 Status access(Mount& m, NodeId id, int mask, const Ctx& ctx) {
-  auto st = getattr(m, id, nullptr);
-  if (!st.ok()) return Errno{st.err()};
+  AUFS_ASSIGN_OR_RETURN(auto st, getattr(m, id, nullptr));
   if (mask == F_OK) return {};
   if ((mask & W_OK) && m.ro()) return Errno{EROFS};
-  mode_t mode = st->st_mode;
+  mode_t mode = st.st_mode;
   if (ctx.uid == 0) {
     // root: read/write always; execute if any x bit is set, or a directory.
     if ((mask & X_OK) && !S_ISDIR(mode) && !(mode & 0111)) return Errno{EACCES};
     return {};
   }
   mode_t bits;
-  bool in_group = st->st_gid == ctx.gid ||
-                  std::find(ctx.groups.begin(), ctx.groups.end(), st->st_gid) != ctx.groups.end();
-  if (st->st_uid == ctx.uid) bits = (mode >> 6) & 7;
+  bool in_group = st.st_gid == ctx.gid ||
+                  std::find(ctx.groups.begin(), ctx.groups.end(), st.st_gid) != ctx.groups.end();
+  if (st.st_uid == ctx.uid) bits = (mode >> 6) & 7;
   else if (in_group) bits = (mode >> 3) & 7;
   else bits = mode & 7;
   if ((mask & R_OK) && !(bits & 4)) return Errno{EACCES};

@@ -78,33 +78,26 @@ std::string info_json(const Mount& m) {
 }
 
 Result<std::string> which_json(Mount& m, NodeId dir, std::string_view name) {
-  AUFS_TRY(check_name(m, name));
-  NodePtr p = m.tree.node(dir);
-  if (!p) return Errno{ESTALE};
-  if (!p->is_dir()) return Errno{ENOTDIR};
-  auto bs = m.branches();
-  auto pw = where(m, *bs, p);
-  if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(m, *bs, pw.value(), name, true);
-  if (!r.ok()) return Errno{r.err()};
+  AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, dir, name, true));
+  auto& [p, bs, pw, r] = d;
   Json j;
-  j["name"] = sys::join(pw->rel, std::string(name));
-  j["visible"] = r->positive();
-  if (r->positive()) {
-    const Hit& top = r->hits[0];
+  j["name"] = sys::join(pw.rel, std::string(name));
+  j["visible"] = r.positive();
+  if (r.positive()) {
+    const Hit& top = r.hits[0];
     const Branch& b = (*bs)[static_cast<size_t>(top.branch)];
     j["type"] = type_name(top.st.st_mode & S_IFMT);
     j["branch"] = top.branch;
     j["brid"] = b.id;
     j["branch_path"] = b.spec.path;
-    j["copied_up"] = b.writable() && r->lower_exists;
-    j["lower_exists"] = r->lower_exists;
+    j["copied_up"] = b.writable() && r.lower_exists;
+    j["lower_exists"] = r.lower_exists;
     Json layers = Json::array();
-    for (auto& h : r->hits) layers.push_back(h.branch);
+    for (auto& h : r.hits) layers.push_back(h.branch);
     j["layers"] = std::move(layers);
-    if (r->opaque_branch >= 0) j["opaque_branch"] = r->opaque_branch;
+    if (r.opaque_branch >= 0) j["opaque_branch"] = r.opaque_branch;
   }
-  if (r->whiteout) j["whiteout_branch"] = r->whiteout_branch;
+  if (r.whiteout) j["whiteout_branch"] = r.whiteout_branch;
   return dump(j);
 }
 

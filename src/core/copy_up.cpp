@@ -94,45 +94,41 @@ Status copy_dir_entry(Mount& m, const BranchSet& bs, int src_b, int bw, const st
                              const std::string& rel, uint64_t want_ino) {
   auto [prel, name] = sys::split_parent(rel);
   auto [sprel, sname] = sys::split_parent(src_rel);
-  auto spfd = sys::open_beneath(bs[static_cast<size_t>(src_b)].root.get(), sprel, O_PATH | O_DIRECTORY);
-  if (!spfd.ok()) return Errno{spfd.err()};
-  auto st = sys::lstat_at(spfd->get(), sname);
-  if (!st.ok()) return Errno{st.err()};
-  uint64_t keep_ino = ino_at(m, bs, src_b, spfd->get(), sname, st.value());
+  AUFS_ASSIGN_OR_RETURN(auto spfd, sys::open_beneath(bs[static_cast<size_t>(src_b)].root.get(), sprel, O_PATH | O_DIRECTORY));
+  AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(spfd.get(), sname));
+  uint64_t keep_ino = ino_at(m, bs, src_b, spfd.get(), sname, st);
   // The name may hold another directory by now (this one was renamed or
   // removed since it was resolved): never copy that one in its place.
-  if (!S_ISDIR(st->st_mode) || keep_ino != want_ino) return Errno{ESTALE};
-  auto dpfd = sys::open_beneath(bs[static_cast<size_t>(bw)].root.get(), prel, O_PATH | O_DIRECTORY);
-  if (!dpfd.ok()) return Errno{dpfd.err()};
+  if (!S_ISDIR(st.st_mode) || keep_ino != want_ino) return Errno{ESTALE};
+  AUFS_ASSIGN_OR_RETURN(auto dpfd, sys::open_beneath(bs[static_cast<size_t>(bw)].root.get(), prel, O_PATH | O_DIRECTORY));
   // Already there (copied by another request meanwhile): it must be the
   // same directory, not another one that took the name.
   auto same_dir_there = [&]() -> Status {
-    auto have = sys::lstat_at(dpfd->get(), name);
-    if (!have.ok()) return Errno{have.err()};
-    if (!S_ISDIR(have->st_mode)) return Errno{ENOTDIR};
-    if (ino_at(m, bs, bw, dpfd->get(), name, have.value()) != want_ino) return Errno{ESTALE};
+    AUFS_ASSIGN_OR_RETURN(auto have, sys::lstat_at(dpfd.get(), name));
+    if (!S_ISDIR(have.st_mode)) return Errno{ENOTDIR};
+    if (ino_at(m, bs, bw, dpfd.get(), name, have) != want_ino) return Errno{ESTALE};
     return {};
   };
-  if (auto have = sys::exists_at(dpfd->get(), name); have.ok() && have.value()) return same_dir_there();
-  KeepTimes keep(dpfd->get());
+  if (auto have = sys::exists_at(dpfd.get(), name); have.ok() && have.value()) return same_dir_there();
+  KeepTimes keep(dpfd.get());
   AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, name, [&](const std::string& t) {
-    return ::mkdirat(dpfd->get(), t.c_str(), 0700) == 0;
+    return ::mkdirat(dpfd.get(), t.c_str(), 0700) == 0;
   }));
-  auto s = copy_attrs(m, spfd->get(), sname, dpfd->get(), tmp, st.value(),
+  auto s = copy_attrs(m, spfd.get(), sname, dpfd.get(), tmp, st,
                       bs[static_cast<size_t>(src_b)].spec.icex | bs[static_cast<size_t>(bw)].spec.icex);
-  if (s.ok()) record_ino(m, dpfd->get(), tmp, keep_ino);
+  if (s.ok()) record_ino(m, dpfd.get(), tmp, keep_ino);
   // The inode made here, before its name is published (after the rename
   // the name may already stand for something else).
-  auto tst = sys::lstat_at(dpfd->get(), tmp);
+  auto tst = sys::lstat_at(dpfd.get(), tmp);
   if (s.ok() && !tst.ok()) s = Errno{tst.err()};
   if (s.ok()) {
     // The union directory keeps its inode number across copy-up.
     m.xino.alias(bs[static_cast<size_t>(bw)].seed, tst->st_ino, keep_ino);
-    s = sys::rename_at(dpfd->get(), tmp, dpfd->get(), name, RENAME_NOREPLACE);
+    s = sys::rename_at(dpfd.get(), tmp, dpfd.get(), name, RENAME_NOREPLACE);
     if (!s.ok()) m.xino.unalias(bs[static_cast<size_t>(bw)].seed, tst->st_ino);
   }
   if (!s.ok()) {
-    ::unlinkat(dpfd->get(), tmp.c_str(), AT_REMOVEDIR);
+    ::unlinkat(dpfd.get(), tmp.c_str(), AT_REMOVEDIR);
     if (s.err() == EEXIST) return same_dir_there();  // made meanwhile by another request
     return s;
   }
@@ -155,9 +151,8 @@ Status ensure_dir_path(Mount& m, const BranchSet& bs, int bw, const NodePtr& dir
   // dirren: the top copy may live at another path (a renamed parent).
   std::optional<Where> w;
   if (m.opts.dirren) {
-    auto ww = where(m, bs, dir);
-    if (!ww.ok()) return Errno{ww.err()};
-    w = std::move(ww.value());
+    AUFS_ASSIGN_OR_RETURN(auto ww, where(m, bs, dir));
+    w = std::move(ww);
   }
   std::lock_guard<SmallMutex> g(dir->mu);
   if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
@@ -212,9 +207,8 @@ Result<std::string> make_temp_copy(Mount& m, const Branch& sb, const Branch& wb,
   UniqueFd out;
   std::string target;
   if (fmt == S_IFLNK) {
-    auto t = sys::readlink_at(src.get(), src.leaf);
-    if (!t.ok()) return Errno{t.err()};
-    target = std::move(t.value());
+    AUFS_ASSIGN_OR_RETURN(auto t, sys::readlink_at(src.get(), src.leaf));
+    target = std::move(t);
   }
   AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, dst.leaf, [&](const std::string& t) {
     if (fmt == S_IFREG) {
@@ -416,35 +410,32 @@ Result<std::shared_ptr<const Orphan>> copy_up_orphan(Mount& m, const BranchSet& 
   int bw = first_writable(m, bs);
   if (bw < 0) return Errno{EROFS};
   const Branch& wb = bs[static_cast<size_t>(bw)];
-  auto dfd = sys::open_beneath(wb.root.get(), std::string(wh::kOrph), O_PATH | O_DIRECTORY);
-  if (!dfd.ok()) return Errno{dfd.err()};
+  AUFS_ASSIGN_OR_RETURN(auto dfd, sys::open_beneath(wb.root.get(), std::string(wh::kOrph), O_PATH | O_DIRECTORY));
   UniqueFd out;
-  int fd = ::openat(dfd->get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  int fd = ::openat(dfd.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd >= 0) {
     out.reset(fd);
   } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
     // No O_TMPFILE there: a temporary name, removed at once (as AUFS does).
     AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, "orph", [&](const std::string& t) {
-      int f = ::openat(dfd->get(), t.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+      int f = ::openat(dfd.get(), t.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (f >= 0) out.reset(f);
       return f >= 0;
     }));
-    ::unlinkat(dfd->get(), tmp.c_str(), 0);
+    ::unlinkat(dfd.get(), tmp.c_str(), 0);
   } else {
     return last_errno();
   }
   auto in = sys::reopen(o->fd.get(), O_RDONLY | O_NOATIME);
   if (!in.ok() && in.err() == EPERM) in = sys::reopen(o->fd.get(), O_RDONLY);
   if (!in.ok()) return Errno{in.err()};
-  auto st = sys::fstat_fd(in->get());
-  if (!st.ok()) return Errno{st.err()};
+  AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(in->get()));
   uint64_t copied = 0;
   if (with_data) {
-    auto c = sys::copy_data(in->get(), out.get(), st->st_size);
-    if (!c.ok()) return Errno{c.err()};
-    copied = c.value();
+    AUFS_ASSIGN_OR_RETURN(auto c, sys::copy_data(in->get(), out.get(), st.st_size));
+    copied = c;
   }
-  AUFS_TRY(copy_attrs(m, in->get(), "", out.get(), "", st.value(),
+  AUFS_TRY(copy_attrs(m, in->get(), "", out.get(), "", st,
                       bs[static_cast<size_t>(b)].spec.icex | wb.spec.icex));
   auto copy = std::make_shared<const Orphan>(std::move(out), wb.id);
   x->orphan = copy;

@@ -42,33 +42,23 @@ Result<std::string> move_aside(Mount& m, int dirfd, const std::string& name) {
 Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, const NewEntry& what,
                          const Ctx& ctx) {
   mode_t mode = what.mode;
-  if (auto s = check_name(m, name); !s.ok()) return Errno{s.err()};
-  NodePtr p = m.tree.node(parent_id);
-  if (!p) return Errno{ESTALE};
-  if (!p->is_dir()) return Errno{ENOTDIR};
-  auto bs = m.branches();
-  auto pw = where(m, *bs, p);
-  if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(m, *bs, pw.value(), name, false);
-  if (!r.ok()) return Errno{r.err()};
-  if (r->positive()) return Errno{EEXIST};
-  auto bw_r = pick_create(m, *bs, pw.value(), r->whiteout ? r->whiteout_branch : -1,
-                         (mode & S_IFMT) == S_IFDIR);
-  if (!bw_r.ok()) return Errno{bw_r.err()};
-  int bw = bw_r.value();
+  AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, false));
+  auto& [p, bs, pw, r] = d;
+  if (r.positive()) return Errno{EEXIST};
+  AUFS_ASSIGN_OR_RETURN(auto bw_r, pick_create(m, *bs, pw, r.whiteout ? r.whiteout_branch : -1,
+                         (mode & S_IFMT) == S_IFDIR));
+  int bw = bw_r;
   AUFS_TRY(ensure_dir_path(m, *bs, bw, p));
   const Branch& wb = (*bs)[static_cast<size_t>(bw)];
-  auto pfd = sys::open_beneath(wb.root.get(), pw->rel, O_PATH | O_DIRECTORY);
-  if (!pfd.ok()) return Errno{pfd.err()};
+  AUFS_ASSIGN_OR_RETURN(auto pfd, sys::open_beneath(wb.root.get(), pw.rel, O_PATH | O_DIRECTORY));
   std::string nm(name);
-  auto whx = sys::exists_at(pfd->get(), wh::whiteout_of(nm));
-  if (!whx.ok()) return Errno{whx.err()};
-  bool had_wh = whx.value();
+  AUFS_ASSIGN_OR_RETURN(auto whx, sys::exists_at(pfd.get(), wh::whiteout_of(nm)));
+  bool had_wh = whx;
   mode_t fmt = mode & S_IFMT;
   if (m.opts.acl && fmt != S_IFLNK) {
     // The kernel left the umask to us: it applies unless the directory has
     // a default ACL (then the branch filesystem applies that instead).
-    auto dacl = sys::getxattr_at(pfd->get(), "", "system.posix_acl_default", 0);
+    auto dacl = sys::getxattr_at(pfd.get(), "", "system.posix_acl_default", 0);
     if (!dacl.ok() || dacl->empty()) mode &= ~(ctx.umask & 0777);
   }
   UniqueFd fd;
@@ -79,57 +69,56 @@ Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, cons
         // Build the directory with its opaque marker under a temporary
         // name, so the name never appears non-opaque over lower entries.
         AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, nm, [&](const std::string& t) {
-          return ::mkdirat(pfd->get(), t.c_str(), mode & 07777) == 0;
+          return ::mkdirat(pfd.get(), t.c_str(), mode & 07777) == 0;
         }));
         Status s;
         {
-          auto dfd = sys::open_beneath(pfd->get(), tmp, O_PATH | O_DIRECTORY);
+          auto dfd = sys::open_beneath(pfd.get(), tmp, O_PATH | O_DIRECTORY);
           if (!dfd.ok()) s = Errno{dfd.err()};
           else {
             CredsGuard root(Ctx{});  // the marker is metadata, not the user's
             s = make_opaque(m, *bs, bw, dfd->get());
           }
         }
-        if (s.ok()) s = sys::rename_at(pfd->get(), tmp, pfd->get(), nm, RENAME_NOREPLACE);
+        if (s.ok()) s = sys::rename_at(pfd.get(), tmp, pfd.get(), nm, RENAME_NOREPLACE);
         if (!s.ok()) {
-          (void)remove_dir_tree_meta(pfd->get(), tmp);
+          (void)remove_dir_tree_meta(pfd.get(), tmp);
           return Errno{s.err()};
         }
       } else {
-        AUFS_TRY(sys::mkdir_at(pfd->get(), nm, mode & 07777));
+        AUFS_TRY(sys::mkdir_at(pfd.get(), nm, mode & 07777));
       }
     } else if (fmt == S_IFLNK) {
-      AUFS_TRY(sys::symlink_at(*what.symlink_target, pfd->get(), nm));
+      AUFS_TRY(sys::symlink_at(*what.symlink_target, pfd.get(), nm));
     } else if (what.open) {
       int f = pass_flags(what.open_flags & ~O_TRUNC) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-      int r2 = ::openat(pfd->get(), nm.c_str(), f, mode & 07777);
+      int r2 = ::openat(pfd.get(), nm.c_str(), f, mode & 07777);
       if (r2 < 0) return last_errno();
       fd.reset(r2);
     } else {
-      AUFS_TRY(sys::mknod_at(pfd->get(), nm, mode, what.rdev));
+      AUFS_TRY(sys::mknod_at(pfd.get(), nm, mode, what.rdev));
     }
   }
   if (had_wh) {
-    auto s = remove_whiteout_if_any(pfd->get(), nm, nullptr);
+    auto s = remove_whiteout_if_any(pfd.get(), nm, nullptr);
     if (!s.ok())
-      spdlog::warn("{}: could not remove whiteout: {}", sys::join(pw->rel, nm), std::strerror(s.err()));
+      spdlog::warn("{}: could not remove whiteout: {}", sys::join(pw.rel, nm), std::strerror(s.err()));
   }
   p->dir_gen++;
-  auto st = sys::lstat_at(pfd->get(), nm);
-  if (!st.ok()) return Errno{st.err()};
+  AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(pfd.get(), nm));
   // A new inode: an alias or node left for its inode number by an object
   // that had it before (its number reused by the branch) is stale.
-  m.xino.unalias(wb.seed, st->st_ino);
-  uint64_t new_ino = ino_at(m, *bs, bw, pfd->get(), nm, st.value());
+  m.xino.unalias(wb.seed, st.st_ino);
+  uint64_t new_ino = ino_at(m, *bs, bw, pfd.get(), nm, st);
   if (NodePtr old = m.tree.table.by_ino(new_ino)) {
     m.tree.set_unlinked(old);
     spdlog::debug("node {} (ino {}) retired: its branch inode now holds {}", old->id, old->ino, nm);
     m.tree.table.retire(old);
   }
   Resolution res;
-  res.hits.push_back({bw, st.value(), new_ino, sys::join(pw->on(bw), nm)});
+  res.hits.push_back({bw, st, new_ino, sys::join(pw.on(bw), nm)});
   Created out;
-  AUFS_ASSIGN_OR_RETURN(out.entry, make_entry(m, *bs, p, nm, res, pw->rel));
+  AUFS_ASSIGN_OR_RETURN(out.entry, make_entry(m, *bs, p, nm, res, pw.rel));
   if (what.open) {
     NodePtr n = m.tree.node(out.entry.id);
     if (!n) return Errno{ESTALE};
@@ -164,76 +153,62 @@ Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view n
   if (n->is_dir()) return Errno{EPERM};
   if (!p->is_dir()) return Errno{ENOTDIR};
   auto bs = m.branches();
-  auto pw = where(m, *bs, p);
-  if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(m, *bs, pw.value(), name, false);
-  if (!r.ok()) return Errno{r.err()};
-  if (r->positive()) return Errno{EEXIST};
+  AUFS_ASSIGN_OR_RETURN(auto pw, where(m, *bs, p));
+  AUFS_ASSIGN_OR_RETURN(auto r, resolve_child(m, *bs, pw, name, false));
+  if (r.positive()) return Errno{EEXIST};
   // noplink-style: the source is copied up under its own name, then a real
   // hard link is made on the writable branch (it survives a remount).
-  auto w = where_for_write(m, *bs, n);
-  if (!w.ok()) return Errno{w.err()};
-  int bw = w->layers[0];
+  AUFS_ASSIGN_OR_RETURN(auto w, where_for_write(m, *bs, n));
+  int bw = w.layers[0];
   AUFS_TRY(ensure_dir_path(m, *bs, bw, p));
   const Branch& wb = (*bs)[static_cast<size_t>(bw)];
-  auto [sprel, sname] = sys::split_parent(w->data_rel);
-  auto spfd = sys::open_beneath(wb.root.get(), sprel, O_PATH | O_DIRECTORY);
-  if (!spfd.ok()) return Errno{spfd.err()};
-  auto dpfd = sys::open_beneath(wb.root.get(), pw->rel, O_PATH | O_DIRECTORY);
-  if (!dpfd.ok()) return Errno{dpfd.err()};
+  auto [sprel, sname] = sys::split_parent(w.data_rel);
+  AUFS_ASSIGN_OR_RETURN(auto spfd, sys::open_beneath(wb.root.get(), sprel, O_PATH | O_DIRECTORY));
+  AUFS_ASSIGN_OR_RETURN(auto dpfd, sys::open_beneath(wb.root.get(), pw.rel, O_PATH | O_DIRECTORY));
   std::string nm(name);
-  AUFS_TRY(sys::link_at(spfd->get(), sname, dpfd->get(), nm));
+  AUFS_TRY(sys::link_at(spfd.get(), sname, dpfd.get(), nm));
   p->dir_gen++;
-  (void)remove_whiteout_if_any(dpfd->get(), nm, nullptr);
-  auto st = sys::lstat_at(dpfd->get(), nm);
-  if (!st.ok()) return Errno{st.err()};
+  (void)remove_whiteout_if_any(dpfd.get(), nm, nullptr);
+  AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(dpfd.get(), nm));
   m.tree.add_name(n, p, nm);
   m.tree.table.add_ref(n, 1);
-  Entry e{n->id, present(*n, st.value())};
+  Entry e{n->id, present(*n, st)};
   e.unwatched = m.watcher && p->watch_failed.load();
   return e;
 }
 
 Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
   NameChange changing(m);
-  if (auto s = check_name(m, name); !s.ok()) return s;
-  NodePtr p = m.tree.node(parent_id);
-  if (!p) return Errno{ESTALE};
-  auto bs = m.branches();
-  auto pw = where(m, *bs, p);
-  if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(m, *bs, pw.value(), name, true);
-  if (!r.ok()) return Errno{r.err()};
-  if (!r->positive()) return Errno{ENOENT};
-  if (S_ISDIR(r->hits[0].st.st_mode)) return Errno{EISDIR};
+  AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, true));
+  auto& [p, bs, pw, r] = d;
+  if (!r.positive()) return Errno{ENOENT};
+  if (S_ISDIR(r.hits[0].st.st_mode)) return Errno{EISDIR};
   m.hook("unlink", name);
-  int top = r->hits[0].branch;
+  int top = r.hits[0].branch;
   int bw;
   if ((*bs)[static_cast<size_t>(top)].writable() && !m.ro()) bw = top;
   else {
-    auto t = pick_cpup(m, *bs, pw.value(), top);
-    if (!t.ok()) return Errno{t.err()};
-    bw = t.value();
+    AUFS_ASSIGN_OR_RETURN(auto t, pick_cpup(m, *bs, pw, top));
+    bw = t;
   }
-  bool need_wh = top != bw || r->lower_exists;
+  bool need_wh = top != bw || r.lower_exists;
   if (need_wh) AUFS_TRY(ensure_dir_path(m, *bs, bw, p));
-  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw->rel, O_PATH | O_DIRECTORY);
-  if (!pfd.ok()) return Errno{pfd.err()};
+  AUFS_ASSIGN_OR_RETURN(auto pfd, sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw.rel, O_PATH | O_DIRECTORY));
   std::string nm(name);
-  NodePtr victim = m.tree.table.by_ino(r->hits[0].ino);
+  NodePtr victim = m.tree.table.by_ino(r.hits[0].ino);
   keep_orphan(m, *bs, victim);
-  KeepTimes keep_if_only_wh(pfd->get());
+  KeepTimes keep_if_only_wh(pfd.get());
   if (need_wh) {
-    if (auto s = make_whiteout(m, *bs, bw, pfd->get(), nm); !s.ok()) {
+    if (auto s = make_whiteout(m, *bs, bw, pfd.get(), nm); !s.ok()) {
       drop_orphan(victim);
       return s;
     }
   }
   const NodeId fence = m.tree.table.next_id();
   if (top == bw) {
-    auto s = sys::unlink_at(pfd->get(), nm, 0);
+    auto s = sys::unlink_at(pfd.get(), nm, 0);
     if (!s.ok()) {
-      if (need_wh) ::unlinkat(pfd->get(), wh::whiteout_of(nm).c_str(), 0);
+      if (need_wh) ::unlinkat(pfd.get(), wh::whiteout_of(nm).c_str(), 0);
       drop_orphan(victim);
       return s;
     }
@@ -242,61 +217,52 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
     // the kernel does not serialize with unlink) may have put it on bw since
     // it was resolved; the whiteout would not hide it. copy_up looks for
     // the whiteout after placing its copy, so one of the two sees the other.
-    auto up = sys::lstat_at(pfd->get(), nm);
+    auto up = sys::lstat_at(pfd.get(), nm);
     if (up.ok() && !S_ISDIR(up->st_mode) &&
-        ino_at(m, *bs, bw, pfd->get(), nm, up.value()) == r->hits[0].ino) {
-      if (::unlinkat(pfd->get(), nm.c_str(), 0) == 0 && up->st_nlink <= 1)
-        m.xino.unalias_if((*bs)[static_cast<size_t>(bw)].seed, up->st_ino, r->hits[0].ino);
+        ino_at(m, *bs, bw, pfd.get(), nm, up.value()) == r.hits[0].ino) {
+      if (::unlinkat(pfd.get(), nm.c_str(), 0) == 0 && up->st_nlink <= 1)
+        m.xino.unalias_if((*bs)[static_cast<size_t>(bw)].seed, up->st_ino, r.hits[0].ino);
     }
   }
   p->dir_gen++;
-  mark_unlinked(m, *bs, p, nm, r->hits[0], fence);
+  mark_unlinked(m, *bs, p, nm, r.hits[0], fence);
   if (victim && !m.tree.is_unlinked(*victim)) drop_orphan(victim);  // reached by another name
   return {};
 }
 
 Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
   NameChange changing(m);
-  if (auto s = check_name(m, name); !s.ok()) return s;
-  NodePtr p = m.tree.node(parent_id);
-  if (!p) return Errno{ESTALE};
-  auto bs = m.branches();
-  auto pw = where(m, *bs, p);
-  if (!pw.ok()) return Errno{pw.err()};
-  auto r = resolve_child(m, *bs, pw.value(), name, true);
-  if (!r.ok()) return Errno{r.err()};
-  if (!r->positive()) return Errno{ENOENT};
-  if (!S_ISDIR(r->hits[0].st.st_mode)) return Errno{ENOTDIR};
+  AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, true));
+  auto& [p, bs, pw, r] = d;
+  if (!r.positive()) return Errno{ENOENT};
+  if (!S_ISDIR(r.hits[0].st.st_mode)) return Errno{ENOTDIR};
   std::string nm(name);
-  std::string rel = sys::join(pw->rel, nm);
+  std::string rel = sys::join(pw.rel, nm);
   // Redirected lower parts count: a renamed directory is empty only when
   // its old contents are whited out too.
-  auto ents = list_dir(m, *bs, where_of(m, r.value(), rel));
-  if (!ents.ok()) return Errno{ents.err()};
-  if (!ents->empty()) return Errno{ENOTEMPTY};
-  int top = r->hits[0].branch;
+  AUFS_ASSIGN_OR_RETURN(auto ents, list_dir(m, *bs, where_of(m, r, rel)));
+  if (!ents.empty()) return Errno{ENOTEMPTY};
+  int top = r.hits[0].branch;
   int bw;
   if ((*bs)[static_cast<size_t>(top)].writable() && !m.ro()) bw = top;
   else {
-    auto t = pick_cpup(m, *bs, pw.value(), top);
-    if (!t.ok()) return Errno{t.err()};
-    bw = t.value();
+    AUFS_ASSIGN_OR_RETURN(auto t, pick_cpup(m, *bs, pw, top));
+    bw = t;
   }
   // An opaque directory stops the scan at itself, yet a lower same-named
   // entry may exist and must stay hidden after the directory goes.
-  bool need_wh = top != bw || r->lower_exists ||
-                 (r->opaque_branch >= 0 && name_below(*bs, pw.value(), nm, top));
+  bool need_wh = top != bw || r.lower_exists ||
+                 (r.opaque_branch >= 0 && name_below(*bs, pw, nm, top));
   if (need_wh) AUFS_TRY(ensure_dir_path(m, *bs, bw, p));
-  auto pfd = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw->rel, O_PATH | O_DIRECTORY);
-  if (!pfd.ok()) return Errno{pfd.err()};
-  if (need_wh) AUFS_TRY(make_whiteout(m, *bs, bw, pfd->get(), nm));
+  AUFS_ASSIGN_OR_RETURN(auto pfd, sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw.rel, O_PATH | O_DIRECTORY));
+  if (need_wh) AUFS_TRY(make_whiteout(m, *bs, bw, pfd.get(), nm));
   auto undo_wh = [&] {
-    if (need_wh) ::unlinkat(pfd->get(), wh::whiteout_of(nm).c_str(), 0);
+    if (need_wh) ::unlinkat(pfd.get(), wh::whiteout_of(nm).c_str(), 0);
   };
   const NodeId fence = m.tree.table.next_id();
   if (top == bw) {
     // Rename aside first (revertible), then delete the leftovers inside.
-    auto aside = move_aside(m, pfd->get(), nm);
+    auto aside = move_aside(m, pfd.get(), nm);
     if (!aside.ok()) {
       undo_wh();
       return Errno{aside.err()};
@@ -307,24 +273,24 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
     // anything else means a racing create: undo.
     size_t count = 0;
     {
-      auto tfd = sys::open_beneath(pfd->get(), tmp, O_PATH | O_DIRECTORY);
-      auto ents = tfd.ok() ? sys::read_dir(tfd->get()) : Result<std::vector<sys::RawDirent>>(Errno{tfd.err()});
-      if (ents.ok()) {
-        count = ents->size();
-        for (auto& e : *ents)
+      auto tfd = sys::open_beneath(pfd.get(), tmp, O_PATH | O_DIRECTORY);
+      auto inside = tfd.ok() ? sys::read_dir(tfd->get()) : Result<std::vector<sys::RawDirent>>(Errno{tfd.err()});
+      if (inside.ok()) {
+        count = inside->size();
+        for (auto& e : *inside)
           if (!wh::is_whiteout_name(e.name)) s = Errno{ENOTEMPTY};
       } else {
-        s = Errno{ents.err()};
+        s = Errno{inside.err()};
       }
     }
     if (s.ok() && static_cast<int>(count) > std::max(m.opts.dirwh, 1)) {
       // dirwh: many whiteouts inside; delete them after replying.
-      m.reaper.later(pfd->get(), tmp);
+      m.reaper.later(pfd.get(), tmp);
     } else if (s.ok()) {
-      s = remove_dir_tree_meta(pfd->get(), tmp);
+      s = remove_dir_tree_meta(pfd.get(), tmp);
     }
     if (!s.ok()) {
-      if (sys::rename_at(pfd->get(), tmp, pfd->get(), nm, RENAME_NOREPLACE).ok()) {
+      if (sys::rename_at(pfd.get(), tmp, pfd.get(), nm, RENAME_NOREPLACE).ok()) {
         undo_wh();
         return s;
       }
@@ -332,7 +298,7 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
     }
   }
   p->dir_gen++;
-  mark_unlinked(m, *bs, p, nm, r->hits[0], fence);
+  mark_unlinked(m, *bs, p, nm, r.hits[0], fence);
   return {};
 }
 

@@ -145,14 +145,12 @@ Result<Entry> lookup(Mount& m, NodeId parent_id, std::string_view name, const Ct
   if (!p) return Errno{ESTALE};
   if (!p->is_dir()) return Errno{ENOTDIR};
   auto bs = m.branches();
-  auto pw = where(m, *bs, p);
-  if (!pw.ok()) return Errno{pw.err()};
-  const Ctx* perm = (ctx && !m.opts.dirperm1 && ctx->uid != 0 && pw->layers.size() > 1) ? ctx : nullptr;
+  AUFS_ASSIGN_OR_RETURN(auto pw, where(m, *bs, p));
+  const Ctx* perm = (ctx && !m.opts.dirperm1 && ctx->uid != 0 && pw.layers.size() > 1) ? ctx : nullptr;
   NameChanges seen = m.name_changes();
-  auto r = resolve_child(m, *bs, pw.value(), name, false, perm);
-  if (!r.ok()) return Errno{r.err()};
-  if (!r->positive()) return Errno{ENOENT};
-  return make_entry(m, *bs, p, name, r.value(), pw->rel, &seen);
+  AUFS_ASSIGN_OR_RETURN(auto r, resolve_child(m, *bs, pw, name, false, perm));
+  if (!r.positive()) return Errno{ENOENT};
+  return make_entry(m, *bs, p, name, r, pw.rel, &seen);
 }
 
 void mark_unlinked(Mount& m, const BranchSet& bs, const NodePtr& parent, const std::string& name,

@@ -23,19 +23,17 @@ Result<std::unique_ptr<FileHandle>> open_orphan(Mount& m, const BranchSet& bs, c
   int f = pass_flags(flags);  // the magic link is followed: no O_NOFOLLOW
   if (!m.opts.dio) f &= ~O_DIRECT;
   for (int attempt = 0;; ++attempt) {
-    auto o = copy_up_orphan(m, bs, n, change, !(flags & O_TRUNC));
-    if (!o.ok()) return Errno{o.err()};
-    if (!o.value()) return Errno{err};
-    auto fd = sys::reopen(o.value()->fd.get(), f);
-    if (!fd.ok()) return Errno{fd.err()};
-    auto fh = m.files.open(n, std::move(fd.value()), flags, o.value()->brid);
+    AUFS_ASSIGN_OR_RETURN(auto o, copy_up_orphan(m, bs, n, change, !(flags & O_TRUNC)));
+    if (!o) return Errno{err};
+    AUFS_ASSIGN_OR_RETURN(auto fd, sys::reopen(o->fd.get(), f));
+    auto fh = m.files.open(n, std::move(fd), flags, o->brid);
     // A change may have copied the orphan (and moved the open readers)
     // between copy_up_orphan and files.open: this reader must follow too.
     bool same;
     {
       std::lock_guard<SmallMutex> g(n->mu);
       const Node::Extra* x = n->extra_if();
-      same = x && x->orphan == o.value();
+      same = x && x->orphan == o;
     }
     if (same || attempt >= 3) return fh;
     m.files.release(std::move(fh));
@@ -74,9 +72,8 @@ Result<std::unique_ptr<FileHandle>> open(Mount& m, NodeId id, int flags) {
   {
     // The node's name may lead to another object by now (renamed or
     // replaced since the kernel resolved it): never open that one.
-    auto st = sys::fstat_fd(fd->get());
-    if (!st.ok()) return Errno{st.err()};
-    if (!is_node_entry(m, *bs, n, w->layers[0], st.value())) return open_orphan(m, *bs, n, flags, stale_errno(m, n));
+    AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fd->get()));
+    if (!is_node_entry(m, *bs, n, w->layers[0], st)) return open_orphan(m, *bs, n, flags, stale_errno(m, n));
   }
   return m.files.open(n, std::move(fd.value()), flags, (*bs)[static_cast<size_t>(w->layers[0])].id);
 }

@@ -55,9 +55,8 @@ struct stat present(const Node& n, const struct stat& st) {
 }
 
 Result<struct stat> stat_at(const BranchSet& bs, int b, const std::string& rel) {
-  auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_NOFOLLOW);
-  if (!fd.ok()) return Errno{fd.err()};
-  return sys::fstat_fd(fd->get());
+  AUFS_ASSIGN_OR_RETURN(auto fd, sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), rel, O_PATH | O_NOFOLLOW));
+  return sys::fstat_fd(fd.get());
 }
 
 }  // namespace aufs::core

@@ -20,6 +20,18 @@ bool add_redirects(const Mount& m, const BranchSet& bs, int top, int dirfd, cons
 Status refresh(Mount& m, const BranchSet& bs, const NodePtr& n);
 }  // namespace
 
+Result<NameInDir> resolve_in(Mount& m, NodeId parent, std::string_view name, bool full) {
+  AUFS_TRY(check_name(m, name));
+  NameInDir d;
+  d.parent = m.tree.node(parent);
+  if (!d.parent) return Errno{ESTALE};
+  if (!d.parent->is_dir()) return Errno{ENOTDIR};
+  d.bs = m.branches();
+  AUFS_ASSIGN_OR_RETURN(d.pw, where(m, *d.bs, d.parent));
+  AUFS_ASSIGN_OR_RETURN(d.r, resolve_child(m, *d.bs, d.pw, name, full));
+  return d;
+}
+
 Result<std::vector<int>> root_layers(const BranchSet& bs) {
   std::vector<int> layers;
   for (size_t i = 0; i < bs.size(); ++i) {
@@ -295,10 +307,9 @@ namespace {
 Status refresh(Mount& m, const BranchSet& bs, const NodePtr& n) {
   auto chain = m.tree.chain(n);
   if (!chain) return Errno{ESTALE};
-  auto rl = root_layers(bs);
-  if (!rl.ok()) return Errno{rl.err()};
+  AUFS_ASSIGN_OR_RETURN(auto rl, root_layers(bs));
   Where cur;
-  cur.layers = rl.value();
+  cur.layers = rl;
   if (m.opts.dirren) cur.paths.assign(cur.layers.size(), std::string());
   {
     std::lock_guard<SmallMutex> g(m.tree.root->mu);
@@ -307,16 +318,15 @@ Status refresh(Mount& m, const BranchSet& bs, const NodePtr& n) {
   }
   for (auto& c : *chain) {
     std::string name = m.tree.naming(*c).name;
-    auto r = resolve_child(m, bs, cur, name, false);
-    if (!r.ok()) return Errno{r.err()};
-    if (!r->positive() || (r->hits[0].st.st_mode & S_IFMT) != c->type) return Errno{ESTALE};
-    cur = where_of(m, r.value(), sys::join(cur.rel, name));
+    AUFS_ASSIGN_OR_RETURN(auto r, resolve_child(m, bs, cur, name, false));
+    if (!r.positive() || (r.hits[0].st.st_mode & S_IFMT) != c->type) return Errno{ESTALE};
+    cur = where_of(m, r, sys::join(cur.rel, name));
     const std::vector<int>& layers = cur.layers;
-    if (m.opts.dirren && c->is_dir()) set_redirects(m, bs, c, r.value());
+    if (m.opts.dirren && c->is_dir()) set_redirects(m, bs, c, r);
     std::lock_guard<SmallMutex> g(c->mu);
     if (c->is_dir()) {
       c->layers = layers;
-      c->opaque = r->opaque_branch;
+      c->opaque = r.opaque_branch;
     } else {
       if (c->layers.empty() || c->layers[0] != layers[0] || !c->data_rel.empty()) c->data_gen++;
       c->layers = {layers[0]};
@@ -340,13 +350,12 @@ Result<std::vector<VEntry>> list_dir(Mount& m, const BranchSet& bs, const Where&
       if (absent(dfd.err())) continue;
       return Errno{dfd.err()};
     }
-    auto ents = sys::read_dir(dfd->get());
-    if (!ents.ok()) return Errno{ents.err()};
+    AUFS_ASSIGN_OR_RETURN(auto ents, sys::read_dir(dfd->get()));
     BranchListing l;
     l.branch = b;
     l.wh_able = br.wh_able();
     l.own_wh_hides = !br.writable() && !m.opts.ociwh;
-    l.entries = std::move(ents.value());
+    l.entries = std::move(ents);
     ls.push_back(std::move(l));
     if (stamps) {
       auto st = sys::fstat_fd(dfd->get());

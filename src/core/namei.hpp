@@ -73,6 +73,17 @@ Result<Where> parent_where(Mount& m, const BranchSet& bs, const NodePtr& n);
 // Is st (found on branch b at the node's path) the node's own entry?
 bool is_node_entry(const Mount& m, const BranchSet& bs, const NodePtr& n, int b,
                    const struct stat& st);
+// A name of a directory, resolved for a request.
+struct NameInDir {
+  NodePtr parent;
+  BranchSetPtr bs;  // the branches it was resolved on
+  Where pw;         // the parent's
+  Resolution r;     // the name's
+};
+// check_name, the parent node (ESTALE; ENOTDIR if no directory), its Where
+// and the name's resolution (full: as resolve_child).
+Result<NameInDir> resolve_in(Mount& m, NodeId parent, std::string_view name, bool full);
+
 // Is `name` present (not whited out) in a branch of the parent below `top`?
 bool name_below(const BranchSet& bs, const Where& parent, const std::string& name, int top);
 // The merged listing. stamps (optional): mtime of every listed branch copy.

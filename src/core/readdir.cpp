@@ -20,10 +20,9 @@ Result<std::unique_ptr<DirHandle>> opendir(Mount& m, NodeId id, const Ctx* ctx) 
     // nodirperm1: reading a merged directory needs read permission on every
     // branch's copy of it.
     auto bs = m.branches();
-    auto w = where(m, *bs, n);
-    if (!w.ok()) return Errno{w.err()};
-    for (size_t i = 1; i < w->layers.size(); ++i) {
-      auto st = stat_at(*bs, w->layers[i], w->at(i));
+    AUFS_ASSIGN_OR_RETURN(auto w, where(m, *bs, n));
+    for (size_t i = 1; i < w.layers.size(); ++i) {
+      auto st = stat_at(*bs, w.layers[i], w.at(i));
       if (st.ok() && !may_access(st.value(), R_OK, *ctx)) return Errno{EACCES};
     }
   }
@@ -55,8 +54,7 @@ Result<std::unique_ptr<DirHandle>> opendir(Mount& m, NodeId id, const Ctx* ctx) 
 Status rewinddir(Mount& m, DirHandle& dh) {
   auto bs = m.branches();
   NodePtr n = dh.node;
-  auto w = where(m, *bs, n);
-  if (!w.ok()) return Errno{w.err()};
+  AUFS_ASSIGN_OR_RETURN(auto w, where(m, *bs, n));
   struct timespec now;
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   if (m.opts.rdcache > 0) {
@@ -66,10 +64,10 @@ Status rewinddir(Mount& m, DirHandle& dh) {
       if (n->extra_if()) c = n->extra_if()->vdir;
     }
     if (c && c->bgen == bs->generation && c->gen == n->dir_gen.load() &&
-        now.tv_sec - c->at < m.opts.rdcache && c->layers == w->layers) {
+        now.tv_sec - c->at < m.opts.rdcache && c->layers == w.layers) {
       bool same = true;
-      for (size_t i = 0; same && i < w->layers.size(); ++i) {
-        auto st = stat_at(*bs, w->layers[i], w->at(i));
+      for (size_t i = 0; same && i < w.layers.size(); ++i) {
+        auto st = stat_at(*bs, w.layers[i], w.at(i));
         same = st.ok() && i < c->stamps.size() && st->st_mtim.tv_sec == c->stamps[i].tv_sec &&
                st->st_mtim.tv_nsec == c->stamps[i].tv_nsec;
       }
@@ -82,14 +80,13 @@ Status rewinddir(Mount& m, DirHandle& dh) {
   }
   uint64_t gen = n->dir_gen.load();
   std::vector<struct timespec> stamps;
-  auto ents = list_dir(m, *bs, w.value(), &stamps);
-  if (!ents.ok()) return Errno{ents.err()};
-  dh.entries = Listing(std::move(ents.value()));
+  AUFS_ASSIGN_OR_RETURN(auto ents, list_dir(m, *bs, w, &stamps));
+  dh.entries = Listing(std::move(ents));
   dh.listing_seq = 0;
-  if (m.opts.rdcache > 0 && stamps.size() == w->layers.size()) {
+  if (m.opts.rdcache > 0 && stamps.size() == w.layers.size()) {
     auto c = m.listings.make(dh.entries);
     c->stamps = std::move(stamps);
-    c->layers = w->layers;
+    c->layers = w.layers;
     c->bgen = bs->generation;
     c->gen = gen;
     c->at = now.tv_sec;

@@ -58,18 +58,16 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
                   static_cast<uint64_t>(st->st_ino), lb.spec.path, w.at(i)});
     out.emplace_back(lb.id, w.at(i));
   }
-  auto dfd = sys::open_beneath(dirfd, name, O_PATH | O_DIRECTORY);
-  if (!dfd.ok()) return Errno{dfd.err()};
-  auto had = sys::exists_at(dfd->get(), std::string(dirren::kRecordName));
-  if (!had.ok()) return Errno{had.err()};
-  *created = !had.value();
-  KeepTimes keep(dfd->get());
+  AUFS_ASSIGN_OR_RETURN(auto dfd, sys::open_beneath(dirfd, name, O_PATH | O_DIRECTORY));
+  AUFS_ASSIGN_OR_RETURN(auto had, sys::exists_at(dfd.get(), std::string(dirren::kRecordName)));
+  *created = !had;
+  KeepTimes keep(dfd.get());
   std::string text = dirren::encode(es);
   UniqueFd f;
   AUFS_ASSIGN_OR_RETURN(
       std::string tmp,
       make_temp(m, dirren::kRecordName.substr(wh::kDoublePrefix.size()), [&](const std::string& t) {
-        int r = ::openat(dfd->get(), t.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+        int r = ::openat(dfd.get(), t.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
                          0444);
         if (r >= 0) f.reset(r);
         return r >= 0;
@@ -81,9 +79,9 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
       ::fsync(f.get()) != 0)
     s = last_errno();
   f.reset();
-  if (s.ok()) s = sys::rename_at(dfd->get(), tmp, dfd->get(), std::string(dirren::kRecordName), 0);
+  if (s.ok()) s = sys::rename_at(dfd.get(), tmp, dfd.get(), std::string(dirren::kRecordName), 0);
   if (!s.ok()) {
-    ::unlinkat(dfd->get(), tmp.c_str(), 0);
+    ::unlinkat(dfd.get(), tmp.c_str(), 0);
     return Errno{s.err()};
   }
   // The record's name on disk before the whiteout and the rename that
@@ -107,23 +105,19 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   if (!p->is_dir() || !np->is_dir()) return Errno{ENOTDIR};
   std::string name(name_sv), newname(newname_sv);
   auto bs = m.branches();
-  auto pw = where(m, *bs, p);
-  if (!pw.ok()) return Errno{pw.err()};
-  auto npw = where(m, *bs, np);
-  if (!npw.ok()) return Errno{npw.err()};
-  auto rs = resolve_child(m, *bs, pw.value(), name, true);
-  if (!rs.ok()) return Errno{rs.err()};
-  if (!rs->positive()) return Errno{ENOENT};
-  auto rd = resolve_child(m, *bs, npw.value(), newname, true);
-  if (!rd.ok()) return Errno{rd.err()};
+  AUFS_ASSIGN_OR_RETURN(auto pw, where(m, *bs, p));
+  AUFS_ASSIGN_OR_RETURN(auto npw, where(m, *bs, np));
+  AUFS_ASSIGN_OR_RETURN(auto rs, resolve_child(m, *bs, pw, name, true));
+  if (!rs.positive()) return Errno{ENOENT};
+  AUFS_ASSIGN_OR_RETURN(auto rd, resolve_child(m, *bs, npw, newname, true));
   bool exchange = flags & RENAME_EXCHANGE;
-  if (exchange && !rd->positive()) return Errno{ENOENT};
-  if ((flags & RENAME_NOREPLACE) && rd->positive()) return Errno{EEXIST};
-  std::string src_rel = sys::join(pw->rel, name), dst_rel = sys::join(npw->rel, newname);
-  bool src_dir = S_ISDIR(rs->hits[0].st.st_mode);
-  bool dst_dir = rd->positive() && S_ISDIR(rd->hits[0].st.st_mode);
-  if (rd->positive() && !exchange) {
-    if (rs->hits[0].ino == rd->hits[0].ino)
+  if (exchange && !rd.positive()) return Errno{ENOENT};
+  if ((flags & RENAME_NOREPLACE) && rd.positive()) return Errno{EEXIST};
+  std::string src_rel = sys::join(pw.rel, name), dst_rel = sys::join(npw.rel, newname);
+  bool src_dir = S_ISDIR(rs.hits[0].st.st_mode);
+  bool dst_dir = rd.positive() && S_ISDIR(rd.hits[0].st.st_mode);
+  if (rd.positive() && !exchange) {
+    if (rs.hits[0].ino == rd.hits[0].ino)
       return {};  // same file: POSIX says do nothing
     if (src_dir && !dst_dir) return Errno{ENOTDIR};
     if (!src_dir && dst_dir) return Errno{EISDIR};
@@ -131,34 +125,31 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   if (src_rel == dst_rel) return {};
   if (m.ro()) return Errno{EROFS};
   if (dst_dir && !exchange) {
-    auto ents = list_dir(m, *bs, where_of(m, rd.value(), dst_rel));
-    if (!ents.ok()) return Errno{ents.err()};
-    if (!ents->empty()) return Errno{ENOTEMPTY};
+    AUFS_ASSIGN_OR_RETURN(auto ents, list_dir(m, *bs, where_of(m, rd, dst_rel)));
+    if (!ents.empty()) return Errno{ENOTEMPTY};
   }
 
   // Target branch: the source's if writable, else the copy-up branch; an
   // existing target on a higher writable branch wins.
-  int stop = rs->hits[0].branch;
+  int stop = rs.hits[0].branch;
   int btgt = -1;
   if ((*bs)[static_cast<size_t>(stop)].writable()) btgt = stop;
   else {
-    auto t = pick_cpup(m, *bs, pw.value(), stop);
-    if (!t.ok()) return Errno{t.err()};
-    btgt = t.value();
+    AUFS_ASSIGN_OR_RETURN(auto t, pick_cpup(m, *bs, pw, stop));
+    btgt = t;
   }
-  if (rd->positive() && rd->hits[0].branch < btgt &&
-      (*bs)[static_cast<size_t>(rd->hits[0].branch)].writable())
-    btgt = rd->hits[0].branch;
+  if (rd.positive() && rd.hits[0].branch < btgt &&
+      (*bs)[static_cast<size_t>(rd.hits[0].branch)].writable())
+    btgt = rd.hits[0].branch;
 
   // A directory with visible entries on other branches cannot be moved
   // without copying its whole tree: AUFS answers EXDEV (mv(1) then copies).
   // `on_rw` tells whether some of them lie on another writable branch.
   auto dir_movable = [&](const Resolution& r, const std::string& rel,
                          bool* on_rw = nullptr) -> Status {
-    auto ents = list_dir(m, *bs, where_of(m, r, rel));
-    if (!ents.ok()) return Errno{ents.err()};
+    AUFS_ASSIGN_OR_RETURN(auto ents, list_dir(m, *bs, where_of(m, r, rel)));
     Status st;
-    for (auto& e : *ents)
+    for (auto& e : ents)
       if (e.branch != btgt) {
         st = Errno{EXDEV};
         if (!on_rw) break;
@@ -173,15 +164,15 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   bool redirect = false;
   if (src_dir) {
     bool on_rw = false;
-    auto mv = dir_movable(rs.value(), src_rel, &on_rw);
+    auto mv = dir_movable(rs, src_rel, &on_rw);
     if (!mv.ok() && mv.err() == EXDEV && m.opts.dirren && !exchange && !on_rw) redirect = true;
     else AUFS_TRY(mv);
   }
-  if (exchange && dst_dir) AUFS_TRY(dir_movable(rd.value(), dst_rel));
+  if (exchange && dst_dir) AUFS_TRY(dir_movable(rd, dst_rel));
 
-  NodePtr sn = node_for(m, *bs, p, name, rs.value(), pw->rel);
-  NodePtr dn = rd->positive() ? node_for(m, *bs, np, newname, rd.value(), npw->rel) : nullptr;
-  if (!sn || (rd->positive() && !dn)) return Errno{EIO};
+  NodePtr sn = node_for(m, *bs, p, name, rs, pw.rel);
+  NodePtr dn = rd.positive() ? node_for(m, *bs, np, newname, rd, npw.rel) : nullptr;
+  if (!sn || (rd.positive() && !dn)) return Errno{EIO};
   AUFS_TRY(ensure_dir_path(m, *bs, btgt, p));
   AUFS_TRY(ensure_dir_path(m, *bs, btgt, np));
   auto bring_up = [&](const NodePtr& n, bool is_dir) -> Status {
@@ -199,12 +190,9 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   if (exchange) AUFS_TRY(bring_up(dn, dst_dir));
 
   const Branch& wb = (*bs)[static_cast<size_t>(btgt)];
-  auto spfd = sys::open_beneath(wb.root.get(), pw->rel, O_PATH | O_DIRECTORY);
-  if (!spfd.ok()) return Errno{spfd.err()};
-  auto dpfd = sys::open_beneath(wb.root.get(), npw->rel, O_PATH | O_DIRECTORY);
-  if (!dpfd.ok()) return Errno{dpfd.err()};
-  auto dst_wh = sys::exists_at(dpfd->get(), wh::whiteout_of(newname));
-  if (!dst_wh.ok()) return Errno{dst_wh.err()};
+  AUFS_ASSIGN_OR_RETURN(auto spfd, sys::open_beneath(wb.root.get(), pw.rel, O_PATH | O_DIRECTORY));
+  AUFS_ASSIGN_OR_RETURN(auto dpfd, sys::open_beneath(wb.root.get(), npw.rel, O_PATH | O_DIRECTORY));
+  AUFS_ASSIGN_OR_RETURN(auto dst_wh, sys::exists_at(dpfd.get(), wh::whiteout_of(newname)));
 
   // Something of the other name below btgt would merge into (or show
   // through) a directory moved there unless the directory is opaque.
@@ -225,20 +213,19 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   Undo undo;
   auto opaque = [&](int pfd, const std::string& n) -> Status {
     if (is_opaque_on_tgt(pfd, n)) return {};
-    auto dfd = sys::open_beneath(pfd, n, O_PATH | O_DIRECTORY);
-    if (!dfd.ok()) return Errno{dfd.err()};
-    AUFS_TRY(make_opaque(m, *bs, btgt, dfd->get()));
+    AUFS_ASSIGN_OR_RETURN(auto dfd, sys::open_beneath(pfd, n, O_PATH | O_DIRECTORY));
+    AUFS_TRY(make_opaque(m, *bs, btgt, dfd.get()));
     undo.push([pfd, n] { ::unlinkat(pfd, (n + "/" + std::string(wh::kOpaque)).c_str(), 0); });
     return {};
   };
 
   if (exchange) {
-    if (src_dir && has_lower(rd.value(), dst_wh.value(), npw.value(), newname))
-      AUFS_TRY(opaque(spfd->get(), name));
-    auto src_wh = sys::exists_at(spfd->get(), wh::whiteout_of(name));
-    if (dst_dir && has_lower(rs.value(), src_wh.ok() && src_wh.value(), pw.value(), name))
-      AUFS_TRY(opaque(dpfd->get(), newname));
-    AUFS_TRY(sys::rename_at(spfd->get(), name, dpfd->get(), newname, RENAME_EXCHANGE));
+    if (src_dir && has_lower(rd, dst_wh, npw, newname))
+      AUFS_TRY(opaque(spfd.get(), name));
+    auto src_wh = sys::exists_at(spfd.get(), wh::whiteout_of(name));
+    if (dst_dir && has_lower(rs, src_wh.ok() && src_wh.value(), pw, name))
+      AUFS_TRY(opaque(dpfd.get(), newname));
+    AUFS_TRY(sys::rename_at(spfd.get(), name, dpfd.get(), newname, RENAME_EXCHANGE));
     undo.done();
     p->dir_gen++;
     np->dir_gen++;
@@ -259,7 +246,7 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   // plain merge finds); 3. the old name's whiteout (the rw directory still
   // wins there); 4. rename(2), the one switch to the new name.
   Redirects redir;
-  int sfd = spfd->get(), dfd = dpfd->get();
+  int sfd = spfd.get(), dfd = dpfd.get();
   if (redirect) {
     AUFS_ASSIGN_OR_RETURN(Where sw, where(m, *bs, sn));
     bool record_created = false;
@@ -269,8 +256,8 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
         ::unlinkat(sfd, sys::join(name, std::string(dirren::kRecordName)).c_str(), 0);
       });
   }
-  bool need_src_wh = rs->lower_exists || stop != btgt ||
-                     (rs->opaque_branch >= 0 && name_below(*bs, pw.value(), name, stop));
+  bool need_src_wh = rs.lower_exists || stop != btgt ||
+                     (rs.opaque_branch >= 0 && name_below(*bs, pw, name, stop));
   if (need_src_wh) {
     AUFS_ASSIGN_OR_RETURN(bool had, sys::exists_at(sfd, wh::whiteout_of(name)));
     if (!had) {
@@ -280,11 +267,11 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   }
   // A redirected directory needs no opaque marker: its record already
   // stops the merge of whatever lies below the new name.
-  if (src_dir && !redirect && has_lower(rd.value(), dst_wh.value(), npw.value(), newname))
+  if (src_dir && !redirect && has_lower(rd, dst_wh, npw, newname))
     AUFS_TRY(opaque(sfd, name));
   // A target directory on btgt may still hold whiteouts: move it aside.
   std::string aside;
-  if (dst_dir && rd->hits[0].branch == btgt) {
+  if (dst_dir && rd.hits[0].branch == btgt) {
     AUFS_ASSIGN_OR_RETURN(aside, move_aside(m, dfd, newname));
     undo.push([dfd, aside, newname] {
       (void)sys::rename_at(dfd, aside, dfd, newname, RENAME_NOREPLACE);
@@ -299,12 +286,12 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   undo.done();
   p->dir_gen++;
   np->dir_gen++;
-  if (dst_wh.value()) (void)remove_whiteout_if_any(dpfd->get(), newname, nullptr);
+  if (dst_wh) (void)remove_whiteout_if_any(dpfd.get(), newname, nullptr);
   if (!aside.empty()) {
-    if (auto r2 = remove_dir_tree_meta(dpfd->get(), aside); !r2.ok())
+    if (auto r2 = remove_dir_tree_meta(dpfd.get(), aside); !r2.ok())
       spdlog::warn("{}: leftover {} could not be removed: {}", dst_rel, aside, std::strerror(r2.err()));
   }
-  if (rd->positive()) mark_unlinked(m, *bs, np, newname, rd->hits[0], fence);
+  if (rd.positive()) mark_unlinked(m, *bs, np, newname, rd.hits[0], fence);
   if (dn && !dst_dir && !m.tree.is_unlinked(*dn)) drop_orphan(dn);  // reached by another name
   m.tree.set_parent(sn, np, newname, false, redirect ? &redir : nullptr);
   {

@@ -34,9 +34,8 @@ KeepTimes::~KeepTimes() {
 
 Result<ParentFd> open_parent_of(int root, const std::string& rel) {
   auto [prel, leaf] = sys::split_parent(rel);
-  auto fd = sys::open_beneath(root, prel, O_PATH | O_DIRECTORY);
-  if (!fd.ok()) return Errno{fd.err()};
-  return ParentFd{std::move(fd.value()), std::move(leaf)};
+  AUFS_ASSIGN_OR_RETURN(auto fd, sys::open_beneath(root, prel, O_PATH | O_DIRECTORY));
+  return ParentFd{std::move(fd), std::move(leaf)};
 }
 
 Status create_readonly_file(int dirfd, const std::string& name) {
@@ -48,16 +47,14 @@ Status create_readonly_file(int dirfd, const std::string& name) {
 }
 
 Status remove_dir_tree_meta(int parentfd, const std::string& name) {
-  auto dfd = sys::open_beneath(parentfd, name, O_PATH | O_DIRECTORY);
-  if (!dfd.ok()) return Errno{dfd.err()};
-  auto ents = sys::read_dir(dfd->get());
-  if (!ents.ok()) return Errno{ents.err()};
-  for (auto& e : *ents)
+  AUFS_ASSIGN_OR_RETURN(auto dfd, sys::open_beneath(parentfd, name, O_PATH | O_DIRECTORY));
+  AUFS_ASSIGN_OR_RETURN(auto ents, sys::read_dir(dfd.get()));
+  for (auto& e : ents)
     if (!wh::is_whiteout_name(e.name)) return Errno{ENOTEMPTY};
-  for (auto& e : *ents) {
-    if (::unlinkat(dfd->get(), e.name.c_str(), 0) == 0) continue;
+  for (auto& e : ents) {
+    if (::unlinkat(dfd.get(), e.name.c_str(), 0) == 0) continue;
     if (errno == EISDIR || errno == EPERM) {
-      AUFS_TRY(remove_dir_tree_meta(dfd->get(), e.name));
+      AUFS_TRY(remove_dir_tree_meta(dfd.get(), e.name));
       continue;
     }
     if (errno != ENOENT) return last_errno();

@@ -39,10 +39,9 @@ Result<std::vector<char>> getxattr(Mount& m, NodeId id, const char* key, size_t 
 Result<std::vector<char>> listxattr(Mount& m, NodeId id, size_t size) {
   AUFS_ASSIGN_OR_RETURN(ParentFd p, top_parent(m, id, false));
   // Our own bookkeeping attribute is not the user's: leave it out.
-  auto all = sys::listxattr_at(p.get(), p.leaf, 65536);
-  if (!all.ok()) return Errno{all.err()};
+  AUFS_ASSIGN_OR_RETURN(auto all, sys::listxattr_at(p.get(), p.leaf, 65536));
   std::string out;
-  for (const char* k = all->data(); k < all->data() + all->size(); k += std::strlen(k) + 1)
+  for (const char* k = all.data(); k < all.data() + all.size(); k += std::strlen(k) + 1)
     if (!is_internal_xattr(k)) out.append(k, std::strlen(k) + 1);
   return xattr_reply(out, size);
 }
