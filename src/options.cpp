@@ -348,6 +348,50 @@ bool is_under(const std::string& child, const std::string& parent) {
 
 }  // namespace
 
+BranchDirCheck check_branch_dir(const std::string& given, const std::vector<BranchDir>& others,
+                                const std::string& mnt) {
+  BranchDirCheck c;
+  auto fail = [&](int e, const std::string& why) {
+    c.errnum = e;
+    c.error = "branch '" + given + "': " + why;
+    return c;
+  };
+  char buf[PATH_MAX];
+  if (!::realpath(given.c_str(), buf)) return fail(errno, std::strerror(errno));
+  struct stat st;
+  if (::stat(buf, &st) < 0) return fail(errno, std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return fail(ENOTDIR, "not a directory");
+  BranchDir d{buf, st.st_dev, st.st_ino};
+  for (size_t j = 0; j < others.size(); ++j) {
+    const BranchDir& o = others[j];
+    if ((o.dev == d.dev && o.ino == d.ino) || o.path == d.path) {
+      if (c.duplicate_of < 0) c.duplicate_of = static_cast<long>(j);
+    } else if (is_under(d.path, o.path) || is_under(o.path, d.path)) {
+      return fail(EINVAL, "overlaps branch '" + o.path + "' (one lies inside the other)");
+    }
+  }
+  if (!mnt.empty()) {
+    if (d.path == mnt) return fail(EINVAL, "is the mount point");
+    if (is_under(d.path, mnt)) return fail(EINVAL, "lies under the mount point");
+    if (is_under(mnt, d.path)) return fail(EINVAL, "contains the mount point");
+  }
+  c.dir = std::move(d);
+  return c;
+}
+
+std::string check_writable_dir(const std::string& path) {
+  struct statvfs sv;
+  if (::statvfs(path.c_str(), &sv) == 0) {
+    if (sv.f_flag & ST_RDONLY) return "rw requested but its filesystem is read-only";
+    if (sv.f_namemax < 255)
+      return "rw branch filesystem allows only " + std::to_string(sv.f_namemax) +
+             "-byte names (255 needed)";
+  }
+  if (::access(path.c_str(), W_OK) < 0)
+    return std::string("rw requested but not writable: ") + std::strerror(errno);
+  return {};
+}
+
 std::string validate_options(MountOptions& o) {
   char buf[PATH_MAX];
   if (!::realpath(o.mountpoint.c_str(), buf))
@@ -358,39 +402,19 @@ std::string validate_options(MountOptions& o) {
     return "mount point '" + o.mountpoint + "': not a directory";
   o.mountpoint = mnt;
 
-  std::vector<std::pair<dev_t, ino_t>> ids;
+  std::vector<BranchDir> dirs;
   for (size_t i = 0; i < o.branches.size(); ++i) {
     BranchSpec& b = o.branches[i];
     std::string given = b.path;
-    if (!::realpath(b.path.c_str(), buf))
-      return "branch '" + given + "': " + std::strerror(errno);
-    b.path = buf;
-    struct stat st;
-    if (::stat(b.path.c_str(), &st) < 0) return "branch '" + given + "': " + std::strerror(errno);
-    if (!S_ISDIR(st.st_mode)) return "branch '" + given + "': not a directory";
-    for (size_t j = 0; j < i; ++j) {
-      if (ids[j] == std::make_pair(st.st_dev, st.st_ino) || o.branches[j].path == b.path)
-        return "branch '" + given + "': duplicated (same directory as branch " +
-               std::to_string(j) + ")";
-      if (is_under(b.path, o.branches[j].path) || is_under(o.branches[j].path, b.path))
-        return "branch '" + given + "': overlaps branch '" + o.branches[j].path +
-               "' (one lies inside the other)";
-    }
-    ids.emplace_back(st.st_dev, st.st_ino);
-    if (b.path == mnt) return "branch '" + given + "': is the mount point";
-    if (is_under(b.path, mnt)) return "branch '" + given + "': lies under the mount point";
-    if (is_under(mnt, b.path)) return "branch '" + given + "': contains the mount point";
+    BranchDirCheck c = check_branch_dir(given, dirs, mnt);
+    if (!c.error.empty()) return c.error;
+    if (c.duplicate_of >= 0)
+      return "branch '" + given + "': duplicated (same directory as branch " +
+             std::to_string(c.duplicate_of) + ")";
+    b.path = c.dir.path;
+    dirs.push_back(std::move(c.dir));
     if (b.writable() && !o.read_only) {
-      struct statvfs sv;
-      if (::statvfs(b.path.c_str(), &sv) == 0) {
-        if (sv.f_flag & ST_RDONLY)
-          return "branch '" + given + "': rw requested but its filesystem is read-only";
-        if (sv.f_namemax < 255)
-          return "branch '" + given + "': rw branch filesystem allows only " +
-                 std::to_string(sv.f_namemax) + "-byte names (255 needed)";
-      }
-      if (::access(b.path.c_str(), W_OK) < 0)
-        return "branch '" + given + "': rw requested but not writable: " + std::strerror(errno);
+      if (auto e = check_writable_dir(b.path); !e.empty()) return "branch '" + given + "': " + e;
     }
   }
   if (!o.read_only && !o.branches[0].writable())

@@ -122,4 +122,25 @@ std::string validate_options(MountOptions& opts);
 
 std::string usage_text(std::string_view prog);
 
+// A directory considered as a branch, at mount time or in a branch change.
+struct BranchDir {
+  std::string path;  // real path
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+struct BranchDirCheck {
+  std::string error;       // why it cannot be a branch; "" if it can
+  int errnum = 0;          // errno for the error
+  BranchDir dir;           // set when error is empty
+  long duplicate_of = -1;  // index in `others` of the same directory
+};
+// Checks `given` as a branch beside `others` of a mount on `mountpoint`
+// (both real paths): it exists, is a directory, is none of the others,
+// neither contains nor lies in another branch or the mount point. A
+// duplicate is reported in duplicate_of, not as an error.
+BranchDirCheck check_branch_dir(const std::string& given, const std::vector<BranchDir>& others,
+                                const std::string& mountpoint);
+// Why the directory `path` cannot be a writable branch ("" if it can).
+std::string check_writable_dir(const std::string& path);
+
 }  // namespace aufs

@@ -20,12 +20,6 @@
 namespace aufs::core {
 namespace {
 
-bool is_under_path(const std::string& child, const std::string& parent) {
-  if (parent == "/") return child != "/";
-  return child.size() > parent.size() && child.compare(0, parent.size(), parent) == 0 &&
-         child[parent.size()] == '/';
-}
-
 // Opens a branch root (no writes); finish_rw() then prepares an rw branch.
 Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id) {
   auto b = std::make_shared<Branch>();
@@ -124,105 +118,119 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
   return m;
 }
 
-Status change_branches(Mount& m, const std::vector<BranchOp>& ops, std::string* msg) {
-  std::lock_guard<std::mutex> change(m.change_mu);
-  auto fail = [&](int e, const std::string& why) -> Status {
-    if (msg) *msg = why;
-    return Errno{e};
-  };
-  // Phase 1 plans the new list and checks everything without touching any
-  // branch; phase 2 writes the rw metadata. A refused change leaves the
-  // disk as it was.
-  BranchSetPtr cur = m.branches();
-  std::vector<std::shared_ptr<Branch>> br(cur->br.begin(), cur->br.end());
-  uint32_t next_id = m.next_brid;
-  bool new_ro = m.ro();
-  auto find = [&](const std::string& p) -> long {
+namespace {
+
+// A branch change checked against the current branches, nothing written yet.
+struct BranchPlan {
+  BranchSetPtr cur;
+  std::vector<std::shared_ptr<Branch>> br;  // the new list, top first
+  uint32_t next_id = 0;
+  bool ro = false;
+  std::string why;  // set with an errno when refused
+};
+
+Status refuse(BranchPlan& p, int e, std::string why) {
+  p.why = std::move(why);
+  return Errno{e};
+}
+
+// Phase 1: the new list, every op checked, no branch touched.
+Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) {
+  p.cur = m.branches();
+  p.br.assign(p.cur->br.begin(), p.cur->br.end());
+  p.next_id = m.next_brid;
+  p.ro = m.ro();
+  auto& br = p.br;
+  auto find = [&](const std::string& path) -> long {
     for (size_t i = 0; i < br.size(); ++i)
-      if (br[i]->spec.path == p) return static_cast<long>(i);
+      if (br[i]->spec.path == path) return static_cast<long>(i);
     return -1;
   };
   auto busy = [&](uint32_t id, bool writers_only) { return m.files.busy(id, writers_only); };
-  auto absolute = [&](const std::string& p) { return !p.empty() && p[0] == '/'; };
   for (const BranchOp& op : ops) {
     if (op.kind == BranchOp::Kind::SetRo || op.kind == BranchOp::Kind::SetRw) {
-      new_ro = op.kind == BranchOp::Kind::SetRo;
+      p.ro = op.kind == BranchOp::Kind::SetRo;
       continue;
     }
-    if (!absolute(op.spec.path))
-      return fail(EINVAL, "branch '" + op.spec.path + "': path must be absolute");
+    if (op.spec.path.empty() || op.spec.path[0] != '/')
+      return refuse(p, EINVAL, "branch '" + op.spec.path + "': path must be absolute");
     char buf[PATH_MAX];
     std::string real = ::realpath(op.spec.path.c_str(), buf) ? std::string(buf) : op.spec.path;
     if (op.kind == BranchOp::Kind::Add) {
       long idx = op.index == -1 ? static_cast<long>(br.size()) : op.index;
       if (idx < 0 || idx > static_cast<long>(br.size()))
-        return fail(EDOM, "branch index " + std::to_string(op.index) + " out of range 0.." +
-                              std::to_string(br.size()));
+        return refuse(p, EDOM, "branch index " + std::to_string(op.index) + " out of range 0.." +
+                                   std::to_string(br.size()));
+      std::vector<BranchDir> dirs;
+      for (auto& b : br) dirs.push_back({b->spec.path, b->dev, b->root_ino});
+      BranchDirCheck c = check_branch_dir(op.spec.path, dirs, m.opts.mountpoint);
+      if (!c.error.empty()) return refuse(p, c.errnum, c.error);
+      if (c.duplicate_of >= 0) continue;  // AUFS ignores a duplicated branch at remount
+      if (br.size() >= 127) return refuse(p, ENOSPC, "too many branches (127 at most)");
       BranchSpec spec = op.spec;
-      if (!::realpath(spec.path.c_str(), buf))
-        return fail(errno, "branch '" + spec.path + "': " + std::strerror(errno));
-      spec.path = buf;
-      struct stat st;
-      if (::stat(spec.path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
-        return fail(ENOTDIR, "branch '" + spec.path + "': not a directory");
-      bool dup = false;
-      for (auto& b : br) {
-        if (b->spec.path == spec.path || (b->dev == st.st_dev && b->root_ino == st.st_ino)) dup = true;
-        else if (is_under_path(spec.path, b->spec.path) || is_under_path(b->spec.path, spec.path))
-          return fail(EINVAL, "branch '" + spec.path + "' overlaps '" + b->spec.path + "'");
+      spec.path = c.dir.path;
+      if (!spec.perm_given) spec.perm = (idx == 0 && !p.ro) ? Perm::RW : Perm::RO;
+      if (spec.writable()) {
+        if (auto e = check_writable_dir(spec.path); !e.empty())
+          return refuse(p, EINVAL, "branch '" + spec.path + "': " + e);
       }
-      if (dup) continue;  // AUFS ignores a duplicated branch at remount
-      const std::string& mnt = m.opts.mountpoint;
-      if (!mnt.empty() && (spec.path == mnt || is_under_path(spec.path, mnt) || is_under_path(mnt, spec.path)))
-        return fail(EINVAL, "branch '" + spec.path + "' must be outside the mount point");
-      if (br.size() >= 127) return fail(ENOSPC, "too many branches (127 at most)");
-      if (!spec.perm_given) spec.perm = (idx == 0 && !new_ro) ? Perm::RW : Perm::RO;
-      if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
-        return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
-      auto nb = open_branch(spec, next_id++);
-      if (!nb.ok()) return fail(nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
+      auto nb = open_branch(spec, p.next_id++);
+      if (!nb.ok())
+        return refuse(p, nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
       br.insert(br.begin() + idx, nb.value());
     } else if (op.kind == BranchOp::Kind::Del) {
       long i = find(real);
       if (i < 0) continue;  // AUFS ignores an unknown path at remount
-      if (br.size() == 1) return fail(EBUSY, "cannot delete the last branch");
+      if (br.size() == 1) return refuse(p, EBUSY, "cannot delete the last branch");
       if (busy(br[static_cast<size_t>(i)]->id, false))
-        return fail(EBUSY, "branch '" + br[static_cast<size_t>(i)]->spec.path + "' has open files");
+        return refuse(p, EBUSY, "branch '" + br[static_cast<size_t>(i)]->spec.path + "' has open files");
       br.erase(br.begin() + i);
     } else {
       long i = find(real);
-      if (i < 0) return fail(ENOENT, "no branch '" + op.spec.path + "'");
+      if (i < 0) return refuse(p, ENOENT, "no branch '" + op.spec.path + "'");
       auto& old = br[static_cast<size_t>(i)];
       if (old->writable() && !op.spec.writable() && busy(old->id, true))
-        return fail(EBUSY, "branch '" + old->spec.path + "' has files open for writing");
+        return refuse(p, EBUSY, "branch '" + old->spec.path + "' has files open for writing");
       BranchSpec spec = old->spec;
       spec.perm = op.spec.perm;
       spec.wh = op.spec.wh;
       spec.nolwh = op.spec.nolwh;
       spec.coo = op.spec.coo;
       spec.icex = op.spec.icex;
-      if (spec.writable() && ::access(spec.path.c_str(), W_OK) < 0)
-        return fail(EINVAL, "branch '" + spec.path + "': rw requested but not writable");
+      if (spec.writable()) {
+        if (auto e = check_writable_dir(spec.path); !e.empty())
+          return refuse(p, EINVAL, "branch '" + spec.path + "': " + e);
+      }
       // Same id, new permission: a fresh object (snapshots are immutable).
       auto nb = open_branch(spec, old->id);
-      if (!nb.ok()) return fail(nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
+      if (!nb.ok())
+        return refuse(p, nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
       old = nb.value();
     }
   }
-  // Phase 2.
-  bool changed = new_ro != m.ro() || br.size() != cur->size();
-  for (size_t i = 0; !changed && i < br.size(); ++i)
-    changed = br[i]->id != (*cur)[i].id || format_perm(br[i]->spec) != format_perm((*cur)[i].spec);
-  if (!changed) return {};
-  for (auto& b : br) {
+  return {};
+}
+
+bool changes_anything(const Mount& m, const BranchPlan& p) {
+  if (p.ro != m.ro() || p.br.size() != p.cur->size()) return true;
+  for (size_t i = 0; i < p.br.size(); ++i)
+    if (p.br[i]->id != (*p.cur)[i].id || format_perm(p.br[i]->spec) != format_perm((*p.cur)[i].spec))
+      return true;
+  return false;
+}
+
+// Phase 2: the rw metadata of branches becoming writable (or no longer),
+// then the new snapshot.
+Status apply_branches(Mount& m, BranchPlan& p) {
+  for (auto& b : p.br) {
     const Branch* was = nullptr;
-    for (auto& c : cur->br)
+    for (auto& c : p.cur->br)
       if (c->id == b->id) was = c.get();
     bool was_rw = was && was->writable() && !m.ro();
-    bool now_rw = b->writable() && !new_ro;
+    bool now_rw = b->writable() && !p.ro;
     if (now_rw) {
       if (auto st = finish_rw(*b); !st.ok())
-        return fail(st.err(), "branch '" + b->spec.path + "': cannot prepare: " + std::strerror(st.err()));
+        return refuse(p, st.err(), "branch '" + b->spec.path + "': cannot prepare: " + std::strerror(st.err()));
     } else if (was_rw && !b->writable()) {
       // rw -> ro: the whiteout base and empty plnk/orph go, as in AUFS.
       ::unlinkat(b->root.get(), std::string(wh::kBase).c_str(), 0);
@@ -231,17 +239,28 @@ Status change_branches(Mount& m, const std::vector<BranchOp>& ops, std::string* 
     }
   }
   auto ns = std::make_shared<BranchSet>();
-  ns->generation = cur->generation + 1;
-  ns->br = std::move(br);
+  ns->generation = p.cur->generation + 1;
+  ns->br = std::move(p.br);
   m.set_branches(ns);
-  m.set_ro(new_ro);
-  m.next_brid = next_id;
+  m.set_ro(p.ro);
+  m.next_brid = p.next_id;
   m.counters.branch_changes++;
   std::string desc;
   for (size_t i = 0; i < ns->size(); ++i)
     desc += (i ? ":" : "") + (*ns)[i].spec.path + "=" + format_perm((*ns)[i].spec);
-  spdlog::info("branches now {}{}", desc, new_ro ? " (read-only)" : "");
+  spdlog::info("branches now {}{}", desc, p.ro ? " (read-only)" : "");
   return {};
+}
+
+}  // namespace
+
+Status change_branches(Mount& m, const std::vector<BranchOp>& ops, std::string* msg) {
+  std::lock_guard<std::mutex> change(m.change_mu);
+  BranchPlan plan;
+  Status s = plan_branches(m, ops, plan);
+  if (s.ok() && changes_anything(m, plan)) s = apply_branches(m, plan);
+  if (!s.ok() && msg) *msg = plan.why;
+  return s;
 }
 
 }  // namespace aufs::core
