@@ -81,7 +81,7 @@ TEST_F(Helper, SeedCommandMountsWalkthroughAndUmounts) {
                                       "1:1:" + p("image-layer1") + "=ro",
                                       "2:2:" + p("image-layer2") + "=ro",
                                       "3:3:" + p("image-layer3") + "=ro"}));
-  EXPECT_EQ(info["mountpoint"].str, m());
+  EXPECT_EQ(info["mountpoint"].get<std::string>(), m());
 
   // The walk-through.
   EXPECT_EQ(list_tree(m()),
@@ -268,8 +268,8 @@ TEST_F(Helper, BadRemountAddIndexIsOneLineAndChangesNothing) {
   ASSERT_TRUE(in_proc_mounts(m())) << "a refused remount must leave the mount alone";
   auto after = ctl_info(m());
   EXPECT_EQ(branch_rows(after), branch_rows(before));
-  EXPECT_EQ(after["generation"].i(), before["generation"].i());
-  EXPECT_EQ(after["counters"]["branch_changes"].i(), 0);
+  EXPECT_EQ(after["generation"].get<long long>(), before["generation"].get<long long>());
+  EXPECT_EQ(after["counters"]["branch_changes"].get<long long>(), 0);
   EXPECT_EQ(read_file(m("lower.txt")), "lower\n");
   r = run({"umount", m()});
   EXPECT_TRUE(r.ok()) << r;

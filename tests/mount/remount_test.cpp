@@ -115,7 +115,7 @@ TEST_F(Remount, AppendIsSeenAtOnceWithFilesOpen) {
   EXPECT_EQ(branch_rows(info),
             (std::vector<std::string>{"0:0:" + p("rw") + "=rw", "1:1:" + p("l1") + "=ro+wh",
                                       "2:2:" + p("extra") + "=ro+wh"}));
-  EXPECT_EQ(info["counters"]["branch_changes"].i(), 1);
+  EXPECT_EQ(info["counters"]["branch_changes"].get<long long>(), 1);
   rd.reset();
   sys_umount();
 }
@@ -175,7 +175,7 @@ TEST_F(Remount, DelWithOpenFileIsBusyThenSucceeds) {
   EXPECT_NE(r.err.find(std::strerror(EBUSY)), std::string::npos) << r;
   auto mid = ctl_info(m());
   EXPECT_EQ(branch_rows(mid), branch_rows(before)) << "refused del changed the branch list";
-  EXPECT_EQ(mid["counters"]["open_files"].i(), 1);
+  EXPECT_EQ(mid["counters"]["open_files"].get<long long>(), 1);
   EXPECT_EQ(pread_all(held.get()), "only in l2\n");
   EXPECT_EQ(read_file(m("only2.txt")), "only in l2\n");
 
@@ -209,7 +209,7 @@ TEST_F(Remount, ModRwToRoAndBack) {
   EXPECT_NE(r.exit_code, 0) << "mod rw->ro with a writer open succeeded\n" << r;
   EXPECT_TRUE(one_error_line(r, {"mount.aufs: "}));
   EXPECT_NE(r.err.find(std::strerror(EBUSY)), std::string::npos) << r;
-  EXPECT_EQ(ctl_info(m())["branches"][0]["perm"].str, "rw");
+  EXPECT_EQ(ctl_info(m())["branches"][0]["perm"].get<std::string>(), "rw");
   ASSERT_EQ(::write(wr.get(), "still writable\n", 15), 15);
   wr.reset();
   EXPECT_EQ(read_file(p("rw/w.txt")), "still writable\n");
@@ -219,7 +219,7 @@ TEST_F(Remount, ModRwToRoAndBack) {
   ASSERT_TRUE(rd.valid());
   r = remount("mod:" + p("rw") + "=ro");
   ASSERT_TRUE(r.ok()) << r;
-  EXPECT_EQ(ctl_info(m())["branches"][0]["perm"].str, "ro");
+  EXPECT_EQ(ctl_info(m())["branches"][0]["perm"].get<std::string>(), "ro");
   EXPECT_EQ(pread_all(rd.get()), "mine\n");
   rd.reset();
   // No writable branch left: every change is EROFS.
@@ -238,7 +238,7 @@ TEST_F(Remount, ModRwToRoAndBack) {
   // Back to rw: writes work again and land on it.
   r = remount("mod:" + p("rw") + "=rw");
   ASSERT_TRUE(r.ok()) << r;
-  EXPECT_EQ(ctl_info(m())["branches"][0]["perm"].str, "rw");
+  EXPECT_EQ(ctl_info(m())["branches"][0]["perm"].get<std::string>(), "rw");
   EXPECT_EQ(lstat_errno(m("lower.txt")), ENOENT) << "whiteout not honoured again";
   // AUFS: ro->rw creates the whiteout base again.
   EXPECT_TRUE(exists(p("rw/.wh..wh.aufs")));
@@ -261,7 +261,7 @@ TEST_F(Remount, BranchIdsStayStableAcrossReorders) {
     return out;
   };
   EXPECT_EQ(ids(), (std::map<std::string, long long>{{"a", 0}, {"b", 1}, {"c", 2}}));
-  long long gen0 = ctl_info(m())["generation"].i();
+  long long gen0 = ctl_info(m())["generation"].get<long long>();
 
   // Several operations in one remount, applied left to right.
   auto r = remount("prepend:" + p("d") + "=rw,del:" + p("a"));
@@ -277,7 +277,7 @@ TEST_F(Remount, BranchIdsStayStableAcrossReorders) {
             (std::vector<std::string>{"0:3:" + p("d") + "=rw", "1:4:" + p("e") + "=ro",
                                       "2:1:" + p("b") + "=ro+wh", "3:2:" + p("c") + "=ro+wh",
                                       "4:5:" + p("a") + "=ro"}));
-  EXPECT_GT(info["generation"].i(), gen0);
+  EXPECT_GT(info["generation"].get<long long>(), gen0);
   // mod keeps the id.
   r = remount("mod:" + p("b") + "=rr");
   ASSERT_TRUE(r.ok()) << r;

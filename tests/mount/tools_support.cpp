@@ -20,42 +20,44 @@ std::string mount_helper_unavailable() {
   return "";
 }
 
-json::Value ctl_info(const std::string& mnt) {
+namespace {
+// The daemon's JSON as aufsctl printed it: an object, or {} and a failure.
+Json object_of(const RunResult& r, const std::string& what) {
+  Json v = Json::parse(r.out, nullptr, false);
+  if (v.is_object()) return v;
+  ADD_FAILURE() << what << " did not print a JSON object: " << r;
+  return Json::object();
+}
+}  // namespace
+
+Json ctl_info(const std::string& mnt) {
   auto r = run({aufsctl_binary(), mnt, "--json"});
   if (!r.ok()) {
     ADD_FAILURE() << "aufsctl " << mnt << " --json: " << r;
-    return {};
+    return Json::object();
   }
-  auto v = json::parse(r.out);
-  if (!v || !v->is_obj()) {
-    ADD_FAILURE() << "aufsctl --json printed something that is not a JSON object:\n" << r.out;
-    return {};
-  }
-  return *v;
+  return object_of(r, "aufsctl --json");
 }
 
-json::Value ctl_which(const std::string& mnt, const std::string& path, int* exit_code) {
+Json ctl_which(const std::string& mnt, const std::string& path, int* exit_code) {
   auto r = run({aufsctl_binary(), mnt, "which", path, "--json"});
   if (exit_code) *exit_code = r.exit_code;
-  auto v = json::parse(r.out);
-  if (!v || !v->is_obj()) {
-    ADD_FAILURE() << "aufsctl which " << path << " --json did not print a JSON object: " << r;
-    return {};
-  }
-  return *v;
+  return object_of(r, "aufsctl which " + path + " --json");
 }
 
-std::vector<std::string> branch_rows(const json::Value& info) {
+std::vector<std::string> branch_rows(const Json& info) {
   std::vector<std::string> out;
-  for (auto& b : info["branches"].arr)
-    out.push_back(std::to_string(b["index"].i()) + ":" + std::to_string(b["id"].i()) + ":" +
-                  b["path"].str + "=" + b["perm"].str);
+  for (auto& b : info.value("branches", Json::array()))
+    out.push_back(std::to_string(b["index"].get<long long>()) + ":" +
+                  std::to_string(b["id"].get<long long>()) + ":" + b["path"].get<std::string>() +
+                  "=" + b["perm"].get<std::string>());
   return out;
 }
 
-std::vector<std::pair<std::string, long long>> branch_ids(const json::Value& info) {
+std::vector<std::pair<std::string, long long>> branch_ids(const Json& info) {
   std::vector<std::pair<std::string, long long>> out;
-  for (auto& b : info["branches"].arr) out.emplace_back(b["path"].str, b["id"].i());
+  for (auto& b : info.value("branches", Json::array()))
+    out.emplace_back(b["path"].get<std::string>(), b["id"].get<long long>());
   return out;
 }
 

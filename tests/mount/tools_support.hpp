@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "json_mini.hpp"
+#include <nlohmann/json.hpp>
 #include "mount_fixture.hpp"
 
 namespace aufs::mt {
@@ -18,16 +18,18 @@ inline constexpr const char* kMountHelper = "/sbin/mount.aufs";
 // helper is not installed (`meson install`; tools/run-tests.sh does it).
 std::string mount_helper_unavailable();
 
-// `aufsctl MNT --json`, parsed; fails the test (and returns null) if the
+using Json = nlohmann::json;
+
+// `aufsctl MNT --json`, parsed; fails the test (and returns {}) if the
 // tool fails or prints something that is not JSON.
-json::Value ctl_info(const std::string& mnt);
+Json ctl_info(const std::string& mnt);
 // `aufsctl MNT which PATH --json`, parsed (the exit status is returned in
 // *exit_code when given).
-json::Value ctl_which(const std::string& mnt, const std::string& path, int* exit_code = nullptr);
+Json ctl_which(const std::string& mnt, const std::string& path, int* exit_code = nullptr);
 // The branch list of an info document as "index:id:path=perm" strings.
-std::vector<std::string> branch_rows(const json::Value& info);
+std::vector<std::string> branch_rows(const Json& info);
 // path -> id of every branch.
-std::vector<std::pair<std::string, long long>> branch_ids(const json::Value& info);
+std::vector<std::pair<std::string, long long>> branch_ids(const Json& info);
 
 // Checks a failed command's stderr: exactly one non-empty line, starting
 // with one of the prefixes.

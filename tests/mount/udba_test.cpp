@@ -80,7 +80,7 @@ class Udba : public MountTest {
                   << "\n data.txt: '" << read_file(m("data.txt")) << "'";
   }
 
-  std::string udba_option() { return ctl_info(m())["options"].str; }
+  std::string udba_option() { return ctl_info(m())["options"].get<std::string>(); }
 };
 
 TEST_F(Udba, NoneTrustsCachedNames) {
