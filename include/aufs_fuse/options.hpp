@@ -63,6 +63,7 @@ struct MountOptions {
   bool acl = false;            // POSIX ACLs enforced by the kernel
   bool cpup_caps = false;      // carry security.capability into copy-ups
   bool ociwh = false;          // OCI rule: a whiteout does not hide its own layer
+  bool volatile_mode = false;  // volatile: copy-ups are not synced before publishing
   int dirwh = 3;               // rmdir: more whiteouts than this go async
   PolicyConfig policy;         // create= / cpup=
 

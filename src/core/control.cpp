@@ -33,6 +33,7 @@ std::string options_string(const Mount& m) {
   if (o.cpup_caps) s += ",cpup_caps";
   if (o.ociwh) s += ",ociwh";
   if (o.dirren) s += ",dirren";
+  if (o.volatile_mode) s += ",volatile";
   s += ",dirwh=" + std::to_string(o.dirwh) + ",rdcache=" + std::to_string(o.rdcache);
   s += "," + format_policies(o.policy);
   if (m.ro()) s += ",ro";

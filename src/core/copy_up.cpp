@@ -236,6 +236,11 @@ Result<std::string> make_temp_copy(Mount& m, const Branch& sb, const Branch& wb,
     }
   }
   if (s.ok()) s = copy_attrs(m, src.get(), src.leaf, dst.get(), tmp, st, sb.spec.icex | wb.spec.icex);
+  // Durable before it is published (overlayfs does the same): the rename
+  // may reach the disk before delayed-allocation data does, and after a
+  // power cut the name would hide the lower file behind a short copy.
+  // Metadata-only steps need no sync: the journal keeps them in order.
+  if (s.ok() && out.valid() && !m.opts.volatile_mode && ::fsync(out.get()) < 0) s = last_errno();
   if (!s.ok()) {
     ::unlinkat(dst.get(), tmp.c_str(), 0);
     return Errno{s.err()};

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "mount_fixture.hpp"
+#include "tools_support.hpp"
 
 namespace aufs::mt {
 namespace {
@@ -166,6 +167,24 @@ TEST_F(CopyUp, OpenForWriteCopiesUpWithData) {
   EXPECT_EQ(::write(fd, "more\n", 5), 5);
   ::close(fd);
   expect_copy("hello\nmore\n", 0640, 1111, 2222, false);
+}
+
+// volatile skips the sync before publishing a copy: the copy is the same,
+// and the mount says which mode it runs in (the sync itself is checked by
+// the crash-image test, tests/reliability/crash_images.sh).
+TEST_F(CopyUp, VolatileCopiesTheSameAndSaysSo) {
+  ASSERT_TRUE(mount("rw:l1=ro+wh", "volatile"));
+  EXPECT_NE(ctl_info(m())["options"].get<std::string>().find(",volatile"), std::string::npos);
+  int fd = ::open(m("sub/f").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << errname(errno);
+  EXPECT_EQ(::write(fd, "more\n", 5), 5);
+  ::close(fd);
+  expect_copy("hello\nmore\n", 0640, 1111, 2222, false);
+}
+
+TEST_F(CopyUp, DurableByDefault) {
+  ASSERT_TRUE(mount("rw:l1=ro+wh"));
+  EXPECT_EQ(ctl_info(m())["options"].get<std::string>().find("volatile"), std::string::npos);
 }
 
 TEST_F(CopyUp, ReadOnlyAccessDoesNotCopyUp) {

@@ -232,3 +232,9 @@ TEST(Options, ShwhNeedsReadOnlyAndSourceListIsTheBase) {
   EXPECT_EQ(r.opts.branches[0].path, "/a");
   EXPECT_EQ(r.opts.branches[1].path, "/c");
 }
+
+TEST(Options, VolatileAndBack) {
+  EXPECT_FALSE(parse({"-o", "br=/x", "m"}).opts.volatile_mode);
+  EXPECT_TRUE(parse({"-o", "br=/x,volatile", "m"}).opts.volatile_mode);
+  EXPECT_FALSE(parse({"-o", "br=/x,volatile,novolatile", "m"}).opts.volatile_mode);
+}
