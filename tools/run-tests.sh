@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One command: install dependencies, build, install (mount(8) helpers), and
-# run every test suite (unit, core, mount, containers, reliability). Mount
-# tests need root or a usable /dev/fuse; they skip with a reason otherwise.
+# One command: install dependencies, build, and run every test suite (unit,
+# core, mount, containers, reliability). Nothing is installed into the
+# system: the mount suite sees a staged install (tests/mount/
+# staged-helper.sh). Mount tests need root or a usable /dev/fuse; they skip
+# with a reason otherwise.
 #   --sanitize  also run tools/sanitize.sh (ASan+UBSan build: unit, core and
 #               mount suites; TSan build: concurrency tests)
 #   --fuzz      also run tools/fuzz.sh (short libFuzzer run of each target)
@@ -20,10 +22,6 @@ for a in "$@"; do
 done
 tools/install-deps.sh
 tools/build.sh
-if [ "$(id -u)" -eq 0 ]; then
-  # mount -t aufs and fstab tests use the installed helper and daemon.
-  meson install -C build --quiet >/dev/null
-fi
 rc=0
 meson test -C build --print-errorlogs --num-processes 2 ${args[@]+"${args[@]}"} || rc=$?
 python3 tools/test-summary.py build/meson-logs/testlog.junit.xml
