@@ -91,7 +91,8 @@ TEST_F(Package, InstallMountWalkthroughPurge) {
     if (path.empty()) continue;
     auto st = lstat_of(path);
     if (st && !S_ISDIR(st->st_mode))
-      GTEST_SKIP() << path << " exists (" << (S_ISLNK(st->st_mode) ? "-> " + readlink_of(path) : "a file")
+      GTEST_SKIP() << path << " exists ("
+                   << (S_ISLNK(st->st_mode) ? "-> " + readlink_of(path) : "a file")
                    << "), not from this package: dpkg -i would overwrite it (left by a "
                       "`meson install`? remove it to run this test)";
     existed[path] = st.has_value();
@@ -132,7 +133,8 @@ TEST_F(Package, InstallMountWalkthroughPurge) {
   {
     SysMountGuard guard(m());
     r = run({"mount", "-t", "aufs", "-o",
-             "dirs=./container-layer:./image-layer1:./image-layer2:./image-layer3", "none", "./mnt"},
+             "dirs=./container-layer:./image-layer1:./image-layer2:./image-layer3", "none",
+             "./mnt"},
             root());
     ASSERT_TRUE(r.ok()) << r;
     auto me = mount_entry(m());
