@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (opts.show_version) {
-    std::printf("aufs-fuse %s (libfuse %s)\n", AUFS_FUSE_VERSION, fuse_pkgversion());
+    std::printf("aufs-fuse %s, libfuse %s\n", AUFS_FUSE_VERSION, fuse_pkgversion());
     return 0;
   }
   if (auto e = aufs::validate_options(opts); !e.empty()) return fail(e);

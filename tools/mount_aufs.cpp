@@ -19,6 +19,7 @@
 
 #include "aufs_fuse/control.hpp"
 #include "aufs_fuse/options.hpp"
+#include "aufs_fuse/version.hpp"
 
 #ifndef AUFS_FUSE_DAEMON
 #define AUFS_FUSE_DAEMON "/usr/local/sbin/aufs-fuse"
@@ -153,6 +154,9 @@ int main(int argc, char** argv) {
     else if (a == "-h" || a == "--help") {
       std::puts("usage: mount.aufs SOURCE MOUNTPOINT [-fnrsvw] [-o OPTIONS]\n"
                 "Called by mount(8) for type aufs (and fuse.aufs); see mount.aufs(8).");
+      return 0;
+    } else if (a == "-V" || a == "--version") {
+      std::printf("mount.aufs %s\n", AUFS_FUSE_VERSION);
       return 0;
     } else if (a.size() > 1 && a[0] == '-') return fail("unknown option '" + a + "'");
     else pos.push_back(a);

@@ -22,18 +22,7 @@ class Helper : public MountTest {
   }
 
   // The seed's layout: a container layer over three image layers.
-  void make_seed_layers() {
-    mkdirs(p("container-layer"));
-    for (int n = 1; n <= 3; ++n) {
-      std::string ns = std::to_string(n);
-      std::string layer = "image-layer" + ns;
-      mkdirs(p(layer + "/subdir" + ns));
-      ASSERT_TRUE(write_file(p(layer + "/" + layer + ".txt"), "I am image layer " + ns + "\n"));
-      ASSERT_TRUE(write_file(p(layer + "/subdir" + ns + "/subdir" + ns + ".txt"),
-                             "subdir " + ns + "\n"));
-    }
-    ASSERT_TRUE(write_file(p("container-layer/container-layer.txt"), "I am container layer\n"));
-  }
+  void make_seed_layers() { ASSERT_TRUE(make_walkthrough_layers(root())); }
 
   void make_small_layers() {
     mkdirs(p("rw"));
@@ -84,24 +73,11 @@ TEST_F(Helper, SeedCommandMountsWalkthroughAndUmounts) {
   EXPECT_EQ(info["mountpoint"].get<std::string>(), m());
 
   // The walk-through.
-  EXPECT_EQ(list_tree(m()),
-            (std::vector<std::string>{"container-layer.txt", "image-layer1.txt", "image-layer2.txt",
-                                      "image-layer3.txt", "subdir1", "subdir1/subdir1.txt",
-                                      "subdir2", "subdir2/subdir2.txt", "subdir3",
-                                      "subdir3/subdir3.txt"}));
+  EXPECT_EQ(list_tree(m()), walkthrough_tree());
   EXPECT_EQ(read_file(m("image-layer2.txt")), "I am image layer 2\n");
   EXPECT_EQ(read_file(m("subdir3/subdir3.txt")), "subdir 3\n");
-  r = sh("echo more >> mnt/image-layer1.txt && rm mnt/image-layer2.txt && "
-         "echo container-01 > mnt/container-test.txt",
-         root());
-  ASSERT_TRUE(r.ok()) << r;
-  EXPECT_EQ(read_file(m("image-layer1.txt")), "I am image layer 1\nmore\n");
-  EXPECT_EQ(read_file(p("container-layer/image-layer1.txt")), "I am image layer 1\nmore\n");
-  EXPECT_EQ(lstat_errno(m("image-layer2.txt")), ENOENT);
-  auto wh = lstat_of(p("container-layer/.wh.image-layer2.txt"));
-  ASSERT_TRUE(wh.has_value()) << "no whiteout in the container layer";
-  EXPECT_TRUE(S_ISREG(wh->st_mode));
-  EXPECT_EQ(read_file(p("container-layer/container-test.txt")), "container-01\n");
+  walkthrough_changes(root());
+  if (HasFatalFailure()) return;
   EXPECT_EQ(list_dir(m()),
             (std::vector<std::string>{"container-layer.txt", "container-test.txt",
                                       "image-layer1.txt", "image-layer3.txt", "subdir1", "subdir2",

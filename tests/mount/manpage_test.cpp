@@ -91,10 +91,16 @@ TEST_F(ManPages, EveryPageIsInstalled) {
   if (build.empty()) GTEST_SKIP() << "AUFS_BUILD_DIR is not set";
   std::string installed = read_file(build + "/meson-info/intro-installed.json");
   ASSERT_FALSE(installed.empty()) << "cannot read " << build << "/meson-info/intro-installed.json";
+  // aufs-fuse-image(8) goes with the tool: installed exactly when it is built.
+  bool image_built = !env_or_empty("AUFS_FUSE_IMAGE_BIN").empty();
   for (auto& name : pages_) {
     std::string sect = name.substr(name.rfind('.') + 1);
     std::string src = "\"" + path(name) + "\"";
     auto at = installed.find(src);
+    if (name == "aufs-fuse-image.8" && !image_built) {
+      EXPECT_EQ(at, std::string::npos) << name << " is installed without the tool";
+      continue;
+    }
     EXPECT_NE(at, std::string::npos) << name << " is not installed by meson install";
     if (at == std::string::npos) continue;
     auto end = installed.find_first_of(",}", at);

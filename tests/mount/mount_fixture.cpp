@@ -398,6 +398,38 @@ std::optional<std::string> get_xattr(const std::string& path, const std::string&
   return std::string(buf, static_cast<size_t>(n));
 }
 
+bool make_walkthrough_layers(const std::string& dir) {
+  mkdirs(dir + "/container-layer");
+  bool ok = write_file(dir + "/container-layer/container-layer.txt", "I am container layer\n");
+  for (int n = 1; n <= 3; ++n) {
+    std::string ns = std::to_string(n), layer = dir + "/image-layer" + ns;
+    mkdirs(layer + "/subdir" + ns);
+    ok = write_file(layer + "/image-layer" + ns + ".txt", "I am image layer " + ns + "\n") && ok;
+    ok = write_file(layer + "/subdir" + ns + "/subdir" + ns + ".txt", "subdir " + ns + "\n") && ok;
+  }
+  return ok;
+}
+
+std::vector<std::string> walkthrough_tree() {
+  return {"container-layer.txt", "image-layer1.txt", "image-layer2.txt", "image-layer3.txt",
+          "subdir1",             "subdir1/subdir1.txt", "subdir2",       "subdir2/subdir2.txt",
+          "subdir3",             "subdir3/subdir3.txt"};
+}
+
+void walkthrough_changes(const std::string& dir) {
+  auto r = sh("echo more >> mnt/image-layer1.txt && rm mnt/image-layer2.txt && "
+              "echo container-01 > mnt/container-test.txt",
+              dir);
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(read_file(dir + "/mnt/image-layer1.txt"), "I am image layer 1\nmore\n");
+  EXPECT_EQ(read_file(dir + "/container-layer/image-layer1.txt"), "I am image layer 1\nmore\n");
+  EXPECT_EQ(lstat_errno(dir + "/mnt/image-layer2.txt"), ENOENT);
+  auto wh = lstat_of(dir + "/container-layer/.wh.image-layer2.txt");
+  ASSERT_TRUE(wh.has_value()) << "no whiteout in the container layer";
+  EXPECT_TRUE(S_ISREG(wh->st_mode));
+  EXPECT_EQ(read_file(dir + "/container-layer/container-test.txt"), "container-01\n");
+}
+
 void remove_tree(const std::string& path) {
   if (path.empty() || path == "/") return;
   ::nftw(

@@ -75,6 +75,17 @@ void remove_tree(const std::string& path);
 bool is_mount_point(const std::string& path);  // st_dev differs from parent's
 bool in_proc_mounts(const std::string& path);  // listed in /proc/self/mountinfo
 
+// The README walk-through's branches below dir: container-layer
+// (container-layer.txt) over image-layer1..3 (image-layerN.txt,
+// subdirN/subdirN.txt). False if a file could not be written.
+bool make_walkthrough_layers(const std::string& dir);
+// list_tree() of their union.
+std::vector<std::string> walkthrough_tree();
+// The walk-through's changes through the union mounted at dir/mnt (append
+// to image-layer1.txt, rm image-layer2.txt, create container-test.txt),
+// checked in the union and in container-layer (gtest failures).
+void walkthrough_changes(const std::string& dir);
+
 std::string daemon_binary();  // $AUFS_FUSE_BIN or ../../src/aufs-fuse
 // A tool of this build: $env_var if set, else `fallback` (searched in PATH by
 // run()).

@@ -14,7 +14,8 @@ std::string mount_helper_unavailable() {
   if (::geteuid() != 0) return "mount(8) tests need root";
   if (::access(kMountHelper, X_OK) != 0)
     return std::string(kMountHelper) +
-           " is not installed (run `meson install` first; tools/run-tests.sh does it as root)";
+           " is not there (meson test runs this suite through staged-helper.sh, which shows "
+           "this build's staged install there)";
   if (::access("/sbin/mount.fuse.aufs", X_OK) != 0)
     return "/sbin/mount.fuse.aufs is not installed (needed for remount of type fuse.aufs)";
   return "";

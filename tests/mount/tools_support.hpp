@@ -11,11 +11,11 @@ namespace aufs::mt {
 
 // aufsctl of this build ($AUFSCTL_BIN, else from PATH).
 std::string aufsctl_binary();
-// The installed mount(8) helper.
+// The mount(8) helper (this build's, staged by staged-helper.sh).
 inline constexpr const char* kMountHelper = "/sbin/mount.aufs";
 
 // Why mount(8) tests cannot run here ("" = they can): not root, or the
-// helper is not installed (`meson install`; tools/run-tests.sh does it).
+// helper is not at /sbin (staged-helper.sh puts it there).
 std::string mount_helper_unavailable();
 
 using Json = nlohmann::json;

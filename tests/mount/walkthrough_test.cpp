@@ -12,15 +12,7 @@ class Walkthrough : public MountTest {
   void SetUp() override {
     MountTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    mkdirs(p("container-layer"));
-    for (int n = 1; n <= 3; ++n) {
-      std::string layer = "image-layer" + std::to_string(n);
-      std::string sub = "subdir" + std::to_string(n);
-      mkdirs(p(layer + "/" + sub));
-      write_file(p(layer + "/" + layer + ".txt"), "I am image layer " + std::to_string(n) + "\n");
-      write_file(p(layer + "/" + sub + "/" + sub + ".txt"), "subdir " + std::to_string(n) + "\n");
-    }
-    write_file(p("container-layer/container-layer.txt"), "I am container layer\n");
+    ASSERT_TRUE(make_walkthrough_layers(root()));
     // The expected merged view, as a plain directory, for tree(1) output.
     mkdirs(p("expected"));
     ASSERT_TRUE(sh("cp -a image-layer3/. image-layer2/. image-layer1/. container-layer/. expected/",
@@ -46,11 +38,7 @@ TEST_F(Walkthrough, MergeAppendRemoveCreate) {
   ASSERT_TRUE(tree_mnt.ok()) << tree_mnt;
   ASSERT_TRUE(tree_exp.ok()) << tree_exp;
   EXPECT_EQ(tree_mnt.out, tree_exp.out);
-  EXPECT_EQ(list_tree(m()),
-            (std::vector<std::string>{"container-layer.txt", "image-layer1.txt", "image-layer2.txt",
-                                      "image-layer3.txt", "subdir1", "subdir1/subdir1.txt",
-                                      "subdir2", "subdir2/subdir2.txt", "subdir3",
-                                      "subdir3/subdir3.txt"}));
+  EXPECT_EQ(list_tree(m()), walkthrough_tree());
   for (int n = 1; n <= 3; ++n) {
     std::string ns = std::to_string(n);
     EXPECT_EQ(read_file(m("image-layer" + ns + ".txt")), "I am image layer " + ns + "\n");

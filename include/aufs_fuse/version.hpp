@@ -1,2 +1,0 @@
-#pragma once
-#define AUFS_FUSE_VERSION "0.1.0"
