@@ -308,13 +308,14 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
   KeepTimes keep(dst.get());
   mode_t fmt = st->st_mode & S_IFMT;
   // Lower hard links stay one inode: the first copy-up is recorded in the
-  // plnk store; later ones link to it instead of copying again.
-  bool hardlinked = fmt == S_IFREG && st->st_nlink > 1;
+  // plnk store; later ones link to it instead of copying again. Any type
+  // but a directory: a fifo's or device's other names must see its chmod.
+  bool hardlinked = st->st_nlink > 1;
   bool use_plink = hardlinked && m.opts.plink;
   std::string pl = plink_name(n->ino);
   if (use_plink) {
     auto have = sys::lstat_at(wb.root.get(), pl);
-    if (have.ok() && S_ISREG(have->st_mode)) {
+    if (have.ok() && (have->st_mode & S_IFMT) == fmt) {
       auto ls = sys::link_at(wb.root.get(), pl, dst.get(), dst.leaf);
       if (!ls.ok() && ls.err() != EEXIST) return ls;
       point_node_at_copy(m, n, bw, wb, dst);
@@ -332,7 +333,7 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
   if (!tst.ok()) s = Errno{tst.err()};
   // noplink: a hard-linked file copied up becomes a separate inode (its
   // other names keep the lower data), so it gets its own number.
-  uint64_t new_ino = (hardlinked && !m.opts.plink) ? 0 : n->ino;
+  uint64_t new_ino = (fmt == S_IFREG && hardlinked && !m.opts.plink) ? 0 : n->ino;
   if (s.ok() && new_ino) record_ino(m, dst.get(), tmp, new_ino);
   if (s.ok() && use_plink) {
     // Before the rename: a crash then leaves a complete copy that every

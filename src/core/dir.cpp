@@ -197,7 +197,8 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
   std::string nm(name);
   NodePtr victim = m.tree.table.by_ino(r.hits[0].ino);
   keep_orphan(m, *bs, victim);
-  KeepTimes keep_if_only_wh(pfd.get());
+  // No KeepTimes here: the whiteout and the removal are the user's change,
+  // and POSIX has unlink update the parent's mtime and ctime.
   if (need_wh) {
     if (auto s = make_whiteout(m, *bs, bw, pfd.get(), nm); !s.ok()) {
       drop_orphan(victim);

@@ -107,7 +107,7 @@ Result<Entry> make_entry(Mount& m, const BranchSet& bs, const NodePtr& parent, s
     }
     if (!n->is_dir() && !kept_upper) {
       bool keep = false;
-      if (m.opts.plink && S_ISREG(top.st.st_mode) && top.st.st_nlink > 1 &&
+      if (m.opts.plink && top.st.st_nlink > 1 &&
           !bs[static_cast<size_t>(top.branch)].writable()) {
         // A lower hard link whose inode was copied up under another name:
         // serve the copy (pseudo-link, recorded in .wh..wh.plnk/).
@@ -115,7 +115,7 @@ Result<Entry> make_entry(Mount& m, const BranchSet& bs, const NodePtr& parent, s
           if (!bs[static_cast<size_t>(b)].writable()) continue;
           std::string pl = plink_name(ino);
           auto up = sys::lstat_at(bs[static_cast<size_t>(b)].root.get(), pl);
-          if (up.ok() && S_ISREG(up->st_mode)) {
+          if (up.ok() && ((up->st_mode ^ top.st.st_mode) & S_IFMT) == 0) {
             keep = true;
             st = up.value();
             if (n->layers.empty() || n->layers[0] != b || n->data_rel != pl) n->data_gen++;

@@ -19,7 +19,9 @@ bool absent(int e);
 bool recent(const struct timespec& t);
 
 // Restores a directory's atime/mtime when it goes out of scope, so internal
-// steps (copy-up, whiteouts) do not change the visible parent timestamps.
+// steps (copy-up, temporary names) do not change the visible parent
+// timestamps. Never around the user's own change (unlink's whiteout too):
+// POSIX has that update the parent's mtime. ctime cannot be restored.
 class KeepTimes {
  public:
   explicit KeepTimes(int dirfd);

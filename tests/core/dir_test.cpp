@@ -245,3 +245,31 @@ TEST_F(UnionTest, HardLinkedNodeMovesToAnotherNameWhenItsNameGoes) {
   check(x, "lower");
   EXPECT_EQ(read_file(br(1) + "/x"), "lower");
 }
+
+// POSIX: unlink updates the parent's mtime, whether it removes an rw entry,
+// leaves a whiteout over a lower one, or both; the copy-up of the parent
+// itself leaves the grandparent's mtime alone.
+TEST_F(UnionTest, UnlinkAdvancesParentMtime) {
+  make_branches({"rw", "ro"});
+  for (auto b : {br(0), br(1)}) mkdirs(b + "/g/both");
+  mkdirs(br(0) + "/g/upper");
+  mkdirs(br(1) + "/g/lower");
+  write_file(br(0) + "/g/upper/f", "u");
+  write_file(br(0) + "/g/both/f", "u");
+  write_file(br(1) + "/g/both/f", "l");
+  write_file(br(1) + "/g/lower/f", "l");
+  struct timespec past[2] = {{1'000'000'000, 0}, {1'000'000'000, 0}};
+  for (auto d : {"/g/upper", "/g/both", "/g/lower", "/g"})
+    for (auto b : {br(0), br(1)}) ::utimensat(AT_FDCWD, (b + d).c_str(), past, 0);
+  mount();
+  for (auto d : {"g/upper", "g/both", "g/lower"}) {
+    EXPECT_EQ(unlink(std::string(d) + "/f"), 0) << d;
+    auto st = walk(d);
+    ASSERT_TRUE(st.ok()) << d;
+    EXPECT_NE(st->attr.st_mtim.tv_sec, 1'000'000'000) << d << ": union mtime";
+    struct stat b;
+    ASSERT_EQ(::stat((br(0) + "/" + d).c_str(), &b), 0) << d;
+    EXPECT_NE(b.st_mtim.tv_sec, 1'000'000'000) << d << ": rw branch mtime";
+  }
+  EXPECT_EQ(walk("g")->attr.st_mtim.tv_sec, 1'000'000'000) << "copy-up of g/lower shows in g";
+}
