@@ -5,7 +5,11 @@ The rw branch lives on a small ext4 or xfs filesystem in a loop device. While
 aufs-fuse runs a copy-up heavy workload on it (appends to and chmods of lower
 files, unlinks, renames, rmdir and mkdir over a whiteout), the backing image
 is copied at random moments: a copy holds exactly the blocks the filesystem
-had sent to its "disk" by then. Each copy is then recovered as after a power
+had sent to its "disk" by then. The copy must be one point in time: the
+image file lives on an xfs with reflink, and a reflink copy (FICLONE) takes
+the file's I/O lock, so it falls between two of the loop device's writes (a
+plain read of the file while it is written mixes blocks of different
+moments, and showed fsynced data "lost" behind a later journal commit). Each copy is then recovered as after a power
 cut (journal replay by mounting, then fsck) and checked:
 
   * every name the union shows is the old lower content or the complete new
@@ -234,7 +238,7 @@ def one_config(fstype, mode, aufs, checker, rnd, root):
         for i in range(IMAGES):
             time.sleep(rnd.uniform(0.1, 0.6))
             c = os.path.join(work, f"image{i}.img")
-            run("cp", "--sparse=always", img, c)  # what reached the "disk"
+            run("cp", "--reflink=always", img, c)  # what reached the "disk", atomically
             copies.append(c)
             if not t.is_alive():
                 break
@@ -268,7 +272,18 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root (loop devices)")
         return 0
-    root = tempfile.mkdtemp(prefix="aufs-crash-")
+    if not have("mkfs.xfs"):
+        print("SKIP: mkfs.xfs not installed (the images live on an xfs with reflink)")
+        return 0
+    top = tempfile.mkdtemp(prefix="aufs-crash-")
+    host_img = os.path.join(top, "host.img")
+    with open(host_img, "wb") as f:
+        f.truncate(3 << 30)
+    run("mkfs.xfs", "-q", "-f", "-m", "reflink=1", host_img)
+    root = os.path.join(top, "host")
+    os.makedirs(root)
+    host = Mounted(root)
+    run("mount", "-o", "loop", host_img, root)
     rnd = random.Random(SEED)
     print(f"crash images: seed {SEED} (AUFS_FUSE_SEED={SEED} replays)")
     totals = {"durable": [0, 0], "volatile": [0, 0]}
@@ -283,7 +298,9 @@ def main():
                 totals[mode][1] += f
                 print(f"{fstype}/{mode}: {p} images clean, {f} with problems")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        host.close()
+        if not os.path.ismount(root):
+            shutil.rmtree(top, ignore_errors=True)
     dp, df = totals["durable"]
     vp, vf = totals["volatile"]
     print(f"volatile (informational): {vp} clean, {vf} with problems")
