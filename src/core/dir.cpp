@@ -185,12 +185,7 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
   if (S_ISDIR(r.hits[0].st.st_mode)) return Errno{EISDIR};
   m.hook("unlink", name);
   int top = r.hits[0].branch;
-  int bw;
-  if ((*bs)[static_cast<size_t>(top)].writable() && !m.ro()) bw = top;
-  else {
-    AUFS_ASSIGN_OR_RETURN(auto t, pick_cpup(m, *bs, pw, top));
-    bw = t;
-  }
+  AUFS_ASSIGN_OR_RETURN(int bw, pick_change(m, *bs, pw, top));
   bool need_wh = top != bw || r.lower_exists;
   if (need_wh) AUFS_TRY(ensure_dir_path(m, *bs, bw, p));
   AUFS_ASSIGN_OR_RETURN(auto pfd, sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw.rel, O_PATH | O_DIRECTORY));
@@ -244,12 +239,7 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
   AUFS_ASSIGN_OR_RETURN(auto ents, list_dir(m, *bs, where_of(m, r, rel)));
   if (!ents.empty()) return Errno{ENOTEMPTY};
   int top = r.hits[0].branch;
-  int bw;
-  if ((*bs)[static_cast<size_t>(top)].writable() && !m.ro()) bw = top;
-  else {
-    AUFS_ASSIGN_OR_RETURN(auto t, pick_cpup(m, *bs, pw, top));
-    bw = t;
-  }
+  AUFS_ASSIGN_OR_RETURN(int bw, pick_change(m, *bs, pw, top));
   // An opaque directory stops the scan at itself, yet a lower same-named
   // entry may exist and must stay hidden after the directory goes.
   bool need_wh = top != bw || r.lower_exists ||

@@ -47,4 +47,9 @@ Result<int> pick_cpup(Mount& m, const BranchSet& bs, const Where& parent, int sr
   return b;
 }
 
+Result<int> pick_change(Mount& m, const BranchSet& bs, const Where& parent, int top) {
+  if (bs[static_cast<size_t>(top)].writable() && !m.ro()) return top;
+  return pick_cpup(m, bs, parent, top);
+}
+
 }  // namespace aufs::core

@@ -11,4 +11,8 @@ Result<int> pick_create(Mount& m, const BranchSet& bs, const Where& parent, int 
 // cpup= policy for an entry of `parent` that lives on branch src.
 Result<int> pick_cpup(Mount& m, const BranchSet& bs, const Where& parent, int src);
 
+// Where a change to an entry of `parent` found on branch `top` happens: top
+// itself if it is writable, else the branch cpup= picks.
+Result<int> pick_change(Mount& m, const BranchSet& bs, const Where& parent, int top);
+
 }  // namespace aufs::core

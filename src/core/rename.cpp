@@ -132,12 +132,7 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   // Target branch: the source's if writable, else the copy-up branch; an
   // existing target on a higher writable branch wins.
   int stop = rs.hits[0].branch;
-  int btgt = -1;
-  if ((*bs)[static_cast<size_t>(stop)].writable()) btgt = stop;
-  else {
-    AUFS_ASSIGN_OR_RETURN(auto t, pick_cpup(m, *bs, pw, stop));
-    btgt = t;
-  }
+  AUFS_ASSIGN_OR_RETURN(int btgt, pick_change(m, *bs, pw, stop));
   if (rd.positive() && rd.hits[0].branch < btgt &&
       (*bs)[static_cast<size_t>(rd.hits[0].branch)].writable())
     btgt = rd.hits[0].branch;
