@@ -53,6 +53,9 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
     // name's whiteout hides it, nothing needs to follow the directory.
     if (lb.writable()) continue;
     auto st = stat_at(bs, b, w.at(i));
+    // Only a part that is gone may be left out: on an I/O error the record
+    // would drop the directory's lower contents.
+    if (!st.ok() && !absent(st.err())) return Errno{st.err()};
     if (!st.ok() || !S_ISDIR(st->st_mode)) continue;  // vanished: nothing to keep
     es.push_back({static_cast<uint64_t>(lb.dev), static_cast<uint64_t>(lb.root_ino),
                   static_cast<uint64_t>(st->st_ino), lb.spec.path, w.at(i)});
