@@ -98,9 +98,12 @@ Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, cons
     }
   }
   if (had_wh) {
-    auto s = remove_whiteout_if_any(pfd.get(), nm, nullptr);
-    if (!s.ok())
-      spdlog::warn("{}: could not remove whiteout: {}", sys::join(pw.rel, nm), std::strerror(s.err()));
+    // Left together, the entry and its whiteout would need the checker:
+    // the new entry goes again and the caller gets the error.
+    if (auto s = remove_whiteout_if_any(pfd.get(), nm, nullptr); !s.ok()) {
+      (void)(fmt == S_IFDIR ? remove_dir_tree_meta(pfd.get(), nm) : sys::unlink_at(pfd.get(), nm, 0));
+      return Errno{s.err()};
+    }
   }
   p->dir_gen++;
   AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(pfd.get(), nm));
@@ -166,7 +169,10 @@ Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view n
   std::string nm(name);
   AUFS_TRY(sys::link_at(spfd.get(), sname, dpfd.get(), nm));
   p->dir_gen++;
-  (void)remove_whiteout_if_any(dpfd.get(), nm, nullptr);
+  if (auto s = remove_whiteout_if_any(dpfd.get(), nm, nullptr); !s.ok()) {
+    (void)sys::unlink_at(dpfd.get(), nm, 0);  // as in make_new
+    return Errno{s.err()};
+  }
   AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(dpfd.get(), nm));
   m.tree.add_name(n, p, nm);
   m.tree.table.add_ref(n, 1);
@@ -285,7 +291,11 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
       // dirwh: many whiteouts inside; delete them after replying.
       m.reaper.later(pfd.get(), tmp);
     } else if (s.ok()) {
-      s = remove_dir_tree_meta(pfd.get(), tmp);
+      // No way back from here: some whiteouts inside may be gone, and the
+      // directory would come back showing lower entries. The name is gone
+      // already; what is left is a temporary (the checker removes it).
+      if (auto r2 = remove_dir_tree_meta(pfd.get(), tmp); !r2.ok())
+        spdlog::warn("{}: leftover {} could not be removed: {}", rel, tmp, std::strerror(r2.err()));
     }
     if (!s.ok()) {
       if (sys::rename_at(pfd.get(), tmp, pfd.get(), nm, RENAME_NOREPLACE).ok()) {
