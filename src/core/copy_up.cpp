@@ -116,7 +116,7 @@ Status copy_dir_entry(Mount& m, const BranchSet& bs, int src_b, int bw, const st
   }));
   auto s = copy_attrs(m, spfd.get(), sname, dpfd.get(), tmp, st,
                       bs[static_cast<size_t>(src_b)].spec.icex | bs[static_cast<size_t>(bw)].spec.icex);
-  if (s.ok()) record_ino(m, dpfd.get(), tmp, keep_ino);
+  if (s.ok()) s = record_ino(m, dpfd.get(), tmp, keep_ino);
   // The inode made here, before its name is published (after the rename
   // the name may already stand for something else).
   auto tst = sys::lstat_at(dpfd.get(), tmp);
@@ -326,18 +326,22 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
   // noplink: a hard-linked file copied up becomes a separate inode (its
   // other names keep the lower data), so it gets its own number.
   uint64_t new_ino = (hardlinked && !m.opts.plink) ? 0 : n->ino;
-  if (s.ok() && new_ino) record_ino(m, dst.get(), tmp, new_ino);
+  bool made_plink = false;
+  if (s.ok() && new_ino) s = record_ino(m, dst.get(), tmp, new_ino);
   if (s.ok() && use_plink) {
     // Before the rename: a crash then leaves a complete copy that every
-    // name of the inode already uses.
+    // name of the inode already uses. Without it the names would part
+    // (the copy for this one, the lower file for the others): fail.
     auto ls = sys::link_at(dst.get(), tmp, wb.root.get(), pl);
-    if (!ls.ok() && ls.err() != EEXIST)
-      spdlog::warn("{}: pseudo-link not recorded: {}", rel, std::strerror(ls.err()));
+    if (!ls.ok() && ls.err() != EEXIST) s = ls;
+    made_plink = ls.ok();
   }
   if (s.ok() && new_ino) m.xino.alias(wb.seed, tst->st_ino, n->ino);
   if (s.ok()) s = sys::rename_at(dst.get(), tmp, dst.get(), dst.leaf, RENAME_NOREPLACE);
   if (!s.ok()) {
     if (tst.ok() && new_ino) m.xino.unalias(wb.seed, tst->st_ino);
+    // The pseudo-link would serve the other names from an unpublished copy.
+    if (made_plink) (void)sys::unlink_at(wb.root.get(), pl, 0);
     (void)sys::unlink_at(dst.get(), tmp, 0);
     if (s.err() != EEXIST) return s;
     // An upper entry appeared meanwhile: use it if it is this node's (a
