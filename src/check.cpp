@@ -25,15 +25,15 @@ bool looks_like_temp(std::string_view n) {
 }
 
 Status remove_tree_at(int dirfd, const std::string& name) {
-  if (::unlinkat(dirfd, name.c_str(), 0) == 0) return {};
-  if (errno != EISDIR && errno != EPERM) return errno == ENOENT ? Status{} : Status{last_errno()};
+  auto gone = sys::unlink_at(dirfd, name, 0);
+  if (gone.ok() || gone.err() == ENOENT) return {};
+  if (gone.err() != EISDIR && gone.err() != EPERM) return gone;
   auto sub = sys::open_beneath(dirfd, name, O_PATH | O_DIRECTORY);
   if (!sub.ok()) return Errno{sub.err()};
   auto ents = sys::read_dir(sub->get());
   if (!ents.ok()) return Errno{ents.err()};
   for (auto& e : *ents) AUFS_TRY(remove_tree_at(sub->get(), e.name));
-  if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0) return last_errno();
-  return {};
+  return sys::unlink_at(dirfd, name, AT_REMOVEDIR);
 }
 
 void add(CheckReport& r, CheckIssue::Kind k, const std::string& path, bool fixed) {
@@ -55,9 +55,7 @@ const char* kind_name(CheckIssue::Kind k) {
 }
 
 Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fix_plinks) {
-  int rfd = ::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rfd < 0) return last_errno();
-  UniqueFd root(rfd);
+  AUFS_ASSIGN_OR_RETURN(UniqueFd root, sys::open_at(AT_FDCWD, root_path, O_PATH | O_DIRECTORY));
   CheckReport rep;
   for (auto meta : {wh::kPlink, wh::kOrph}) {
     auto d = sys::open_beneath(root.get(), std::string(meta), O_PATH | O_DIRECTORY | O_NOFOLLOW);
@@ -116,7 +114,7 @@ Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fi
           continue;
         }
         if (names.count(std::string(target))) {
-          bool fixed = fix && ::unlinkat(dfd->get(), e.name.c_str(), 0) == 0;
+          bool fixed = fix && sys::unlink_at(dfd->get(), e.name, 0).ok();
           add(rep, CheckIssue::Kind::NameAndWhiteout, path, fixed);
         }
         continue;

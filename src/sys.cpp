@@ -5,11 +5,14 @@
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
+
+#include "aufs_fuse/fault.hpp"
 
 #include <spdlog/spdlog.h>
 #include <cstring>
@@ -30,11 +33,24 @@ auto retry_eintr(F f) {
   }
 }
 
+// EINTR means the call failed without effect (POSIX): it is made again.
+// Only close(2) must not be retried, and it is never called through here.
+template <class F>
+auto again(F f) {
+  for (;;) {
+    auto r = f();
+    if (r < 0 && errno == EINTR) continue;
+    return r;
+  }
+}
+// One branch system call: counted (fault injection builds), retried on EINTR.
+#define SYSCALL(name, expr) again([&] { return AUFS_SYSCALL(name, expr); })
+
 // Component walk used when the kernel lacks openat2: every component is
 // opened with O_NOFOLLOW, ".." and empty components are refused.
 Result<UniqueFd> walk_beneath(int root, const std::string& rel, int flags,
                               mode_t mode) {
-  UniqueFd cur(::openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd cur(SYSCALL("openat", ::openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC)));
   if (!cur.valid()) return last_errno();
   size_t pos = 0;
   std::string comp;
@@ -51,12 +67,12 @@ Result<UniqueFd> walk_beneath(int root, const std::string& rel, int flags,
     bool last = pos > rel.size();
     int f = last ? (flags | O_NOFOLLOW | O_CLOEXEC)
                  : (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int fd = retry_eintr([&] { return ::openat(cur.get(), comp.c_str(), f, mode); });
+    int fd = retry_eintr([&] { return AUFS_SYSCALL("openat", ::openat(cur.get(), comp.c_str(), f, mode)); });
     if (fd < 0) return last_errno();
     cur.reset(fd);
   }
   if (rel.empty() || rel == ".") {
-    int fd = ::openat(root, ".", flags | O_CLOEXEC, mode);
+    int fd = SYSCALL("openat", ::openat(root, ".", flags | O_CLOEXEC, mode));
     if (fd < 0) return last_errno();
     return UniqueFd(fd);
   }
@@ -106,7 +122,7 @@ Result<UniqueFd> open_beneath_raw(int root, const std::string& rel, int flags,
     how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
     long fd = retry_eintr(
-        [&] { return ::syscall(SYS_openat2, root, p.c_str(), &how, sizeof how); });
+        [&] { return AUFS_SYSCALL("openat2", ::syscall(SYS_openat2, root, p.c_str(), &how, sizeof how)); });
     if (fd >= 0) return UniqueFd(static_cast<int>(fd));
     if (errno != ENOSYS) return last_errno();
     g_no_openat2.store(true);
@@ -130,63 +146,63 @@ std::string join(const std::string& dir, std::string_view name) {
 
 Result<struct stat> fstat_fd(int fd) {
   struct stat st;
-  if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+  if (SYSCALL("fstat", ::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) < 0)
     return last_errno();
   return st;
 }
 
 Result<struct stat> lstat_at(int dirfd, const std::string& name) {
   struct stat st;
-  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
+  if (SYSCALL("lstat", ::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW)) < 0)
     return last_errno();
   return st;
 }
 
 Result<bool> exists_at(int dirfd, const std::string& name) {
   struct stat st;
-  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  if (SYSCALL("lstat", ::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW)) == 0) return true;
   if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG) return false;
   return last_errno();
 }
 
 Status mkdir_at(int dirfd, const std::string& name, mode_t mode) {
-  if (::mkdirat(dirfd, name.c_str(), mode) < 0) return last_errno();
+  if (SYSCALL("mkdirat", ::mkdirat(dirfd, name.c_str(), mode)) < 0) return last_errno();
   return {};
 }
 
 Status unlink_at(int dirfd, const std::string& name, int flags) {
-  if (::unlinkat(dirfd, name.c_str(), flags) < 0) return last_errno();
+  if (SYSCALL("unlinkat", ::unlinkat(dirfd, name.c_str(), flags)) < 0) return last_errno();
   return {};
 }
 
 Status rename_at(int olddir, const std::string& oldname, int newdir,
                  const std::string& newname, unsigned flags) {
-  if (::renameat2(olddir, oldname.c_str(), newdir, newname.c_str(), flags) < 0)
+  if (SYSCALL("renameat2", ::renameat2(olddir, oldname.c_str(), newdir, newname.c_str(), flags)) < 0)
     return last_errno();
   return {};
 }
 
 Status link_at(int olddir, const std::string& oldname, int newdir,
                const std::string& newname) {
-  if (::linkat(olddir, oldname.c_str(), newdir, newname.c_str(), 0) < 0)
+  if (SYSCALL("linkat", ::linkat(olddir, oldname.c_str(), newdir, newname.c_str(), 0)) < 0)
     return last_errno();
   return {};
 }
 
 Status symlink_at(const std::string& target, int dirfd, const std::string& name) {
-  if (::symlinkat(target.c_str(), dirfd, name.c_str()) < 0) return last_errno();
+  if (SYSCALL("symlinkat", ::symlinkat(target.c_str(), dirfd, name.c_str())) < 0) return last_errno();
   return {};
 }
 
 Status mknod_at(int dirfd, const std::string& name, mode_t mode, dev_t rdev) {
-  if (::mknodat(dirfd, name.c_str(), mode, rdev) < 0) return last_errno();
+  if (SYSCALL("mknodat", ::mknodat(dirfd, name.c_str(), mode, rdev)) < 0) return last_errno();
   return {};
 }
 
 Result<std::string> readlink_at(int dirfd, const std::string& name) {
   std::string buf(256, '\0');
   for (;;) {
-    ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
+    ssize_t n = SYSCALL("readlinkat", ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size()));
     if (n < 0) return last_errno();
     if (static_cast<size_t>(n) < buf.size()) {
       buf.resize(static_cast<size_t>(n));
@@ -198,35 +214,85 @@ Result<std::string> readlink_at(int dirfd, const std::string& name) {
 
 std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
+Result<UniqueFd> open_at(int dirfd, const std::string& name, int flags, mode_t mode) {
+  int fd = SYSCALL("openat", ::openat(dirfd, name.c_str(), flags | O_CLOEXEC, mode));
+  if (fd < 0) return last_errno();
+  return UniqueFd(fd);
+}
+
+Status chmod_fd(int fd, mode_t mode) {
+  if (SYSCALL("fchmod", ::fchmod(fd, mode)) < 0) return last_errno();
+  return {};
+}
+
+Status truncate_fd(int fd, off_t size) {
+  if (SYSCALL("ftruncate", ::ftruncate(fd, size)) < 0) return last_errno();
+  return {};
+}
+
+Status sync_fd(int fd, bool datasync) {
+  if (SYSCALL("fsync", datasync ? ::fdatasync(fd) : ::fsync(fd)) < 0) return last_errno();
+  return {};
+}
+
+Status write_all(int fd, std::string_view data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = SYSCALL("write", ::write(fd, data.data() + done, data.size() - done));
+    if (n < 0) return last_errno();
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<std::string> read_all(int fd, size_t max) {
+  std::string text;
+  char buf[4096];
+  while (text.size() <= max) {
+    ssize_t k = SYSCALL("read", ::read(fd, buf, sizeof buf));
+    if (k < 0) return last_errno();
+    if (k == 0) break;
+    text.append(buf, static_cast<size_t>(k));
+  }
+  return text;
+}
+
+Result<struct statvfs> statvfs_fd(int fd) {
+  struct statvfs v;
+  if (SYSCALL("fstatvfs", ::fstatvfs(fd, &v)) < 0) return last_errno();
+  return v;
+}
+
 Status fchownat_nofollow(int dirfd, const std::string& name, uid_t uid, gid_t gid) {
-  int r = name.empty() ? ::fchownat(dirfd, "", uid, gid, AT_EMPTY_PATH)
-                       : ::fchownat(dirfd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW);
+  int r = SYSCALL("fchownat", name.empty() ? ::fchownat(dirfd, "", uid, gid, AT_EMPTY_PATH)
+                                           : ::fchownat(dirfd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW));
   if (r < 0) return last_errno();
   return {};
 }
 
 Status utimens_at(int dirfd, const std::string& name, const struct timespec ts[2]) {
-  int r = name.empty() ? ::utimensat(AT_FDCWD, proc_fd_path(dirfd).c_str(), ts, 0)
-                       : ::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+  std::string p = name.empty() ? proc_fd_path(dirfd) : name;
+  int r = SYSCALL("utimensat", name.empty() ? ::utimensat(AT_FDCWD, p.c_str(), ts, 0)
+                                            : ::utimensat(dirfd, p.c_str(), ts, AT_SYMLINK_NOFOLLOW));
   if (r < 0) return last_errno();
   return {};
 }
 
 Status chmod_path_fd(int opath_fd, mode_t mode) {
-  if (::fchmodat(AT_FDCWD, proc_fd_path(opath_fd).c_str(), mode, 0) < 0)
+  if (SYSCALL("fchmodat", ::fchmodat(AT_FDCWD, proc_fd_path(opath_fd).c_str(), mode, 0)) < 0)
     return last_errno();
   return {};
 }
 
 Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
   if (name.empty()) return chmod_path_fd(dirfd, mode);
-  if (::fchmodat(dirfd, name.c_str(), mode, 0) < 0) return last_errno();
+  if (SYSCALL("fchmodat", ::fchmodat(dirfd, name.c_str(), mode, 0)) < 0) return last_errno();
   return {};
 }
 
 Result<UniqueFd> reopen(int opath_fd, int flags) {
   int fd = retry_eintr([&] {
-    return ::open(proc_fd_path(opath_fd).c_str(), flags | O_CLOEXEC);
+    return AUFS_SYSCALL("open", ::open(proc_fd_path(opath_fd).c_str(), flags | O_CLOEXEC));
   });
   if (fd < 0) return last_errno();
   return UniqueFd(fd);
@@ -249,7 +315,8 @@ Result<std::vector<char>> getxattr_at(int dirfd, const std::string& name,
   std::string p = at_path(dirfd, name);
   std::vector<char> buf(size);
   void* out = size ? buf.data() : nullptr;
-  ssize_t n = name.empty() ? ::getxattr(p.c_str(), key, out, size) : ::lgetxattr(p.c_str(), key, out, size);
+  ssize_t n = SYSCALL("getxattr", name.empty() ? ::getxattr(p.c_str(), key, out, size)
+                                                : ::lgetxattr(p.c_str(), key, out, size));
   if (n < 0) return last_errno();
   buf.resize(static_cast<size_t>(n));  // size probe: a vector of the needed size
   return buf;
@@ -259,7 +326,7 @@ Result<std::vector<char>> listxattr_at(int dirfd, const std::string& name, size_
   std::string p = at_path(dirfd, name);
   std::vector<char> buf(size);
   char* out = size ? buf.data() : nullptr;
-  ssize_t n = name.empty() ? ::listxattr(p.c_str(), out, size) : ::llistxattr(p.c_str(), out, size);
+  ssize_t n = SYSCALL("listxattr", name.empty() ? ::listxattr(p.c_str(), out, size) : ::llistxattr(p.c_str(), out, size));
   if (n < 0) return last_errno();
   buf.resize(static_cast<size_t>(n));
   return buf;
@@ -268,21 +335,39 @@ Result<std::vector<char>> listxattr_at(int dirfd, const std::string& name, size_
 Status setxattr_at(int dirfd, const std::string& name, const char* key,
                    const void* value, size_t size, int flags) {
   std::string p = at_path(dirfd, name);
-  int r = name.empty() ? ::setxattr(p.c_str(), key, value, size, flags)
-                       : ::lsetxattr(p.c_str(), key, value, size, flags);
+  int r = SYSCALL("setxattr", name.empty() ? ::setxattr(p.c_str(), key, value, size, flags)
+                                           : ::lsetxattr(p.c_str(), key, value, size, flags));
   if (r < 0) return last_errno();
   return {};
 }
 
 Status removexattr_at(int dirfd, const std::string& name, const char* key) {
   std::string p = at_path(dirfd, name);
-  int r = name.empty() ? ::removexattr(p.c_str(), key) : ::lremovexattr(p.c_str(), key);
+  int r = SYSCALL("removexattr", name.empty() ? ::removexattr(p.c_str(), key) : ::lremovexattr(p.c_str(), key));
   if (r < 0) return last_errno();
   return {};
 }
 
+namespace {
+// readdir(3) as one counted call (one per entry); EINTR is retried.
+struct dirent* next_entry(DIR* d) {
+  for (;;) {
+    errno = 0;
+#ifdef AUFS_FAULT_INJECTION
+    if (fault::fire("readdir")) {
+      if (errno == EINTR) continue;
+      return nullptr;
+    }
+#endif
+    struct dirent* e = ::readdir(d);
+    if (!e && errno == EINTR) continue;
+    return e;
+  }
+}
+}  // namespace
+
 Result<std::vector<RawDirent>> read_dir(int dirfd_opath) {
-  int fd = ::openat(dirfd_opath, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = SYSCALL("openat", ::openat(dirfd_opath, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd < 0) return last_errno();
   DIR* d = ::fdopendir(fd);
   if (!d) {
@@ -292,7 +377,7 @@ Result<std::vector<RawDirent>> read_dir(int dirfd_opath) {
   }
   std::vector<RawDirent> out;
   errno = 0;
-  while (struct dirent* e = ::readdir(d)) {
+  while (struct dirent* e = next_entry(d)) {
     if (e->d_name[0] == '.' &&
         (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
       continue;
@@ -311,12 +396,14 @@ Status copy_range_rw(int in, int out, off_t start, off_t end) {
   off_t off = start;
   while (off < end) {
     size_t want = static_cast<size_t>(std::min<off_t>(end - off, static_cast<off_t>(buf.size())));
-    ssize_t n = retry_eintr([&] { return ::pread(in, buf.data(), want, off); });
+    ssize_t n = retry_eintr([&] { return AUFS_SYSCALL("pread", ::pread(in, buf.data(), want, off)); });
     if (n < 0) return last_errno();
     if (n == 0) break;
     ssize_t done = 0;
     while (done < n) {
-      ssize_t w = retry_eintr([&] { return ::pwrite(out, buf.data() + done, static_cast<size_t>(n - done), off + done); });
+      ssize_t w = retry_eintr([&] {
+        return AUFS_SYSCALL("pwrite", ::pwrite(out, buf.data() + done, static_cast<size_t>(n - done), off + done));
+      });
       if (w < 0) return last_errno();
       done += w;
     }
@@ -329,7 +416,7 @@ Status copy_range(int in, int out, off_t start, off_t end) {
   if (!g_no_cfr.load(std::memory_order_relaxed)) {
     loff_t ioff = start, ooff = start;
     while (ioff < end) {
-      ssize_t n = ::copy_file_range(in, &ioff, out, &ooff, static_cast<size_t>(end - ioff), 0);
+      ssize_t n = AUFS_SYSCALL("copy_file_range", ::copy_file_range(in, &ioff, out, &ooff, static_cast<size_t>(end - ioff), 0));
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
@@ -350,13 +437,13 @@ Status copy_range(int in, int out, off_t start, off_t end) {
 Result<uint64_t> copy_data(int in, int out, off_t size) {
   if (size == 0) return uint64_t{0};
   if (!g_no_ficlone.load(std::memory_order_relaxed)) {
-    if (::ioctl(out, FICLONE, in) == 0) return static_cast<uint64_t>(size);
+    if (SYSCALL("ficlone", ::ioctl(out, FICLONE, in)) == 0) return static_cast<uint64_t>(size);
     if (errno == ENOTTY || errno == ENOSYS) g_no_ficlone.store(true);
   }
   // Walk data extents so holes stay holes.
   off_t pos = 0;
   while (pos < size) {
-    off_t data = ::lseek(in, pos, SEEK_DATA);
+    off_t data = SYSCALL("lseek", ::lseek(in, pos, SEEK_DATA));
     if (data < 0) {
       if (errno == ENXIO) break;  // only a hole remains
       if (errno == EINVAL || errno == ENOTSUP) {  // no SEEK_DATA support
@@ -367,13 +454,13 @@ Result<uint64_t> copy_data(int in, int out, off_t size) {
       return last_errno();
     }
     if (data >= size) break;
-    off_t hole = ::lseek(in, data, SEEK_HOLE);
+    off_t hole = SYSCALL("lseek", ::lseek(in, data, SEEK_HOLE));
     if (hole < 0) return last_errno();
     if (hole > size) hole = size;
     AUFS_TRY(copy_range(in, out, data, hole));
     pos = hole;
   }
-  if (::ftruncate(out, size) < 0) return last_errno();
+  AUFS_TRY(truncate_fd(out, size));
   return static_cast<uint64_t>(size);
 }
 

@@ -8,16 +8,20 @@
 #   --sanitize  also run tools/sanitize.sh (ASan+UBSan build: unit, core and
 #               mount suites; TSan build: concurrency tests)
 #   --fuzz      also run tools/fuzz.sh (short libFuzzer run of each target)
+#   --no-faults skip the fault-injection build (build-faults, -Dfault_injection=true:
+#               every branch system call of each tested operation fails in turn)
 # Other arguments go to `meson test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sanitize=0
 fuzz=0
+faults=1
 args=()
 for a in "$@"; do
   case "$a" in
     --sanitize) sanitize=1 ;;
     --fuzz) fuzz=1 ;;
+    --no-faults) faults=0 ;;
     *) args+=("$a") ;;
   esac
 done
@@ -30,6 +34,12 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 meson test -C build --print-errorlogs --num-processes 2 ${args[@]+"${args[@]}"} || rc=$?
 python3 tools/test-summary.py build/meson-logs/testlog.junit.xml
+if [ $faults -eq 1 ]; then
+  # Only the core and the fault test (tests/core/fault_injection_test.cpp).
+  [ -f build-faults/build.ninja ] || meson setup build-faults -Dfault_injection=true >/dev/null
+  ninja -C build-faults tests/aufs_fuse_fault_tests
+  meson test -C build-faults --no-rebuild --suite faults --print-errorlogs || rc=1
+fi
 if [ $sanitize -eq 1 ]; then
   tools/sanitize.sh all || rc=1
 fi

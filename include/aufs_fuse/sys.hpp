@@ -1,10 +1,13 @@
-// Thin fd-relative syscall wrappers. Every path the daemon opens inside a
+// Thin fd-relative syscall wrappers: every system call the core makes on a
+// branch goes through one of these (so a fault-injection build can fail
+// any of them, include/aufs_fuse/fault.hpp); EINTR is retried inside. Every path the daemon opens inside a
 // branch goes through open_beneath(), which refuses to leave the branch root
 // through "..", absolute symlinks or any symlink at all: the union resolves
 // names itself, one component at a time, so a branch path never needs to
 // follow a link.
 #pragma once
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <string>
@@ -54,6 +57,18 @@ Status utimens_at(int dirfd, const std::string& name,
 Status chmod_at(int dirfd, const std::string& name, mode_t mode);
 // chmod that works on the inode behind an O_PATH fd (not symlinks).
 Status chmod_path_fd(int opath_fd, mode_t mode);
+
+// openat(2) of one name (the caller adds O_NOFOLLOW as needed; O_CLOEXEC
+// is added here); AT_FDCWD with an absolute path opens a branch root.
+Result<UniqueFd> open_at(int dirfd, const std::string& name, int flags, mode_t mode = 0);
+Status chmod_fd(int fd, mode_t mode);
+Status truncate_fd(int fd, off_t size);
+Status sync_fd(int fd, bool datasync = false);
+// Writes all of data (short writes continue).
+Status write_all(int fd, std::string_view data);
+// Reads to the end, or until more than `max` bytes are read.
+Result<std::string> read_all(int fd, size_t max);
+Result<struct statvfs> statvfs_fd(int fd);
 
 // Reopens an O_PATH fd with real access flags through /proc/self/fd.
 Result<UniqueFd> reopen(int opath_fd, int flags);

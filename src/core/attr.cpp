@@ -127,7 +127,7 @@ Result<struct stat> setattr_orphan(Mount& m, const BranchSet& bs, const NodePtr&
   if (in.valid & SetAttrIn::kMode) AUFS_TRY(sys::chmod_path_fd(fd, in.mode & 07777));
   if (in.valid & SetAttrIn::kSize) {
     AUFS_ASSIGN_OR_RETURN(auto tfd, sys::reopen(fd, O_WRONLY));
-    if (::ftruncate(tfd.get(), in.size) < 0) return last_errno();
+    AUFS_TRY(sys::truncate_fd(tfd.get(), in.size));
   }
   if (struct timespec ts[2]; setattr_times(in, ts)) AUFS_TRY(sys::utimens_at(fd, "", ts));
   AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fd));
@@ -145,7 +145,7 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
   // ftruncate on a writable handle: the handle is on the upper copy already.
   if (fh && only_trunc && (fh->flags & O_ACCMODE) != O_RDONLY) {
     std::lock_guard<std::mutex> g(fh->mu);
-    if (::ftruncate(fh->raw_fd(), in.size) < 0) return last_errno();
+    AUFS_TRY(sys::truncate_fd(fh->raw_fd(), in.size));
     AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fh->raw_fd()));
     return present(*n, st);
   }
@@ -162,7 +162,7 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
   std::string name = leaf.empty() ? std::string(".") : leaf;
   if (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid)) {
     auto [u, g] = setattr_owner(in);
-    if (::fchownat(pfd.get(), name.c_str(), u, g, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
+    AUFS_TRY(sys::fchownat_nofollow(pfd.get(), name, u, g));
   }
   if (in.valid & SetAttrIn::kMode) {
     if (S_ISLNK(n->type)) return Errno{EOPNOTSUPP};
@@ -171,26 +171,26 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
   }
   if (in.valid & SetAttrIn::kSize) {
     AUFS_ASSIGN_OR_RETURN(auto tfd, sys::open_beneath(b.root.get(), w->data_rel, O_WRONLY | O_NOFOLLOW));
-    if (::ftruncate(tfd.get(), in.size) < 0) return last_errno();
+    AUFS_TRY(sys::truncate_fd(tfd.get(), in.size));
   }
   if (struct timespec ts[2]; setattr_times(in, ts)) {
-    if (::utimensat(pfd.get(), name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0) return last_errno();
+    AUFS_TRY(sys::utimens_at(pfd.get(), name, ts));
   }
   return getattr(m, id, nullptr);
 }
 
 Result<struct statvfs> statfs(Mount& m) {
   auto bs = m.branches();
-  struct statvfs out {};
-  if (::fstatvfs((*bs)[0].root.get(), &out) < 0) return last_errno();
+  AUFS_ASSIGN_OR_RETURN(struct statvfs out, sys::statvfs_fd((*bs)[0].root.get()));
   if (m.opts.sum) {
     // Sum distinct filesystems, scaled to the first one's block size.
     std::vector<dev_t> seen{(*bs)[0].dev};
     for (size_t i = 1; i < bs->size(); ++i) {
       if (std::find(seen.begin(), seen.end(), (*bs)[i].dev) != seen.end()) continue;
       seen.push_back((*bs)[i].dev);
-      struct statvfs v;
-      if (::fstatvfs((*bs)[i].root.get(), &v) < 0) continue;
+      auto vr = sys::statvfs_fd((*bs)[i].root.get());
+      if (!vr.ok()) continue;
+      const struct statvfs& v = vr.value();
       double f = static_cast<double>(v.f_frsize) / static_cast<double>(out.f_frsize ? out.f_frsize : 1);
       out.f_blocks += static_cast<fsblkcnt_t>(static_cast<double>(v.f_blocks) * f);
       out.f_bfree += static_cast<fsblkcnt_t>(static_cast<double>(v.f_bfree) * f);
@@ -211,8 +211,7 @@ Status fsyncdir(Mount& m, NodeId id, bool datasync) {
   AUFS_ASSIGN_OR_RETURN(auto w, where(m, *bs, n));
   AUFS_ASSIGN_OR_RETURN(auto fd, sys::open_beneath((*bs)[static_cast<size_t>(w.layers[0])].root.get(), w.data_rel,
                               O_RDONLY | O_DIRECTORY));
-  if ((datasync ? ::fdatasync(fd.get()) : ::fsync(fd.get())) < 0) return last_errno();
-  return {};
+  return sys::sync_fd(fd.get(), datasync);
 }
 
 Status access(Mount& m, NodeId id, int mask, const Ctx& ctx) {

@@ -25,15 +25,13 @@ Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id)
   auto b = std::make_shared<Branch>();
   b->id = id;
   b->spec = spec;
-  int fd = ::open(spec.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    spdlog::error("branch {}: {}", spec.path, std::strerror(e));
-    return Errno{e};
+  auto fd = sys::open_at(AT_FDCWD, spec.path, O_PATH | O_DIRECTORY);
+  if (!fd.ok()) {
+    spdlog::error("branch {}: {}", spec.path, std::strerror(fd.err()));
+    return Errno{fd.err()};
   }
-  b->root.reset(fd);
-  struct stat st;
-  if (::fstat(fd, &st) < 0) return last_errno();
+  b->root = std::move(fd.value());
+  AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(b->root.get()));
   b->dev = st.st_dev;
   b->root_ino = st.st_ino;
   b->seed = branch_seed(spec.path.c_str());
@@ -53,7 +51,7 @@ Status prepare_rw_branch(const Branch& b) {
   } else if (!S_ISREG(base->st_mode)) {
     // Whiteouts are hard links to the base: a planted symlink or device
     // there would turn every whiteout into one. Replace it.
-    if (S_ISDIR(base->st_mode) || ::unlinkat(root, std::string(wh::kBase).c_str(), 0) < 0) {
+    if (S_ISDIR(base->st_mode) || !sys::unlink_at(root, std::string(wh::kBase), 0).ok()) {
       spdlog::warn("branch {}: {} is not a regular file; whiteouts will be plain files",
                    b.spec.path, wh::kBase);
     } else {
@@ -62,8 +60,7 @@ Status prepare_rw_branch(const Branch& b) {
     }
   }
   for (auto d : {wh::kPlink, wh::kOrph}) {
-    if (::mkdirat(root, std::string(d).c_str(), 0700) < 0 && errno != EEXIST)
-      return last_errno();
+    if (auto s = sys::mkdir_at(root, std::string(d), 0700); !s.ok() && s.err() != EEXIST) return s;
   }
   return {};
 }
@@ -233,9 +230,9 @@ Status apply_branches(Mount& m, BranchPlan& p) {
         return refuse(p, st.err(), "branch '" + b->spec.path + "': cannot prepare: " + std::strerror(st.err()));
     } else if (was_rw && !b->writable()) {
       // rw -> ro: the whiteout base and empty plnk/orph go, as in AUFS.
-      ::unlinkat(b->root.get(), std::string(wh::kBase).c_str(), 0);
-      ::unlinkat(b->root.get(), std::string(wh::kPlink).c_str(), AT_REMOVEDIR);
-      ::unlinkat(b->root.get(), std::string(wh::kOrph).c_str(), AT_REMOVEDIR);
+      (void)sys::unlink_at(b->root.get(), std::string(wh::kBase), 0);
+      (void)sys::unlink_at(b->root.get(), std::string(wh::kPlink), AT_REMOVEDIR);
+      (void)sys::unlink_at(b->root.get(), std::string(wh::kOrph), AT_REMOVEDIR);
     }
   }
   auto ns = std::make_shared<BranchSet>();

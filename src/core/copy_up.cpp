@@ -112,11 +112,11 @@ Status copy_dir_entry(Mount& m, const BranchSet& bs, int src_b, int bw, const st
   if (auto have = sys::exists_at(dpfd.get(), name); have.ok() && have.value()) return same_dir_there();
   KeepTimes keep(dpfd.get());
   AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, name, [&](const std::string& t) {
-    return ::mkdirat(dpfd.get(), t.c_str(), 0700) == 0;
+    return made(sys::mkdir_at(dpfd.get(), t, 0700));
   }));
   auto s = copy_attrs(m, spfd.get(), sname, dpfd.get(), tmp, st,
                       bs[static_cast<size_t>(src_b)].spec.icex | bs[static_cast<size_t>(bw)].spec.icex);
-  if (s.ok()) record_ino(m, dpfd.get(), tmp, keep_ino);
+  if (s.ok()) s = record_ino(m, dpfd.get(), tmp, keep_ino);
   // The inode made here, before its name is published (after the rename
   // the name may already stand for something else).
   auto tst = sys::lstat_at(dpfd.get(), tmp);
@@ -128,7 +128,7 @@ Status copy_dir_entry(Mount& m, const BranchSet& bs, int src_b, int bw, const st
     if (!s.ok()) m.xino.unalias(bs[static_cast<size_t>(bw)].seed, tst->st_ino);
   }
   if (!s.ok()) {
-    ::unlinkat(dpfd.get(), tmp.c_str(), AT_REMOVEDIR);
+    (void)sys::unlink_at(dpfd.get(), tmp, AT_REMOVEDIR);
     if (s.err() == EEXIST) return same_dir_there();  // made meanwhile by another request
     return s;
   }
@@ -212,12 +212,10 @@ Result<std::string> make_temp_copy(Mount& m, const Branch& sb, const Branch& wb,
   }
   AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, dst.leaf, [&](const std::string& t) {
     if (fmt == S_IFREG) {
-      int r = ::openat(dst.get(), t.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (r >= 0) out.reset(r);
-      return r >= 0;
+      return made(sys::open_at(dst.get(), t, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0600), &out);
     }
-    if (fmt == S_IFLNK) return ::symlinkat(target.c_str(), dst.get(), t.c_str()) == 0;
-    return ::mknodat(dst.get(), t.c_str(), fmt | 0600, st.st_rdev) == 0;
+    if (fmt == S_IFLNK) return made(sys::symlink_at(target, dst.get(), t));
+    return made(sys::mknod_at(dst.get(), t, fmt | 0600, st.st_rdev));
   }));
   Status s;
   if (fmt == S_IFREG) {
@@ -240,9 +238,9 @@ Result<std::string> make_temp_copy(Mount& m, const Branch& sb, const Branch& wb,
   // may reach the disk before delayed-allocation data does, and after a
   // power cut the name would hide the lower file behind a short copy.
   // Metadata-only steps need no sync: the journal keeps them in order.
-  if (s.ok() && out.valid() && !m.opts.volatile_mode && ::fsync(out.get()) < 0) s = last_errno();
+  if (s.ok() && out.valid() && !m.opts.volatile_mode) s = sys::sync_fd(out.get());
   if (!s.ok()) {
-    ::unlinkat(dst.get(), tmp.c_str(), 0);
+    (void)sys::unlink_at(dst.get(), tmp, 0);
     return Errno{s.err()};
   }
   return tmp;
@@ -334,19 +332,23 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
   // noplink: a hard-linked file copied up becomes a separate inode (its
   // other names keep the lower data), so it gets its own number.
   uint64_t new_ino = (fmt == S_IFREG && hardlinked && !m.opts.plink) ? 0 : n->ino;
-  if (s.ok() && new_ino) record_ino(m, dst.get(), tmp, new_ino);
+  bool made_plink = false;
+  if (s.ok() && new_ino) s = record_ino(m, dst.get(), tmp, new_ino);
   if (s.ok() && use_plink) {
     // Before the rename: a crash then leaves a complete copy that every
-    // name of the inode already uses.
+    // name of the inode already uses. Without it the names would part
+    // (the copy for this one, the lower file for the others): fail.
     auto ls = sys::link_at(dst.get(), tmp, wb.root.get(), pl);
-    if (!ls.ok() && ls.err() != EEXIST)
-      spdlog::warn("{}: pseudo-link not recorded: {}", rel, std::strerror(ls.err()));
+    if (!ls.ok() && ls.err() != EEXIST) s = ls;
+    made_plink = ls.ok();
   }
   if (s.ok() && new_ino) m.xino.alias(wb.seed, tst->st_ino, n->ino);
   if (s.ok()) s = sys::rename_at(dst.get(), tmp, dst.get(), dst.leaf, RENAME_NOREPLACE);
   if (!s.ok()) {
     if (tst.ok() && new_ino) m.xino.unalias(wb.seed, tst->st_ino);
-    ::unlinkat(dst.get(), tmp.c_str(), 0);
+    // The pseudo-link would serve the other names from an unpublished copy.
+    if (made_plink) (void)sys::unlink_at(wb.root.get(), pl, 0);
+    (void)sys::unlink_at(dst.get(), tmp, 0);
     if (s.err() != EEXIST) return s;
     // An upper entry appeared meanwhile: use it if it is this node's (a
     // direct branch edit, or the node's own copy); another object that took
@@ -359,7 +361,7 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
   } else if (whited()) {
     // An unlink made its whiteout while the copy was being made (it checks
     // for a copy the same way after its whiteout): the name is gone.
-    ::unlinkat(dst.get(), dst.leaf.c_str(), 0);
+    (void)sys::unlink_at(dst.get(), dst.leaf, 0);
     if (new_ino) m.xino.unalias(wb.seed, tst->st_ino);
     return Errno{stale_errno(m, n)};
   }
@@ -418,19 +420,17 @@ Result<std::shared_ptr<const Orphan>> copy_up_orphan(Mount& m, const BranchSet& 
   const Branch& wb = bs[static_cast<size_t>(bw)];
   AUFS_ASSIGN_OR_RETURN(auto dfd, sys::open_beneath(wb.root.get(), std::string(wh::kOrph), O_PATH | O_DIRECTORY));
   UniqueFd out;
-  int fd = ::openat(dfd.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    out.reset(fd);
-  } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+  auto tf = sys::open_at(dfd.get(), ".", O_TMPFILE | O_RDWR, 0600);
+  if (tf.ok()) {
+    out = std::move(tf.value());
+  } else if (tf.err() == EOPNOTSUPP || tf.err() == EISDIR || tf.err() == EINVAL) {
     // No O_TMPFILE there: a temporary name, removed at once (as AUFS does).
     AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, "orph", [&](const std::string& t) {
-      int f = ::openat(dfd.get(), t.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (f >= 0) out.reset(f);
-      return f >= 0;
+      return made(sys::open_at(dfd.get(), t, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW, 0600), &out);
     }));
-    ::unlinkat(dfd.get(), tmp.c_str(), 0);
+    (void)sys::unlink_at(dfd.get(), tmp, 0);
   } else {
-    return last_errno();
+    return Errno{tf.err()};
   }
   auto in = sys::reopen(o->fd.get(), O_RDONLY | O_NOATIME);
   if (!in.ok() && in.err() == EPERM) in = sys::reopen(o->fd.get(), O_RDONLY);
@@ -477,8 +477,8 @@ Status copy_up_on_open(Mount& m, const BranchSet& bs, const NodePtr& n) {
     // moo: the source goes; nothing below needs hiding that was not hidden.
     auto [prel, leaf] = sys::split_parent(src_rel);
     auto pfd = sys::open_beneath(bs[static_cast<size_t>(top)].root.get(), prel, O_PATH | O_DIRECTORY);
-    if (pfd.ok() && ::unlinkat(pfd->get(), leaf.c_str(), 0) < 0)
-      spdlog::warn("{}: moved up, but the source stays: {}", src_rel, std::strerror(errno));
+    auto s = pfd.ok() ? sys::unlink_at(pfd->get(), leaf, 0) : Status{};
+    if (!s.ok()) spdlog::warn("{}: moved up, but the source stays: {}", src_rel, std::strerror(s.err()));
   }
   return {};
 }

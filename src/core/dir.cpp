@@ -69,7 +69,7 @@ Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, cons
         // Build the directory with its opaque marker under a temporary
         // name, so the name never appears non-opaque over lower entries.
         AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, nm, [&](const std::string& t) {
-          return ::mkdirat(pfd.get(), t.c_str(), mode & 07777) == 0;
+          return made(sys::mkdir_at(pfd.get(), t, mode & 07777));
         }));
         Status s;
         {
@@ -92,17 +92,18 @@ Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, cons
       AUFS_TRY(sys::symlink_at(*what.symlink_target, pfd.get(), nm));
     } else if (what.open) {
       int f = pass_flags(what.open_flags & ~O_TRUNC) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-      int r2 = ::openat(pfd.get(), nm.c_str(), f, mode & 07777);
-      if (r2 < 0) return last_errno();
-      fd.reset(r2);
+      AUFS_ASSIGN_OR_RETURN(fd, sys::open_at(pfd.get(), nm, f, mode & 07777));
     } else {
       AUFS_TRY(sys::mknod_at(pfd.get(), nm, mode, what.rdev));
     }
   }
   if (had_wh) {
-    auto s = remove_whiteout_if_any(pfd.get(), nm, nullptr);
-    if (!s.ok())
-      spdlog::warn("{}: could not remove whiteout: {}", sys::join(pw.rel, nm), std::strerror(s.err()));
+    // Left together, the entry and its whiteout would need the checker:
+    // the new entry goes again and the caller gets the error.
+    if (auto s = remove_whiteout_if_any(pfd.get(), nm, nullptr); !s.ok()) {
+      (void)(fmt == S_IFDIR ? remove_dir_tree_meta(pfd.get(), nm) : sys::unlink_at(pfd.get(), nm, 0));
+      return Errno{s.err()};
+    }
   }
   p->dir_gen++;
   AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(pfd.get(), nm));
@@ -168,7 +169,10 @@ Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view n
   std::string nm(name);
   AUFS_TRY(sys::link_at(spfd.get(), sname, dpfd.get(), nm));
   p->dir_gen++;
-  (void)remove_whiteout_if_any(dpfd.get(), nm, nullptr);
+  if (auto s = remove_whiteout_if_any(dpfd.get(), nm, nullptr); !s.ok()) {
+    (void)sys::unlink_at(dpfd.get(), nm, 0);  // as in make_new
+    return Errno{s.err()};
+  }
   AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(dpfd.get(), nm));
   m.tree.add_name(n, p, nm);
   m.tree.table.add_ref(n, 1);
@@ -204,7 +208,7 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
   if (top == bw) {
     auto s = sys::unlink_at(pfd.get(), nm, 0);
     if (!s.ok()) {
-      if (need_wh) ::unlinkat(pfd.get(), wh::whiteout_of(nm).c_str(), 0);
+      if (need_wh) (void)sys::unlink_at(pfd.get(), wh::whiteout_of(nm), 0);
       drop_orphan(victim);
       return s;
     }
@@ -216,7 +220,7 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
     auto up = sys::lstat_at(pfd.get(), nm);
     if (up.ok() && !S_ISDIR(up->st_mode) &&
         ino_at(m, *bs, bw, pfd.get(), nm, up.value()) == r.hits[0].ino) {
-      if (::unlinkat(pfd.get(), nm.c_str(), 0) == 0 && up->st_nlink <= 1)
+      if (sys::unlink_at(pfd.get(), nm, 0).ok() && up->st_nlink <= 1)
         m.xino.unalias_if((*bs)[static_cast<size_t>(bw)].seed, up->st_ino, r.hits[0].ino);
     }
   }
@@ -248,7 +252,7 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
   AUFS_ASSIGN_OR_RETURN(auto pfd, sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), pw.rel, O_PATH | O_DIRECTORY));
   if (need_wh) AUFS_TRY(make_whiteout(m, *bs, bw, pfd.get(), nm));
   auto undo_wh = [&] {
-    if (need_wh) ::unlinkat(pfd.get(), wh::whiteout_of(nm).c_str(), 0);
+    if (need_wh) (void)sys::unlink_at(pfd.get(), wh::whiteout_of(nm), 0);
   };
   const NodeId fence = m.tree.table.next_id();
   if (top == bw) {
@@ -278,7 +282,11 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
       // dirwh: many whiteouts inside; delete them after replying.
       m.reaper.later(pfd.get(), tmp);
     } else if (s.ok()) {
-      s = remove_dir_tree_meta(pfd.get(), tmp);
+      // No way back from here: some whiteouts inside may be gone, and the
+      // directory would come back showing lower entries. The name is gone
+      // already; what is left is a temporary (the checker removes it).
+      if (auto r2 = remove_dir_tree_meta(pfd.get(), tmp); !r2.ok())
+        spdlog::warn("{}: leftover {} could not be removed: {}", rel, tmp, std::strerror(r2.err()));
     }
     if (!s.ok()) {
       if (sys::rename_at(pfd.get(), tmp, pfd.get(), nm, RENAME_NOREPLACE).ok()) {

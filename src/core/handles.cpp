@@ -56,13 +56,13 @@ void OpenFiles::repoint_readers(const NodePtr& n, int dirfd, const std::string& 
     if (writer(fh->flags)) continue;
     int f = pass_flags(fh->flags & ~O_TRUNC) | O_CLOEXEC;
     if (dirfd != AT_FDCWD) f |= O_NOFOLLOW;
-    int fd = ::openat(dirfd, name.c_str(), f);
-    if (fd < 0) {
-      spdlog::warn("{}: an open reader keeps the old copy: {}", name, std::strerror(errno));
+    auto fd = sys::open_at(dirfd, name, f);
+    if (!fd.ok()) {
+      spdlog::warn("{}: an open reader keeps the old copy: {}", name, std::strerror(fd.err()));
       continue;
     }
     std::lock_guard<std::mutex> g(fh->mu);
-    fh->fd = std::make_shared<const UniqueFd>(fd);  // readers in flight keep the old one
+    fh->fd = std::make_shared<const UniqueFd>(std::move(fd.value()));  // readers in flight keep the old one
     fh->data_gen = n->data_gen;
     track(fh->brid, false, -1);
     track(brid, false, 1);

@@ -31,15 +31,19 @@ uint64_t ino_at(const Mount& m, const BranchSet& bs, int b, int dirfd, const std
   return val;
 }
 
-void record_ino(const Mount& m, int dirfd, const std::string& name, uint64_t ino) {
-  if (!m.persist_ino) return;
+Status record_ino(const Mount& m, int dirfd, const std::string& name, uint64_t ino) {
+  if (!m.persist_ino) return {};
   auto s = sys::setxattr_at(dirfd, name, m.ino_key.c_str(), &ino, sizeof ino, 0);
-  if (!s.ok()) {
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true))
-      spdlog::warn("cannot record inode numbers ({}): they will change after a remount",
-                   std::strerror(s.err()));
-  }
+  if (s.ok()) return {};
+  // A branch without (trusted) xattrs: numbers change after a remount. An
+  // I/O error is the copy-up's: published without its number, a hard-linked
+  // copy would lose its pseudo-link after a remount.
+  if (s.err() != ENOTSUP && s.err() != EOPNOTSUPP && s.err() != EPERM) return s;
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true))
+    spdlog::warn("cannot record inode numbers ({}): they will change after a remount",
+                 std::strerror(s.err()));
+  return {};
 }
 
 bool is_internal_xattr(std::string_view key) {

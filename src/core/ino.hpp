@@ -17,7 +17,7 @@ uint64_t ino_of(const Mount& m, const BranchSet& bs, int b, const struct stat& s
 uint64_t ino_at(const Mount& m, const BranchSet& bs, int b, int dirfd, const std::string& name,
                 const struct stat& st);
 // The number survives unmount: a copied-up entry carries it in an xattr.
-void record_ino(const Mount& m, int dirfd, const std::string& name, uint64_t ino);
+Status record_ino(const Mount& m, int dirfd, const std::string& name, uint64_t ino);
 bool is_internal_xattr(std::string_view key);
 // Pseudo-link store entry (relative to a writable branch's root).
 std::string plink_name(uint64_t ino);

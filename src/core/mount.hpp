@@ -4,6 +4,7 @@
 // which may call which. The stores own their locks (lock order: tree.hpp).
 #pragma once
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -96,6 +97,17 @@ class NameChange {
  private:
   Mount& m_;
 };
+
+// A make_temp maker's answer from a sys:: call: true, or false with errno.
+inline bool made(const Status& s) {
+  errno = s.err();
+  return s.ok();
+}
+inline bool made(Result<UniqueFd> r, UniqueFd* out) {
+  if (!r.ok()) return made(Status{Errno{r.err()}});
+  *out = std::move(r.value());
+  return true;
+}
 
 // Tries make(name) on fresh temporary names for `base` until one is not
 // taken (make fails with errno EEXIST): the name made, or the errno.

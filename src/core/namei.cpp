@@ -188,15 +188,12 @@ bool add_redirects(const Mount& m, const BranchSet& bs, int top, int dirfd, cons
       cached->extra().no_redir_ctime.store(ctime_ns);
     return false;
   }
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t k = ::read(fd->get(), buf, sizeof buf);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0 || text.size() > (1u << 20)) break;
-    text.append(buf, static_cast<size_t>(k));
+  auto text = sys::read_all(fd->get(), 1u << 20);
+  if (!text.ok()) {
+    spdlog::warn("{}: dirren record unreadable: {}", name, std::strerror(text.err()));
+    return false;
   }
-  auto es = dirren::decode(text);
+  auto es = dirren::decode(text.value());
   if (!es.ok()) {
     // Not ours, or damaged: the directory merges by name as without dirren.
     spdlog::warn("{}: invalid dirren record ignored", name);

@@ -43,12 +43,12 @@ void keep_orphan(Mount& m, const BranchSet& bs, const NodePtr& n) {
 void orphan_follows_copy(const NodePtr& n, int dirfd, const std::string& name, uint32_t brid) {
   Node::Extra* x = n->extra_if();
   if (!x || !x->orphan) return;
-  int fd = ::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
+  auto fd = sys::open_at(dirfd, name, O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) {
     x->orphan.reset();
     return;
   }
-  x->orphan = std::make_shared<const Orphan>(UniqueFd(fd), brid);
+  x->orphan = std::make_shared<const Orphan>(std::move(fd.value()), brid);
 }
 
 void drop_orphan(const NodePtr& n) {

@@ -18,9 +18,8 @@ BranchFacts facts(const Mount& m, const BranchSet& bs, const std::vector<int>& p
   f.shadow = name_whiteout;
   if (parent_opaque >= 0 && (f.shadow < 0 || parent_opaque < f.shadow)) f.shadow = parent_opaque;
   f.free_bytes = [&bs](int b) -> uint64_t {
-    struct statvfs v;
-    if (::fstatvfs(bs[static_cast<size_t>(b)].root.get(), &v) < 0) return 0;
-    return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+    auto v = sys::statvfs_fd(bs[static_cast<size_t>(b)].root.get());
+    return v.ok() ? static_cast<uint64_t>(v->f_bavail) * v->f_frsize : 0;
   };
   return f;
 }

@@ -53,6 +53,9 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
     // name's whiteout hides it, nothing needs to follow the directory.
     if (lb.writable()) continue;
     auto st = stat_at(bs, b, w.at(i));
+    // Only a part that is gone may be left out: on an I/O error the record
+    // would drop the directory's lower contents.
+    if (!st.ok() && !absent(st.err())) return Errno{st.err()};
     if (!st.ok() || !S_ISDIR(st->st_mode)) continue;  // vanished: nothing to keep
     es.push_back({static_cast<uint64_t>(lb.dev), static_cast<uint64_t>(lb.root_ino),
                   static_cast<uint64_t>(st->st_ino), lb.spec.path, w.at(i)});
@@ -67,27 +70,22 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
   AUFS_ASSIGN_OR_RETURN(
       std::string tmp,
       make_temp(m, dirren::kRecordName.substr(wh::kDoublePrefix.size()), [&](const std::string& t) {
-        int r = ::openat(dfd.get(), t.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-                         0444);
-        if (r >= 0) f.reset(r);
-        return r >= 0;
+        return made(sys::open_at(dfd.get(), t, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0444), &f);
       }));
   // Complete and on disk before its name appears (a torn record would be
   // ignored, and the directory would lose its lower contents).
-  Status s;
-  if (::write(f.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-      ::fsync(f.get()) != 0)
-    s = last_errno();
+  Status s = sys::write_all(f.get(), text);
+  if (s.ok()) s = sys::sync_fd(f.get());
   f.reset();
   if (s.ok()) s = sys::rename_at(dfd.get(), tmp, dfd.get(), std::string(dirren::kRecordName), 0);
   if (!s.ok()) {
-    ::unlinkat(dfd.get(), tmp.c_str(), 0);
+    (void)sys::unlink_at(dfd.get(), tmp, 0);
     return Errno{s.err()};
   }
   // The record's name on disk before the whiteout and the rename that
   // depend on it (they are in other directories: no ordering without).
   if (auto rd = sys::open_beneath(dirfd, name, O_RDONLY | O_DIRECTORY); rd.ok())
-    (void)::fsync(rd->get());
+    (void)sys::sync_fd(rd->get());
   return out;
 }
 }  // namespace
@@ -210,7 +208,7 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
     if (is_opaque_on_tgt(pfd, n)) return {};
     AUFS_ASSIGN_OR_RETURN(auto dfd, sys::open_beneath(pfd, n, O_PATH | O_DIRECTORY));
     AUFS_TRY(make_opaque(m, *bs, btgt, dfd.get()));
-    undo.push([pfd, n] { ::unlinkat(pfd, (n + "/" + std::string(wh::kOpaque)).c_str(), 0); });
+    undo.push([pfd, n] { (void)sys::unlink_at(pfd, n + "/" + std::string(wh::kOpaque), 0); });
     return {};
   };
 
@@ -248,7 +246,7 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
     AUFS_ASSIGN_OR_RETURN(redir, write_redirects(m, *bs, btgt, sw, sfd, name, &record_created));
     if (record_created)
       undo.push([sfd, name] {
-        ::unlinkat(sfd, sys::join(name, std::string(dirren::kRecordName)).c_str(), 0);
+        (void)sys::unlink_at(sfd, sys::join(name, std::string(dirren::kRecordName)), 0);
       });
   }
   bool need_src_wh = rs.lower_exists || stop != btgt ||
@@ -257,7 +255,7 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
     AUFS_ASSIGN_OR_RETURN(bool had, sys::exists_at(sfd, wh::whiteout_of(name)));
     if (!had) {
       AUFS_TRY(make_whiteout(m, *bs, btgt, sfd, name));
-      undo.push([sfd, name] { ::unlinkat(sfd, wh::whiteout_of(name).c_str(), 0); });
+      undo.push([sfd, name] { (void)sys::unlink_at(sfd, wh::whiteout_of(name), 0); });
     }
   }
   // A redirected directory needs no opaque marker: its record already

@@ -20,16 +20,15 @@ bool recent(const struct timespec& t) {
 }
 
 KeepTimes::KeepTimes(int dirfd) : fd_(dirfd) {
-  struct stat st;
-  if (::fstatat(fd_, "", &st, AT_EMPTY_PATH) == 0) {
-    ts_[0] = st.st_atim;
-    ts_[1] = st.st_mtim;
+  if (auto st = sys::fstat_fd(fd_); st.ok()) {
+    ts_[0] = st->st_atim;
+    ts_[1] = st->st_mtim;
     ok_ = true;
   }
 }
 
 KeepTimes::~KeepTimes() {
-  if (ok_) ::utimensat(AT_FDCWD, sys::proc_fd_path(fd_).c_str(), ts_, 0);
+  if (ok_) (void)sys::utimens_at(fd_, "", ts_);
 }
 
 Result<ParentFd> open_parent_of(int root, const std::string& rel) {
@@ -39,10 +38,8 @@ Result<ParentFd> open_parent_of(int root, const std::string& rel) {
 }
 
 Status create_readonly_file(int dirfd, const std::string& name) {
-  int fd = ::openat(dirfd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444);
-  if (fd < 0) return last_errno();
-  ::fchmod(fd, 0444);  // whatever the umask took away
-  ::close(fd);
+  AUFS_ASSIGN_OR_RETURN(auto fd, sys::open_at(dirfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0444));
+  (void)sys::chmod_fd(fd.get(), 0444);  // whatever the umask took away
   return {};
 }
 
@@ -52,15 +49,15 @@ Status remove_dir_tree_meta(int parentfd, const std::string& name) {
   for (auto& e : ents)
     if (!wh::is_whiteout_name(e.name)) return Errno{ENOTEMPTY};
   for (auto& e : ents) {
-    if (::unlinkat(dfd.get(), e.name.c_str(), 0) == 0) continue;
-    if (errno == EISDIR || errno == EPERM) {
+    auto s = sys::unlink_at(dfd.get(), e.name, 0);
+    if (s.ok()) continue;
+    if (s.err() == EISDIR || s.err() == EPERM) {
       AUFS_TRY(remove_dir_tree_meta(dfd.get(), e.name));
       continue;
     }
-    if (errno != ENOENT) return last_errno();
+    if (s.err() != ENOENT) return s;
   }
-  if (::unlinkat(parentfd, name.c_str(), AT_REMOVEDIR) < 0) return last_errno();
-  return {};
+  return sys::unlink_at(parentfd, name, AT_REMOVEDIR);
 }
 
 }  // namespace aufs::core

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "aufs_fuse/sys.hpp"
 #include "core/util.hpp"
 
 namespace aufs::core {
@@ -12,11 +13,12 @@ Status make_whiteout(Mount& m, const BranchSet& bs, int bw, int dirfd, std::stri
   const Branch& b = bs[static_cast<size_t>(bw)];
   std::string whname = name == wh::kOpaque ? std::string(name) : wh::whiteout_of(name);
   if (!b.spec.nolwh && b.base_ok) {
-    if (::linkat(b.root.get(), std::string(wh::kBase).c_str(), dirfd, whname.c_str(), 0) == 0) {
+    auto s = sys::link_at(b.root.get(), std::string(wh::kBase), dirfd, whname);
+    if (s.ok()) {
       m.counters.whiteouts++;
       return {};
     }
-    if (errno == EEXIST) return {};
+    if (s.err() == EEXIST) return {};
     // EMLINK, missing base, ...: fall back to a plain whiteout file.
   }
   auto s = create_readonly_file(dirfd, whname);
@@ -31,12 +33,12 @@ Status make_opaque(Mount& m, const BranchSet& bs, int bw, int dirfd) {
 
 Status remove_whiteout_if_any(int dirfd, std::string_view name, bool* removed) {
   std::string whname = wh::whiteout_of(name);
-  if (::unlinkat(dirfd, whname.c_str(), 0) == 0) {
+  auto s = sys::unlink_at(dirfd, whname, 0);
+  if (s.ok()) {
     if (removed) *removed = true;
     return {};
   }
-  if (errno == ENOENT) return {};
-  return last_errno();
+  return s.err() == ENOENT ? Status{} : s;
 }
 
 }  // namespace aufs::core
