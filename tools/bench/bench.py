@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 ALL_TARGETS = ["plain", "overlay", "fuse-overlayfs", "unionfs-fuse", "mergerfs",
-               "aufs-fuse", "aufs-fuse-notify", "aufs-fuse-none"]
+               "aufs-fuse", "aufs-fuse-notify", "aufs-fuse-none", "aufs-fuse-volatile"]
 DEFAULT_TARGETS = ["plain", "overlay", "fuse-overlayfs", "unionfs-fuse", "mergerfs",
                    "aufs-fuse"]
 FUSE_PEERS = ["fuse-overlayfs", "unionfs-fuse", "mergerfs"]
@@ -985,9 +985,14 @@ class AufsFuseNotify(AufsFuse):
     extra = "udba=notify"
 
 
+class AufsFuseVolatile(AufsFuse):
+    extra = "volatile"  # copy-ups not synced before they are published
+
+
 TARGET_CLASSES = {"plain": Plain, "overlay": Overlay, "fuse-overlayfs": FuseOverlayfs,
                   "unionfs-fuse": UnionfsFuse, "mergerfs": Mergerfs, "aufs-fuse": AufsFuse,
-                  "aufs-fuse-notify": AufsFuseNotify, "aufs-fuse-none": AufsFuseNone}
+                  "aufs-fuse-notify": AufsFuseNotify, "aufs-fuse-none": AufsFuseNone,
+                  "aufs-fuse-volatile": AufsFuseVolatile}
 
 
 # --------------------------------------------------------------------------
@@ -1730,7 +1735,7 @@ class Bench:
                         (lw["daemon_peak_rss_kib"] - lw["daemon_rss_after_mount_kib"]) * 1024
                         / self.fx.info["union_paths"], 1)
         i5 = {}
-        for t in ("aufs-fuse", "aufs-fuse-notify", "aufs-fuse-none"):
+        for t in ("aufs-fuse", "aufs-fuse-notify", "aufs-fuse-none", "aufs-fuse-volatile"):
             if t in tnames and t not in self.invalid:
                 rows, slower = self.issue5(S, geo, t)
                 i5[t] = {"targets": rows, "slower_than_best_fuse_peer": slower}
