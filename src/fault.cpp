@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The fault injector behind AUFS_SYSCALL (see fault.hpp); compiled only
 // with -Dfault_injection=true.
 #include "aufs_fuse/fault.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // aufs-fuse daemon: parse and validate options, open the branches, mount,
 // serve. Every error before mounting is one line on stderr and exit 1.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The daemon's -o options (see option_table.hpp).
 #include "option_table.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The daemon's -o options as one table: the parser (options.cpp) and --help
 // read it, so an option is declared once with its spellings, its argument
 // and its help.

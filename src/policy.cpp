@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "aufs_fuse/policy.hpp"
 
 #include <charconv>

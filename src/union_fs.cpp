@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The Union facade: each call forwards to the module that owns it.
 #include "aufs_fuse/union_fs.hpp"
 

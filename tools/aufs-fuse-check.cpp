@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // aufs-fuse-check: offline consistency check of AUFS branches (auchk).
 // Exit status: 0 clean (or everything repaired), 1 problems remain, 2 error.
 #include <cstdio>

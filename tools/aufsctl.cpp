@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // aufsctl: inspect and change a running aufs-fuse mount through its control
 // file (the /sys/fs/aufs/si_*/br* view of kernel AUFS, plus live counters).
 #include <errno.h>

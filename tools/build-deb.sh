@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds the aufs-fuse .deb with dpkg-buildpackage from a clean copy of the
 # source tree (git's files, including uncommitted changes, when it is a git
 # checkout; else the tree without build directories), checks it with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Configures (once) and builds aufs-fuse into ./build.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One command: install dependencies, build, and run the AUFS walk-through
 # (container layer over three image layers) on a real mount in a temp dir,
 # printing the mount and every branch before and after each step.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # libFuzzer runs of the targets in tests/fuzz (issue 6): the option/branch
 # parser, the whiteout name codec, the directory merge and the dirren
 # record codec.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs the Debian 12 packages aufs-fuse needs to build, test and demo
 # (debhelper and lintian: tools/build-deb.sh, for the package suite).
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
 # meson install script: links mount.aufs and mount.fuse.aufs into the
 # directory mount(8) searches (/sbin), pointing at the helper in sbindir.
 #   $1 = that directory (-Dmount_helper_dir), $2 = prefix/sbindir

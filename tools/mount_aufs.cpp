@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // mount.aufs: the mount(8) helper. `mount -t aufs -o br=... none MNT`, fstab
 // lines of type aufs (or fuse.aufs) and `mount -o remount,append:... MNT`
 // end up here. Mounting runs the aufs-fuse daemon; remounting sends branch

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One command: install dependencies, build, and run every test suite (unit,
 # core, mount, containers, reliability, package). Nothing is installed into
 # the system: the mount suite sees a staged install (tests/mount/

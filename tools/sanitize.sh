@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sanitizer runs (issue 6).
 #   asan: build-asan with AddressSanitizer+UndefinedBehaviorSanitizer; runs the
 #         unit, core and mount suites with the instrumented daemon (the mount

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Prints one closing line 'tests: N passed, N failed, N skipped' from the
 JUnit report meson writes for GoogleTest suites (one line per test case)."""
 import sys

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The version the programs print: the release, plus the git revision when
 # the tree came from git.
 #   tools/version.sh RELEASE   (meson's vcs_tag runs it)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Branches: one member directory each, opened once at mount. A BranchSet is
 // an immutable snapshot; requests hold a shared_ptr to it for their whole
 // duration, so a future branch change can publish a new set safely.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Offline consistency check of a branch (the auchk equivalent), also run by
 // the daemon on its rw branches before mounting. It never follows symlinks
 // and never leaves the branch.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The control file: a hidden root entry whose xattrs expose a mount's state
 // and accept branch changes. The daemon, aufsctl and mount.aufs share these
 // names. Its name starts with ".wh." so it can never collide with a user's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Values the core's operations take and return.
 #pragma once
 #include <sys/stat.h>

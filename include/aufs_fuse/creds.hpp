@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Per-thread credentials. setfsuid/setfsgid/setgroups through raw syscalls
 // change only the calling thread (glibc's wrappers change every thread).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Directory-rename records (-o dirren), pure encode/decode, no I/O.
 //
 // A directory renamed while lower branches still contribute entries is not

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Injected system-call faults, for tests only (meson -Dfault_injection=true;
 // tests/reliability/README.md). Every branch system call goes through
 // AUFS_SYSCALL in sys.cpp; in a normal build the macro is the bare call, so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Open files and directories of the union, and removed files the kernel may
 // still reach by node.
 #pragma once

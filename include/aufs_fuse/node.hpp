@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Union objects known to the kernel, and the table that owns them.
 //
 // Lifetimes: the kernel holds `nlookup` references on a node (lookup, create,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // udba=notify: inotify watches on the branch directories behind every cached
 // union directory. A change made directly in a branch (behind the mount's
 // back) is reported to a callback, which the FUSE adapter turns into kernel

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Mount options: a pure parser (no I/O) and a validator that checks the
 // parsed branches against the filesystem. Both report the first problem as
 // one human-readable line.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Writable-branch selection (AUFS create= and cpup= policies). Pure: the
 // caller describes the branches; no I/O except through `free_bytes`.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Result<T>: a value or a positive errno. The only error currency below the
 // FUSE adapter; no exception crosses into libfuse.
 #pragma once

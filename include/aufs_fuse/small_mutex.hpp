@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A 4-byte mutex for objects that exist by the hundred thousand (one per
 // cached node): glibc's std::mutex takes 40 bytes. Uncontended lock and
 // unlock are one atomic operation each; waiters sleep on a futex.

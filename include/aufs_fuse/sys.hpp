@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Thin fd-relative syscall wrappers: every system call the core makes on a
 // branch goes through one of these (so a fault-injection build can fail
 // any of them, include/aufs_fuse/fault.hpp); EINTR is retried inside. Every path the daemon opens inside a

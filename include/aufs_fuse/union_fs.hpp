@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The union file system core: AUFS semantics over branch directories,
 // addressed by NodeId, independent of libfuse. The FUSE adapter translates
 // requests into these calls; core tests call them directly.

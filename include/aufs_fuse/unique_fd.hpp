@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Move-only owner of one file descriptor.
 #pragma once
 #include <unistd.h>

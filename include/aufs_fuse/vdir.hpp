@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Merged directory listing (AUFS "vdir"): pure merge of per-branch listings.
 #pragma once
 #include <sys/types.h>

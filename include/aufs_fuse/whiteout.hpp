@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // AUFS on-disk naming rules (pure functions, no I/O).
 //   .wh.NAME          whiteout: hides NAME on this and lower branches
 //   .wh..wh..opq      opaque marker inside a directory

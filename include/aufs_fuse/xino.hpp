@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Inode numbers (AUFS "xino"). A union object's number is derived from the
 // branch inode that first supplied it: XXH3(branch seed, branch ino). The
 // branch seed comes from the branch's absolute path, so numbers of untouched

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Attributes (overlayfs's inode.c): getattr with udba=reval's check of the
 // backing entry, setattr with copy-up, readlink, access, statfs, fsyncdir.
 #include "core/attr.hpp"

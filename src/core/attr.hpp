@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Attributes of union objects (overlayfs's inode.c).
 #pragma once
 #include <sys/stat.h>

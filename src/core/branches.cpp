@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Branches of a mount (overlayfs's super.c): opening them at mount time,
 // preparing writable ones, and live branch changes (remount).
 #include "core/branches.hpp"

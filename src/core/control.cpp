@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The control file (see control.hpp).
 #include "core/control.hpp"
 

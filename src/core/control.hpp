@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The control file (include/aufs_fuse/control.hpp): the mount's state as
 // JSON, which branch serves a name, and branch changes (remount).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Copy-up (see copy_up.hpp).
 #include "core/copy_up.hpp"
 

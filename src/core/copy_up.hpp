@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Copy-up (overlayfs's copy_up.c): making a node's data writable by copying
 // it, with its missing parent directories, to a writable branch. Every copy
 // is built under a hidden temporary name and published by a rename with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Namespace operations in one directory (overlayfs's dir.c).
 #pragma once
 #include <string>

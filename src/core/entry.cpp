@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Cached nodes for resolved names (see entry.hpp).
 #include "core/entry.hpp"
 

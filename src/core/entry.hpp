@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Cached nodes for resolved names: lookup, and what a removed name does to
 // the nodes that stood for it.
 #pragma once

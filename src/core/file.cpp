@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Opening files (overlayfs's file.c): copy-up at open for writing, the
 // coo/moo attributes, and removed files reached by node.
 #include "core/file.hpp"

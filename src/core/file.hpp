@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Opening files (overlayfs's file.c).
 #pragma once
 #include <memory>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Open files (see handles.hpp).
 #include "core/handles.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Open files: handles, their registration on the node, and counts per
 // branch (a branch with open files cannot be removed or made read-only).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Union inode numbers (see ino.hpp).
 #include "core/ino.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Union inode numbers (xino), the pseudo-link store's names and the core's
 // own xattrs.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The rdcache's budget (see listing_cache.hpp).
 #include "core/listing_cache.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The rdcache's budget: merged listings kept on directory nodes, oldest
 // first; past the budget (entries) the oldest go. The newest always stays.
 #pragma once

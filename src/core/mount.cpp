@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Mount-wide rules that need no other module (see mount.hpp).
 #include "core/mount.hpp"
 

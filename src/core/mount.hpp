@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The state of one mount, shared by the core's modules (overlayfs's struct
 // ovl_fs): options, the branch snapshot, the node tree and the stores. The
 // modules are free functions taking a Mount&; docs/architecture.md says

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Name resolution (see namei.hpp).
 #include "core/namei.hpp"
 

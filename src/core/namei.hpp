@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Name resolution (overlayfs's namei.c): which branches hold a name, its
 // whiteouts and opaque markers, dirren redirects, and where a cached node
 // lives now.

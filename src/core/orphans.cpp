@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Orphans (see orphans.hpp).
 #include "core/orphans.hpp"
 

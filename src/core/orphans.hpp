@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Orphans (struct Orphan): a removed file kept reachable by node until the
 // kernel forgets it. The orphan lives in the node's Extra, under Node::mu.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Branch choice (see placement.hpp).
 #include "core/placement.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which writable branch gets a new name or a copy-up: the create= and
 // cpup= policies (policy.cpp) applied to a mount's branches.
 #pragma once

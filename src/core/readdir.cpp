@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Directory listings (overlayfs's readdir.c): the merged listing of every
 // branch's copy, kept up to rdcache seconds while nothing changed.
 #include "core/readdir.hpp"

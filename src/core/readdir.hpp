@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Directory listings (overlayfs's readdir.c).
 #pragma once
 #include <memory>

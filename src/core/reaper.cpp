@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The dirwh reaper (see reaper.hpp).
 #include "core/reaper.hpp"
 

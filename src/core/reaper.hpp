@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A background worker that removes directories renamed aside by rmdir
 // (dirwh: many whiteouts inside). If the daemon stops first, the hidden
 // leftovers are removed by the branch check at the next mount.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // rename(2) of the union (overlayfs's ovl_rename in dir.c): plan the target
 // branch and what must hide or stay, bring both names up, then change the
 // branches in an order that shows the old or the new name at every step.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // rename(2) of the union, with RENAME_NOREPLACE and RENAME_EXCHANGE; dirren
 // moves a directory with lower parts through a redirect record.
 #pragma once

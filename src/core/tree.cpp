@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The node tree (see tree.hpp).
 #include "core/tree.hpp"
 

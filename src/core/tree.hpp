@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The node tree: which union objects the kernel knows, their names and
 // parents (go-fuse's inode tree; overlayfs keeps this in the dcache). Only
 // this module reads or writes Node::parent, name, children and unlinked,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // udba=notify (see udba.hpp).
 #include "core/udba.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // udba=notify: inotify watches on every branch copy of the cached
 // directories, and the invalidation they trigger.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Helpers without mount state (see util.hpp).
 #include "core/util.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Small helpers of the core's modules, with no mount state (overlayfs's
 // util.c).
 #pragma once

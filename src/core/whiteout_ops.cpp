@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Whiteouts and opaque markers (see whiteout_ops.hpp).
 #include "core/whiteout_ops.hpp"
 

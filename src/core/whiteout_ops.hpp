@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Whiteouts and opaque markers on a writable branch.
 #pragma once
 #include <string_view>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Extended attributes (see xattr.hpp).
 #include "core/xattr.hpp"
 

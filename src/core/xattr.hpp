@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Extended attributes of union objects (overlayfs's xattrs.c): read from
 // the top copy, written after a copy-up; the core's own keys stay hidden.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Each callback: decode, call the core, reply. The core never sees libfuse
 // types; no exception crosses back into libfuse (guard() maps them).
 #include "adapter.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // FUSE low-level adapter: decodes requests, runs the core, encodes replies.
 #pragma once
 #define FUSE_USE_VERSION 312

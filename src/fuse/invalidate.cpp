@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Notifications to the kernel that its cached entries are stale (see
 // adapter.hpp).
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The FUSE session of a mount (see session.hpp).
 #include "fuse/session.hpp"
 

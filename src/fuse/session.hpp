@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The FUSE session of a mount: libfuse's arguments from our options, the
 // kernel's cache timeouts, mounting, daemonizing and the request loop.
 #pragma once

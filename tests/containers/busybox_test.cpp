@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A container root file system: an image layer holding Debian's busybox
 // (busybox-static, `busybox --install -s`) and a container layer on top.
 // Inside `unshare --mount --pid --fork` the daemon mounts the union (dev,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "container_support.hpp"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Helpers for the container test tier: root file systems made from Debian
 // packages, running scripts inside a fresh mount + PID namespace, and tree
 // scans that compare two views of a root file system.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Dynamic binaries in a container: a small Debian root file system made with
 // `debootstrap --variant=minbase bookworm` is the read-only image layer, a
 // fresh container layer lies on top. Inside `unshare --mount --pid --fork`

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // aufs-fuse-image diff and commit (docker diff / docker commit): a busybox
 // container's rw branch with created, changed, deleted and renamed files
 // and directories (one renamed through a dirren record), a pseudo-linked

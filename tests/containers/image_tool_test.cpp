@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // aufs-fuse-image: one command mounts an OCI image layout (built here with
 // Debian's umoci). Layers are extracted once into the content-addressed
 // store and shared: a second mount of the same image, or of another image

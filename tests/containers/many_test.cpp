@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Many containers, one image: N daemons share the same read-only image
 // branch, each with its own rw branch, and run a write-heavy workload at the
 // same time (untar a few thousand small files, append to image files, delete

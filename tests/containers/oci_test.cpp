@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // OCI layers as branches. Debian's umoci builds an OCI image from a busybox
 // root file system; later layers delete files, delete and recreate a
 // directory, replace a directory by a file and a file by a directory, add

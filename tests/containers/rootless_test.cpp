@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Without root: an ordinary user (nobody, uid 65534) mounts a union of
 // directories it owns through fusermount3 (the daemon started as that user
 // with setpriv), uses it, and unmounts with `fusermount3 -u`. Files land in

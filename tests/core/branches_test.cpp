@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Core tier (several writable branches (policies) and live branch changes).
 #include "union_fixture.hpp"
 

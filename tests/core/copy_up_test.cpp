@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Core tier (copy-up of data, metadata, special files; open readers follow it).
 #include "union_fixture.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Core tier (create, mkdir, link, unlink and rmdir: whiteouts, hard links, owners).
 #include "union_fixture.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Core tier (dirren: directory rename through redirect records).
 #include "union_fixture.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Injected I/O faults at every branch system call (issue 18), as SQLite's
 // I/O-error tests do. Built only with -Dfault_injection=true. For each
 // operation: one run counts its calls K; then for N = 1..K and each errno,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Core tier (name resolution: merging, whiteouts, opaque directories, inode numbers).
 #include "union_fixture.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Core tier (requests interleaved by test hooks: stale lookups, removed nodes, reused inodes).
 #include "union_fixture.hpp"
 

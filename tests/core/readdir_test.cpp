@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Core tier (listings: shwh, the rdcache and its budget, nodirperm1, readdirplus).
 #include "union_fixture.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Core tier (rename: whiteouts, flags, the EXDEV rule for directories).
 #include "union_fixture.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Branch-path primitives on real directories.
 #include <gtest/gtest.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The core tier's fixture: branches in a temporary directory, a Union over
 // them (no FUSE), and shell-like helpers (walk, ls, cat, mkdir, rename...).
 #pragma once

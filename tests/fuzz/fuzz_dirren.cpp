@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // libFuzzer target: the dirren record codec (include/aufs_fuse/dirren.hpp).
 // The record is read from a branch, so its bytes are untrusted. Invariants:
 //  * decode accepts only entries whose path stays below the branch root

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // libFuzzer target: the mount option and branch parsers
 // (include/aufs_fuse/options.hpp). The input is split into a mode byte and
 // text. Checked beyond "no crash, no sanitizer report":

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // libFuzzer target: the merged directory listing (merge_listings in
 // include/aufs_fuse/vdir.hpp). The input describes 1..5 branch listings
 // with names from a small alphabet (so names, whiteouts and long names

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // libFuzzer target: the whiteout name codec (include/aufs_fuse/whiteout.hpp).
 // Invariants, for any name:
 //  * whiteout_of(name) is a whiteout name; its target is name again unless

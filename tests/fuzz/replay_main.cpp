@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Runs a fuzz target over files (or directories of files) given on the
 // command line, without libFuzzer: the regression corpus in CI (gcc builds).
 #include <dirent.h>

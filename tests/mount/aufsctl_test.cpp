@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // aufsctl: branch listing (text and JSON) before and after changes, live
 // counters, `which`, and refusal of changes by a user who does not own the
 // mount.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Two unions over the same lower branch, each with its own rw branch.
 #include <sys/stat.h>
 #include <unistd.h>

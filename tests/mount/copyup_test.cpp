@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Copy-up: each metadata or data change of a lower object copies it to the
 // rw branch with its data, mode, owner, times and xattrs; the lower branch is
 // never touched.

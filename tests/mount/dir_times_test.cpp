@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Parent directory times after namespace operations: every operation runs
 // once on a plain directory tree (the reference) and once through the
 // union, and the parents' mtime and ctime must advance exactly when they

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // -o dirren: renaming a directory with lower parts through a redirect
 // record, seen through the real daemon; and a Docker-aufs layout fixture.
 #include <stdio.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // fstab: `mount --fstab FILE -a` and `mount --fstab FILE MNT` with lines of
 // type aufs (mount.aufs) and fuse.aufs-fuse (mount.fuse3), nofail, noauto,
 // x-systemd.* options, and paths with spaces (\040) and commas (quoted).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Hard links under the kernel's caches: a change made through one name of a
 // hard-linked file shows at once through every other name (data, size,
 // mode, owner, times, xattrs, nlink), with the attribute cache's timeouts of

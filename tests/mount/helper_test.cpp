@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // mount(8) integration: `mount -t aufs` through the installed mount.aufs
 // helper, `-t fuse.aufs-fuse` through Debian's mount.fuse3, flags, and the
 // helper's refusals (one clear line, non-zero exit, nothing left mounted).

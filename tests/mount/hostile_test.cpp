@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Hostile branch content: symlinks pointing outside the branches. The kernel
 // follows symlinks met on the mount (normal symlink semantics); the daemon
 // itself must only ever act on the links, never on their targets.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Inode numbers: stable across copy-up, equal to readdir's d_ino, shared by
 // lower hard links.
 #include <dirent.h>

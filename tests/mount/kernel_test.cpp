@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Kernel-level sanity: ordinary tools and the directory stream API.
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Hard links and symlinks made through the union.
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Documentation checks: every page in man/ (enumerated at run time, so new
 // pages are covered) renders without groff or man warnings and is installed
 // by `meson install`; the required pages exist; the daemon's options are all

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Mount test tier: starts the real aufs-fuse daemon on a private temporary
 // mount and drives it with real commands and system calls.
 //

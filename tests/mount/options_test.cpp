@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Command line errors: one line on stderr, exit status 1, nothing mounted,
 // the branches untouched.
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Overlay-style options: lowerdir=a:b,upperdir=u,workdir=w is the union
 // br=u=rw:a=ro+wh:b=ro+wh; writes land in upperdir, deletions are AUFS
 // whiteouts (.wh.NAME hard links), never overlayfs character devices.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Live branch changes with `mount -o remount,...` (AUFS syntax) on a mount
 // made by mount(8), with files open and the daemon's default (caching)
 // timeouts, so the new view must come from cache invalidation.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // rename(2) and renameat2(2) through the union.
 #include <fcntl.h>
 #include <stdio.h>

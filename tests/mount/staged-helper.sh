@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Runs the mount test binary so that mount(8) finds this build's helper,
 # without installing anything into the running system: a DESTDIR install
 # into BUILD/stage, shown over /sbin's real directory by a read-only

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "tools_support.hpp"
 
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Support for the tests of the user-facing tools: mount(8) with the
 // mount.aufs helper, fstab, remount, aufsctl.
 #pragma once

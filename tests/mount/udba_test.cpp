@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // udba=none|reval|notify: what a user sees when a branch is edited
 // directly, behind the union's back. These mounts keep the daemon's own
 // timeouts (mount_cached): none 86400 s, reval 1 s, notify 3600 s.

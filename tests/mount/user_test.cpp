@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A non-root user on a mount started by root with allow_other: files are
 // created as the caller, permissions are enforced (default_permissions).
 #include <fcntl.h>

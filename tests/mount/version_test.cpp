@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Every tool answers --version (and -V) with one line naming the release
 // of meson.build and, in a git checkout, the revision it was built from.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The classic AUFS walk-through: a container layer (rw) over three image
 // layers, then append / rm / create through the union.
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Whiteouts, opaque directories, reserved names and name lengths.
 #include <fcntl.h>
 #include <sys/stat.h>

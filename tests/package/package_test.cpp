@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Package tier: the aufs-fuse .deb that tools/build-deb.sh made is installed
 // with dpkg into this system, the README walk-through is mounted with
 // `mount -t aufs` through the installed helper and daemon, and the package

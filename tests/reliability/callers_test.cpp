@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Non-root callers on an allow_other mount, and privilege bits.
 //
 // Every operation is run twice, as the same user with the same tree: once

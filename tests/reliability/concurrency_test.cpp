@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Concurrency: seeded random operations from several threads at once
 // through the mount.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Crash images (issue 18): what a power cut leaves of the rw branch.
 
 The rw branch lives on a small ext4 or xfs filesystem in a loop device. While

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Crash safety: the daemon is killed with SIGKILL (only the pid this test
 // started) at seeded random points inside copy-ups of large files, unlink
 // and rmdir with whiteouts, renames and mkdir over whiteouts; the dead mount

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Faults under the rw branch: full (a 1 MiB tmpfs), made read-only, removed
 // or replaced while mounted; and a daemon with a tiny RLIMIT_NOFILE. The
 // callers get clear errors (ENOSPC, EROFS, ENOENT, EMFILE), no partial

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Hostile lower branches: symlinks to / and outside the branches, ".."
 // chains, device nodes, whiteouts that are directories, symlinks or
 // non-empty files, a name together with its whiteout, 255-byte names and a

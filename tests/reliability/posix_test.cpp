@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // POSIX conformance: one script of system calls (chmod, chown, link, mkdir,
 // mkfifo, mknod, open, rename, rmdir, symlink, truncate, unlink, utimensat,
 // set-id clearing, sticky directories, ELOOP, ENAMETOOLONG, O_EXCL,

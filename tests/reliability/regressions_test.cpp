@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Minimal reproductions of product bugs found by the reliability tests,
 // kept as regression tests (each names the test that found it).
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "rel_support.hpp"
 
 #include <dirent.h>

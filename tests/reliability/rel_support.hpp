@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Reliability tier support: a wrapper around the mount fixture
 // (tests/mount/mount_fixture.*, used as is) with what the reliability and
 // security tests need on top of it:

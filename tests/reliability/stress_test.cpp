@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // stress-ng filesystem stressors against the mount, and lookup/forget
 // accounting (the daemon's node count after a big walk and drop_caches).
 #include <fstream>

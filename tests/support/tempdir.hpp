@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Test helpers: a temporary directory removed recursively on destruction,
 // and small file helpers.
 #pragma once

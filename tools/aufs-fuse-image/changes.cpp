@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Turns a writable branch into OCI layer entries. The branch is read as
 // it is (as Docker's aufs driver did), with what AUFS can express and OCI
 // cannot converted:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The changes of a writable branch against the image layers below it, as
 // the entries of an OCI layer (the input of `diff` and `commit`).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // `aufs-fuse-image diff` (docker diff) and `aufs-fuse-image commit`
 // (docker commit): the changes of a container's rw branch, and a new image
 // made of the parent image's layers plus one layer from the branch.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // aufs-fuse-image: what the parts of the tool share (errors, messages,
 // sha256, OCI image layouts, the layer store, paths).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A layer blob read through libarchive's decompressors, hashed on the way.
 #pragma once
 #include <archive.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Writes layer entries as a reproducible tar (PAX, sorted, no atime,
 // ctime, user or group names; whiteouts with fixed headers), compressed on
 // the fly, streaming: file data goes through a fixed buffer, and the

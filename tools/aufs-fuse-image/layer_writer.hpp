@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A layer blob written from layer entries (see layer_writer.cpp).
 #pragma once
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // aufs-fuse-image: mount an OCI image layout with aufs-fuse in one command.
 //
 //   aufs-fuse-image [OPTIONS] LAYOUT[:TAG] MOUNTPOINT

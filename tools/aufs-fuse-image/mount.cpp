@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Mounting an image: layers into the store, then aufs-fuse with the layers
 // as ro+wh branches under the optional rw branch.
 #include <unistd.h>

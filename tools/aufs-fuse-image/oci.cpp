@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // OCI image layouts: blobs checked against their digests, the manifest of
 // a tag, the image's layers and diff_ids.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Path helpers of the tool.
 #include <dirent.h>
 #include <limits.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The content-addressed layer store: STORE/sha256/<hex> per layer blob,
 // extracted once with libarchive and verified against its diff_id.
 #include <archive.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What `diff` and `commit` read: the rw branch and the image layers below
 // it, from a mounted union (its control file) or from an unmounted branch
 // (its container record, or --from).

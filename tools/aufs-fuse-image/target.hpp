@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The branches and parent image a `diff` or `commit` argument means.
 #pragma once
 #include <string>

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """aufs-fuse benchmark: the same layered fixture, mounted by every union
 file system available on the machine, timed workload by workload with the
 targets interleaved (A B C A B C ...).  See tools/bench/README.md.
