@@ -230,10 +230,10 @@ const std::vector<OptionDef> kTable = {
     {"clone_fd", Arg::Ignored, "", set<&M::clone_fd, true>},
     // FUSE options: libfuse's mount flags and session options, passed on.
     {"allow_other|allow_root|default_permissions|auto_unmount", Arg::None, "FUSE", fuse_flag},
-    {"fsname|subtype", Arg::Any, "FUSE", fuse_key},
+    {"fsname|subtype", Arg::KeyValue, "FUSE", fuse_key},
     {"nosuid|nodev|noexec|noatime", Arg::None, "FUSE", fuse_flag},
     {"suid|dev|exec|atime|sync|async|dirsync", Arg::None, "", fuse_flag},
-    {"max_read", Arg::Any, "", fuse_key},
+    {"max_read", Arg::KeyValue, "", fuse_key},
     // AUFS options whose value is this version's fixed behaviour.
     {"notrunc_xino|notrunc_xib", Arg::None, "", nothing},
     // Tuning knobs of AUFS's in-kernel vdir allocator: meaningless here.
@@ -272,10 +272,10 @@ bool parse_uint(std::string_view s, long long max, long long& out) {
 const OptionDef* find_option(std::string_view key, bool has_val) {
   for (const OptionDef& d : kTable) {
     if (!has_name(d.names, key)) continue;
-    // A bare word with a value (or a FUSE key without one) is no option of
-    // ours: reported as unknown.
+    // A bare word with a value, or a KEY=VALUE option without one, is no
+    // option of ours: reported as unknown.
     if (d.arg == Arg::None && has_val) return nullptr;
-    if (d.apply == fuse_key && !has_val) return nullptr;
+    if (d.arg == Arg::KeyValue && !has_val) return nullptr;
     return &d;
   }
   return nullptr;
@@ -294,7 +294,7 @@ std::string option_help() {
     for (size_t p = 0; p <= n.size();) {
       size_t bar = std::min(n.find('|', p), n.size());
       std::string w(n.substr(p, bar - p));
-      fuse.push_back(d.apply == fuse_key ? w + "=NAME" : w);
+      fuse.push_back(d.arg == Arg::KeyValue ? w + "=NAME" : w);
       p = bar + 1;
     }
   }

@@ -28,7 +28,8 @@ struct OptionDef {
     None,     // a bare word; with a value it is no option of ours
     Ignored,  // a value, if any, is ignored
     Any,      // the value, possibly empty, goes to apply
-    Required  // "needs a value" without one
+    Required,  // "needs a value" without one
+    KeyValue   // a KEY=VALUE option; a bare word is no option of ours
   } arg;
   // --help's words for it; empty: not listed (an alias, or listed elsewhere).
   std::string_view help;
