@@ -19,7 +19,7 @@ constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
 
 BranchWatcher::BranchWatcher()
     : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)), stop_fd_(::eventfd(0, EFD_CLOEXEC)) {
-  if (!fd_.valid()) spdlog::error("udba=notify: inotify_init1: {}", std::strerror(errno));
+  if (!fd_.valid()) init_errno_ = errno;
 }
 
 BranchWatcher::~BranchWatcher() { stop(); }
@@ -43,6 +43,7 @@ bool BranchWatcher::watch(NodeId id, const std::vector<int>& dir_fds) {
   for (int dfd : dir_fds) {
     int wd = ::inotify_add_watch(fd_.get(), sys::proc_fd_path(dfd).c_str(), kMask);
     if (wd < 0) {
+      failures_++;
       static std::atomic<bool> warned{false};
       if (!warned.exchange(true))
         spdlog::warn("udba=notify: inotify_add_watch: {} (raise fs.inotify.max_user_watches); "
@@ -92,12 +93,17 @@ void BranchWatcher::run() {
     if (p[1].revents) return;
     ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n <= 0) continue;
-    std::vector<std::pair<NodeId, std::string>> todo;
+    struct Event {
+      NodeId id;
+      std::string name;
+      unsigned flags;
+    };
+    std::vector<Event> todo;
     for (char* c = buf; c < buf + n;) {
       auto* ev = reinterpret_cast<struct inotify_event*>(c);
       c += sizeof(struct inotify_event) + ev->len;
       if (ev->mask & IN_Q_OVERFLOW) {
-        todo.emplace_back(0, "");
+        todo.push_back({0, "", kMoved | kBinding});
         continue;
       }
       NodeId id = 0;
@@ -116,9 +122,22 @@ void BranchWatcher::run() {
       }
       if (!id) continue;
       std::string name = ev->len ? std::string(ev->name) : std::string();
-      todo.emplace_back(id, name);
+      unsigned flags = 0;
+      if ((ev->mask & IN_MOVE_SELF) ||
+          ((ev->mask & IN_ISDIR) && (ev->mask & (IN_MOVED_FROM | IN_MOVED_TO))))
+        flags |= kMoved;
+      if (ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
+                      IN_MOVE_SELF))
+        flags |= kBinding;
+      todo.push_back({id, std::move(name), flags});
     }
-    for (auto& [id, name] : todo) cb_(id, name);
+    // One call per (directory, name) of a batch: a copy-up alone makes
+    // several events for the same names.
+    std::unordered_set<std::string> seen;
+    for (auto& e : todo) {
+      std::string key = std::to_string(e.id) + '/' + e.name + '/' + std::to_string(e.flags);
+      if (seen.insert(std::move(key)).second) cb_(e.id, e.name, e.flags);
+    }
   }
 }
 

@@ -108,6 +108,7 @@ std::string branch_edit(MountOptions& o, const OptionArg& a) {
 }
 
 std::string udba(MountOptions& o, const OptionArg& a) {
+  o.udba_given = true;
   if (a.val == "none") o.udba = Udba::None;
   else if (a.val == "reval") o.udba = Udba::Reval;
   else if (a.val == "notify" || a.val == "fsnotify" || a.val == "inotify") o.udba = Udba::Notify;

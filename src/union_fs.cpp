@@ -135,6 +135,7 @@ size_t Union::reap_pending() const { return m_->reaper.pending(); }
 bool Union::start_notify(std::function<void(NodeId, const std::string&)> inval) {
   return core::start_notify(*m_, std::move(inval));
 }
+std::string Union::udba_fallback() const { return m_->udba_fallback; }
 
 void Union::stop_notify() { core::stop_notify(*m_); }
 

@@ -86,15 +86,36 @@ int main(int argc, char** argv) {
     Json j = parse(raw);
     if (!j.is_object()) return fail("cannot parse the daemon's answer");
     std::printf("mount point: %s\n", str(j["mountpoint"]).c_str());
-    for (auto& b : j["branches"])
-      std::printf("br%s\tbrid%s\t%s=%s\n", str(b["index"]).c_str(), str(b["id"]).c_str(),
+    for (auto& b : j["branches"]) {
+      std::printf("br%s\tbrid%s\t%s=%s", str(b["index"]).c_str(), str(b["id"]).c_str(),
                   str(b["path"]).c_str(), str(b["perm"]).c_str());
+      if (b.contains("watched") && str(b["watched"]).starts_with("no:"))
+        std::printf("\t(watched: %s)", str(b["watched"]).c_str());
+      std::printf("\n");
+    }
     std::printf("xino: %s\noptions: %s\n", str(j["xino"]).c_str(), str(j["options"]).c_str());
+    if (j.contains("udba")) {
+      const Json& u = j["udba"];
+      std::printf("udba: %s%s", str(u["mode"]).c_str(), u.value("default", false) ? " (default)" : "");
+      if (u.contains("fallback")) std::printf(", notify unavailable: %s", str(u["fallback"]).c_str());
+      std::printf("\n");
+    }
     const Json& c = j["counters"];
     std::printf("inodes: %s  open files: %s  copy-ups: %s (%s bytes)  whiteouts: %s  branch changes: %s\n",
                 str(c["inodes"]).c_str(), str(c["open_files"]).c_str(), str(c["copyups"]).c_str(),
                 str(c["copyup_bytes"]).c_str(), str(c["whiteouts"]).c_str(),
                 str(c["branch_changes"]).c_str());
+    // Caches that move with every lookup, after the counters.
+    if (j.contains("udba") && j["udba"].contains("watches"))
+      std::printf("inotify watches: %s (%s refused)  ", str(j["udba"]["watches"]).c_str(),
+                  str(j["udba"]["watch_failures"]).c_str());
+    if (j.contains("dir_parts")) {
+      const Json& d = j["dir_parts"];
+      std::printf("directory parts: %s/%s fds, %s name sets (%s/%s bytes)", str(d["fds"]).c_str(),
+                  str(d["fd_budget"]).c_str(), str(d["name_sets"]).c_str(),
+                  str(d["name_set_bytes"]).c_str(), str(d["name_set_budget"]).c_str());
+    }
+    std::printf("\n");
     return 0;
   }
   if (cmd == "which") {

@@ -23,6 +23,9 @@ struct Branch {
   ino_t root_ino = 0;
   uint64_t seed = 0;   // inode-number seed, from the branch path
   bool base_ok = false;  // .wh..wh.aufs is a regular file whiteouts can link to
+  // udba=notify: why inotify cannot cover this branch (its file system does
+  // not report changes made elsewhere), or null.
+  const char* unwatchable = nullptr;
   bool writable() const { return spec.writable(); }
   bool wh_able() const { return spec.wh_able(); }
 };

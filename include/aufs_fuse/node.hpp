@@ -31,6 +31,9 @@ using NodeId = uint64_t;
 struct FileHandle;
 struct Orphan;
 struct VDirCache;
+namespace core {
+struct DirParts;
+}
 inline constexpr NodeId kRootId = 1;
 
 // A string that is nearly always empty: 8 bytes in place of 32.
@@ -197,6 +200,7 @@ struct Node {
     std::vector<int> watched;                // udba=notify: layers watched
     std::vector<FileHandle*> handles;        // open files, re-pointed at copy-up
     std::shared_ptr<const VDirCache> vdir;   // dirs: merged listing (rdcache)
+    std::shared_ptr<core::DirParts> parts;   // dirs: branch parts (core/part_cache.hpp)
     CacheStamp cache_stamp;                  // size -1: nothing cached yet
     uint64_t served_seq = 0;  // dirs: rdcache listing the last opendir served
     // Files: the object itself once its last name is removed while the

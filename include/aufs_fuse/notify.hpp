@@ -21,8 +21,12 @@ namespace aufs {
 class BranchWatcher {
  public:
   // (directory node, entry name) changed; name "" means the directory itself
-  // (or everything, after an event-queue overflow when dir == 0).
-  using Callback = std::function<void(NodeId dir, const std::string& name)>;
+  // (or everything, after an event-queue overflow when dir == 0). Flags:
+  // kMoved, a directory was moved (in, out or itself), so paths below it
+  // changed; kBinding, the name was created, removed or moved (else only
+  // the entry's attributes or data changed).
+  enum : unsigned { kMoved = 1, kBinding = 2 };
+  using Callback = std::function<void(NodeId dir, const std::string& name, unsigned flags)>;
 
   BranchWatcher();
   ~BranchWatcher();
@@ -30,6 +34,7 @@ class BranchWatcher {
   BranchWatcher& operator=(const BranchWatcher&) = delete;
 
   bool ok() const { return fd_.valid(); }
+  int init_errno() const { return init_errno_; }
   void start(Callback cb);
   void stop();
   // Watches the branch directories (O_PATH fds) that make up union dir `id`.
@@ -37,10 +42,15 @@ class BranchWatcher {
   bool watch(NodeId id, const std::vector<int>& dir_fds);
   void unwatch(NodeId id);
   size_t watch_count() const;
+  // Watches refused (fs.inotify.max_user_watches): those directories get
+  // udba=reval timeouts.
+  uint64_t failures() const { return failures_.load(); }
 
  private:
   void run();
   UniqueFd fd_;
+  int init_errno_ = 0;
+  std::atomic<uint64_t> failures_{0};
   UniqueFd stop_fd_;  // eventfd to wake the reader
   std::thread thread_;
   Callback cb_;

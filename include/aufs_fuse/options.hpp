@@ -46,7 +46,10 @@ struct MountOptions {
   bool show_version = false;
 
   // AUFS options.
-  Udba udba = Udba::Reval;
+  // notify unless given: inotify keeps long kernel caches exact, where AUFS
+  // (in the kernel, where notify costs more) defaults to reval.
+  Udba udba = Udba::Notify;
+  bool udba_given = false;
   bool diropq_always = false;  // diropq=a
   bool sum = false;            // statfs sums all branches
   bool warn_perm = true;

@@ -115,6 +115,8 @@ class Union {
   // changed behind the mount, dir 0 meaning "everything". Returns false
   // when watching is impossible (the caller then shortens its timeouts).
   bool start_notify(std::function<void(NodeId dir, const std::string& name)> inval);
+  // Why udba=notify runs as reval on this mount (empty: it does not).
+  std::string udba_fallback() const;
   void stop_notify();
   // The cached node a directory entry currently resolves to (0 if none).
   NodeId cached_child(NodeId dir, const std::string& name);

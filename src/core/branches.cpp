@@ -4,6 +4,8 @@
 #include "core/branches.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/vfs.h>
 #include <limits.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
@@ -22,6 +24,28 @@ namespace aufs::core {
 namespace {
 
 // Opens a branch root (no writes); finish_rw() then prepares an rw branch.
+// File systems whose changes inotify does not fully report: network and
+// cluster file systems (other hosts' changes), FUSE (changes not made
+// through this kernel) and overlayfs (changes to its layers).
+const char* unwatchable_fs(int fd) {
+  struct statfs sf {};
+  if (::fstatfs(fd, &sf) != 0) return nullptr;
+  switch (static_cast<uint32_t>(sf.f_type)) {
+    case 0x6969: return "nfs";
+    case 0xFF534D42: case 0xFE534D42: case 0x517B: return "smb/cifs";
+    case 0x01021997: return "9p";
+    case 0x65735546: return "fuse";
+    case 0x00C36400: return "ceph";
+    case 0x5346414F: return "afs";
+    case 0x73757245: return "coda";
+    case 0x01161970: return "gfs2";
+    case 0x7461636F: return "ocfs2";
+    case 0x0BD00BD0: return "lustre";
+    case 0x794C7630: return "overlay";
+    default: return nullptr;
+  }
+}
+
 Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id) {
   auto b = std::make_shared<Branch>();
   b->id = id;
@@ -36,6 +60,7 @@ Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id)
   b->dev = st.st_dev;
   b->root_ino = st.st_ino;
   b->seed = branch_seed(spec.path.c_str());
+  b->unwatchable = unwatchable_fs(b->root.get());
   return b;
 }
 
@@ -76,6 +101,20 @@ Status finish_rw(Branch& b) {
   return {};
 }
 
+// Budgets of the directory-part cache: a quarter of the descriptors the
+// daemon may hold (open files, orphans and copy-ups need the rest), and
+// 32 MiB of name sets. Unchecked reuse lasts one entry timeout under reval.
+void configure_parts(Mount& m) {
+  struct rlimit rl {};
+  size_t fds = 1024;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    fds = static_cast<size_t>(rl.rlim_cur / 4);
+  double window = m.opts.udba == Udba::None ? -1.0
+                  : m.opts.entry_timeout >= 0 ? std::min(m.opts.entry_timeout, 1.0) : 1.0;
+  m.parts.configure(std::min<size_t>(fds, 16384), 32u << 20,
+                    window < 0 ? -1 : static_cast<int64_t>(window * 1e9));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
@@ -86,6 +125,7 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
   m->persist_ino = !opts.noxino;
   m->ino_key = daemon_is_root() ? "trusted.aufs-fuse.ino" : "user.aufs-fuse.ino";
   ::clock_gettime(CLOCK_REALTIME, &m->started);
+  configure_parts(*m);
   for (const auto& spec : opts.branches) {
     if (spec.writable() && !opts.read_only && opts.check) {
       // Leftovers of an interrupted run (daemon killed mid-operation).

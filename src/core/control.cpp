@@ -62,11 +62,27 @@ std::string info_json(const Mount& m) {
   Json brs = Json::array();
   for (size_t i = 0; i < bs->size(); ++i) {
     const Branch& b = (*bs)[i];
-    brs.push_back({{"index", i}, {"id", b.id}, {"path", b.spec.path}, {"perm", format_perm(b.spec)}});
+    Json jb = {{"index", i}, {"id", b.id}, {"path", b.spec.path}, {"perm", format_perm(b.spec)}};
+    if (m.opts.udba == Udba::Notify)
+      jb["watched"] = !m.watcher ? "no: " + m.udba_fallback
+                      : b.spec.perm == Perm::RR ? std::string("no need: rr")
+                      : b.unwatchable ? std::string("no: ") + b.unwatchable +
+                                            " does not report every change (udba=reval timeouts)"
+                                      : std::string("yes");
+    brs.push_back(std::move(jb));
   }
   j["branches"] = std::move(brs);
   j["generation"] = bs->generation;
   j["xino"] = m.opts.noxino ? "off" : "in memory";
+  Json u = {{"mode", m.opts.udba == Udba::None ? "none"
+                     : (m.opts.udba == Udba::Reval || !m.watcher) ? "reval" : "notify"},
+            {"default", !m.opts.udba_given}};
+  if (!m.udba_fallback.empty()) u["fallback"] = m.udba_fallback;
+  if (m.watcher) {
+    u["watches"] = m.watcher->watch_count();
+    u["watch_failures"] = m.watcher->failures();
+  }
+  j["udba"] = std::move(u);
   j["options"] = options_string(m);
   j["counters"] = {{"inodes", m.tree.table.size()},
                    {"open_files", m.files.count()},
@@ -76,6 +92,20 @@ std::string info_json(const Mount& m) {
                    {"branch_changes", m.counters.branch_changes.load()},
                    {"xino_aliases", m.xino.alias_count()},
                    {"listing_cache_entries", m.listings.entries()}};
+  const PartCounts& pc = *m.parts.counts();
+  j["dir_parts"] = {{"fds", pc.fds.load()},
+                    {"fd_budget", m.parts.fd_budget()},
+                    {"name_sets", pc.sets.load()},
+                    {"name_set_bytes", pc.name_bytes.load()},
+                    {"name_set_budget", m.parts.name_budget()},
+                    {"opens", pc.opens.load()},
+                    {"reuses", pc.reuses.load()},
+                    {"set_builds", pc.set_builds.load()},
+                    {"set_answers", pc.set_answers.load()},
+                    {"evictions", pc.evictions.load()},
+                    {"over_budget", pc.over_budget.load()},
+                    {"unchecked_reuse_ms",
+                     m.parts.window_ns() < 0 ? -1 : m.parts.window_ns() / 1'000'000}};
   return dump(j);
 }
 

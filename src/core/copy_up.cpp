@@ -15,6 +15,7 @@
 #include "core/ino.hpp"
 #include "core/orphans.hpp"
 #include "core/placement.hpp"
+#include "core/udba.hpp"
 #include "core/util.hpp"
 
 namespace aufs::core {
@@ -155,14 +156,19 @@ Status ensure_dir_path(Mount& m, const BranchSet& bs, int bw, const NodePtr& dir
     AUFS_ASSIGN_OR_RETURN(auto ww, where(m, bs, dir));
     w = std::move(ww);
   }
-  std::lock_guard<SmallMutex> g(dir->mu);
-  if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
-  if (dir->layers.empty()) return Errno{ESTALE};
-  const std::string& src_rel = w ? w->on(dir->layers[0]) : rel;
-  AUFS_TRY(copy_dir_entry(m, bs, dir->layers[0], bw, src_rel, rel, dir->ino));
-  // bw is above every current layer (it was chosen above the top).
-  dir->layers.push_front(bw);
-  std::sort(dir->layers.begin(), dir->layers.end());
+  {
+    std::lock_guard<SmallMutex> g(dir->mu);
+    if (std::find(dir->layers.begin(), dir->layers.end(), bw) != dir->layers.end()) return {};
+    if (dir->layers.empty()) return Errno{ESTALE};
+    const std::string& src_rel = w ? w->on(dir->layers[0]) : rel;
+    AUFS_TRY(copy_dir_entry(m, bs, dir->layers[0], bw, src_rel, rel, dir->ino));
+    // bw is above every current layer (it was chosen above the top).
+    dir->layers.push_front(bw);
+    std::sort(dir->layers.begin(), dir->layers.end());
+  }
+  // udba=notify: the new part is watched before anything is made in it (the
+  // kernel keeps its entry, so no lookup would add the watch).
+  if (m.watcher) watch_dir(m, bs, dir, rel);
   return {};
 }
 

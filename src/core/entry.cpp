@@ -149,7 +149,8 @@ Result<Entry> lookup(Mount& m, NodeId parent_id, std::string_view name, const Ct
   AUFS_ASSIGN_OR_RETURN(auto pw, where(m, *bs, p));
   const Ctx* perm = (ctx && !m.opts.dirperm1 && ctx->uid != 0 && pw.layers.size() > 1) ? ctx : nullptr;
   NameChanges seen = m.name_changes();
-  AUFS_ASSIGN_OR_RETURN(auto r, resolve_child(m, *bs, pw, name, false, perm));
+  OpenedParent opened = parent_parts(m, *bs, p, pw);
+  AUFS_ASSIGN_OR_RETURN(auto r, resolve_child(m, *bs, pw, name, false, perm, &opened));
   if (!r.positive()) return Errno{ENOENT};
   return make_entry(m, *bs, p, name, r, pw.rel, &seen);
 }

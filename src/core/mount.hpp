@@ -21,6 +21,7 @@
 #include "aufs_fuse/xino.hpp"
 #include "core/handles.hpp"
 #include "core/listing_cache.hpp"
+#include "core/part_cache.hpp"
 #include "core/reaper.hpp"
 #include "core/tree.hpp"
 
@@ -42,6 +43,7 @@ struct Mount {
   NodeTree tree;
   OpenFiles files;
   ListingCache listings;
+  PartCache parts;  // directories' branch parts (namei.cpp)
   Reaper reaper;
   Counters counters;
   uid_t owner = 0;           // who mounted: may change branches
@@ -49,6 +51,7 @@ struct Mount {
   std::string ino_key;       // xattr holding a copied-up entry's inode number
   struct timespec started {};
   std::unique_ptr<BranchWatcher> watcher;  // udba=notify only
+  std::string udba_fallback;  // why notify runs as reval (set before serving)
   TestHook test_hook;                      // tests only: set before use
   // placement.cpp only.
   std::mutex policy_mu;

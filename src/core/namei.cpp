@@ -29,7 +29,8 @@ Result<NameInDir> resolve_in(Mount& m, NodeId parent, std::string_view name, boo
   if (!d.parent->is_dir()) return Errno{ENOTDIR};
   d.bs = m.branches();
   AUFS_ASSIGN_OR_RETURN(d.pw, where(m, *d.bs, d.parent));
-  AUFS_ASSIGN_OR_RETURN(d.r, resolve_child(m, *d.bs, d.pw, name, full));
+  OpenedParent opened = parent_parts(m, *d.bs, d.parent, d.pw);
+  AUFS_ASSIGN_OR_RETURN(d.r, resolve_child(m, *d.bs, d.pw, name, full, nullptr, &opened));
   return d;
 }
 
@@ -51,8 +52,159 @@ OpenedParent open_parent(const BranchSet& bs, const Where& parent) {
     auto fd = sys::open_beneath(bs[static_cast<size_t>(parent.layers[li])].root.get(),
                                 parent.at(li), O_PATH | O_DIRECTORY);
     o.errs.push_back(fd.ok() ? 0 : fd.err());
-    o.fds.push_back(fd.ok() ? std::move(fd.value()) : UniqueFd());
+    o.fds.push_back(fd.ok() ? std::make_shared<const PartFd>(std::move(fd.value()), nullptr)
+                            : nullptr);
   }
+  o.names.resize(o.fds.size());
+  return o;
+}
+
+namespace {
+// Lookups in a part before its names are read: a directory met once is not
+// worth a listing.
+constexpr uint32_t kSetAfterUses = 1;  // the second lookup reads them
+
+DirPart* find_part(DirParts& ps, uint32_t brid) {
+  for (auto& p : ps.parts)
+    if (p.brid == brid) return &p;
+  return nullptr;
+}
+
+// Cached parts need no check: a watch reports every change (notify), or
+// the user promised there is none (udba=none).
+bool trusted(const Mount& m, const Node& n) {
+  if (m.opts.udba == Udba::None) return true;
+  return m.watcher && m.opts.udba == Udba::Notify && !n.watch_failed.load();
+}
+
+// What parent_parts must do for one part outside the node lock.
+struct PartWork {
+  bool open = true;         // no usable fd cached
+  enum { kKeep, kCheck, kRead } names = kKeep;
+  std::shared_ptr<const NameSet> old;  // kCheck: the set to check
+  bool names_changed = false;
+};
+
+// Stores the outcome of parent_parts/list_dir in n; drops the oldest
+// nodes' parts when over the fd budget.
+void store_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const Where& w,
+                 const OpenedParent& o, const std::vector<PartWork>& work, uint64_t gen,
+                 int64_t now) {
+  bool newly_held = false;
+  {
+    std::lock_guard<SmallMutex> g(n->mu);
+    Node::Extra& x = n->extra();
+    if (!x.parts || x.parts->bgen != bs.generation) return;  // a branch change meanwhile
+    bool held = false;
+    for (auto& p : x.parts->parts) held = held || p.fd;
+    for (size_t li = 0; li < w.layers.size(); ++li) {
+      if (!work[li].open && !work[li].names_changed) continue;
+      if (!o.fds[li]) continue;
+      const Branch& br = bs[static_cast<size_t>(w.layers[li])];
+      DirPart* p = find_part(*x.parts, br.id);
+      if (!p) {
+        x.parts->parts.emplace_back();
+        p = &x.parts->parts.back();
+        p->brid = br.id;
+      }
+      if (work[li].open) {
+        p->path = w.at(li);
+        p->fd = o.fds[li];
+        p->checked_ns = now;
+        p->gen = gen;
+      }
+      if (work[li].names_changed) {
+        p->names = o.names[li];
+        p->uses = 0;
+      }
+    }
+    newly_held = !held;
+  }
+  if (!newly_held) return;
+  for (auto& v : m.parts.remember(n)) forget_parts(v, true);
+}
+}  // namespace
+
+void forget_parts(const NodePtr& n, bool all) {
+  std::shared_ptr<DirParts> old;  // fds closed outside the lock
+  std::lock_guard<SmallMutex> g(n->mu);
+  Node::Extra* x = n->extra_if();
+  if (!x || !x->parts) return;
+  if (all) {
+    old = std::move(x->parts);
+    return;
+  }
+  for (auto& p : x->parts->parts) p.names.reset();
+}
+
+OpenedParent parent_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const Where& w) {
+  size_t k = w.layers.size();
+  OpenedParent o;
+  o.fds.resize(k);
+  o.errs.assign(k, 0);
+  o.names.resize(k);
+  std::vector<PartWork> work(k);
+  int64_t now = mono_ns();
+  uint64_t gen = m.parts.gen();
+  int64_t win = m.parts.window_ns();
+  bool timed = win >= 0 && !trusted(m, *n);
+  auto fresh = [&](int64_t at) { return !timed || now - at < win; };
+  {
+    std::lock_guard<SmallMutex> g(n->mu);
+    Node::Extra& x = n->extra();
+    if (!x.parts || x.parts->bgen != bs.generation) {
+      x.parts = std::make_shared<DirParts>();
+      x.parts->bgen = bs.generation;
+    }
+    for (size_t li = 0; li < k; ++li) {
+      const Branch& br = bs[static_cast<size_t>(w.layers[li])];
+      DirPart* p = find_part(*x.parts, br.id);
+      if (!p) continue;
+      if (p->fd && p->path == w.at(li) && p->gen == gen && fresh(p->checked_ns)) {
+        o.fds[li] = p->fd;
+        work[li].open = false;
+      }
+      if (br.writable()) continue;  // the union changes it: no name set
+      if (p->names) {
+        // Without a watch the set is checked at every use: a name made
+        // directly must show at its first lookup, as without the set.
+        if (!work[li].open && !timed) o.names[li] = p->names;
+        else work[li].names = PartWork::kCheck, work[li].old = p->names;
+      } else if (++p->uses >= kSetAfterUses) {
+        work[li].names = PartWork::kRead;
+      }
+    }
+  }
+  auto counts = m.parts.counts();
+  for (size_t li = 0; li < k; ++li) {
+    PartWork& pw = work[li];
+    const Branch& br = bs[static_cast<size_t>(w.layers[li])];
+    if (pw.open) {
+      auto fd = sys::open_beneath(br.root.get(), w.at(li), O_PATH | O_DIRECTORY);
+      if (!fd.ok()) {
+        o.errs[li] = fd.err();
+        continue;
+      }
+      o.fds[li] = m.parts.adopt(std::move(fd.value()));
+    } else {
+      counts->reuses++;
+    }
+    if (pw.names == PartWork::kKeep) continue;
+    auto st = sys::fstat_fd(o.fds[li]->get());
+    if (st.ok() && pw.names == PartWork::kCheck && pw.old->matches(st.value())) {
+      o.names[li] = std::move(pw.old);
+      continue;
+    }
+    pw.names_changed = true;  // read again, or dropped
+    // A directory changed within the timestamp granularity may change again
+    // without a new stamp: not trusted yet (util.hpp, recent).
+    if (!st.ok() || recent(st->st_ctim)) continue;
+    auto ents = sys::read_dir(o.fds[li]->get());
+    if (!ents.ok() || !m.parts.room_for_names(ents->size() * sizeof(uint64_t))) continue;
+    o.names[li] = std::make_shared<const NameSet>(ents.value(), st.value(), counts);
+    counts->set_builds++;
+  }
+  store_parts(m, bs, n, w, o, work, gen, now);
   return o;
 }
 
@@ -70,12 +222,14 @@ Result<Resolution> resolve_child(Mount& m, const BranchSet& bs, const Where& par
     const Branch& br = bs[static_cast<size_t>(b)];
     UniqueFd own;
     int pfd;
+    const NameSet* names = nullptr;  // set: a name it lacks is absent
     if (opened) {
       if (int e = opened->errs[li]) {
         if (absent(e)) continue;
         return Errno{e};
       }
-      pfd = opened->fds[li].get();
+      pfd = opened->fds[li]->get();
+      names = opened->names[li].get();
     } else {
       auto o = sys::open_beneath(br.root.get(), parent_rel, O_PATH | O_DIRECTORY);
       if (!o.ok()) {
@@ -92,7 +246,7 @@ Result<Resolution> resolve_child(Mount& m, const BranchSet& bs, const Where& par
       if (dst.ok() && !may_access(dst.value(), X_OK, *perm)) return Errno{EACCES};
     }
     bool whiteout = false;
-    if (br.wh_able()) {
+    if (br.wh_able() && (!names || names->may_have(whname))) {
       auto w = sys::lstat_at(pfd, whname);
       if (w.ok()) {
         if (!S_ISREG(w->st_mode)) {
@@ -105,7 +259,9 @@ Result<Resolution> resolve_child(Mount& m, const BranchSet& bs, const Where& par
         return Errno{w.err()};
       }
     }
-    auto st = sys::lstat_at(pfd, name);
+    Result<struct stat> st = Errno{ENOENT};
+    if (!names || names->may_have(name)) st = sys::lstat_at(pfd, name);
+    if (names) m.parts.counts()->set_answers++;
     if (!st.ok() && !absent(st.err())) return Errno{st.err()};
     if (whiteout) {
       if (st.ok() && (br.writable() || m.opts.ociwh) && r.hits.empty()) {
@@ -337,30 +493,43 @@ Status refresh(Mount& m, const BranchSet& bs, const NodePtr& n) {
 }  // namespace
 
 Result<std::vector<VEntry>> list_dir(Mount& m, const BranchSet& bs, const Where& w,
-                                            std::vector<struct timespec>* stamps) {
+                                     std::vector<struct timespec>* stamps, const NodePtr* node) {
   std::vector<BranchListing> ls;
-  std::vector<std::pair<int, UniqueFd>> fds;
+  std::vector<std::pair<int, int>> fds;  // (branch, fd held by `opened`)
+  OpenedParent opened = node ? parent_parts(m, bs, *node, w) : open_parent(bs, w);
+  // Read-only parts without a valid name set keep the names listed here.
+  std::vector<PartWork> work(w.layers.size());
+  bool offer = false;
   for (size_t li = 0; li < w.layers.size(); ++li) {
     int b = w.layers[li];
     const Branch& br = bs[static_cast<size_t>(b)];
-    auto dfd = sys::open_beneath(br.root.get(), w.at(li), O_PATH | O_DIRECTORY);
-    if (!dfd.ok()) {
-      if (absent(dfd.err())) continue;
-      return Errno{dfd.err()};
+    if (int e = opened.errs[li]) {
+      if (absent(e)) continue;
+      return Errno{e};
     }
-    AUFS_ASSIGN_OR_RETURN(auto ents, sys::read_dir(dfd->get()));
+    int dfd = opened.fds[li]->get();
+    AUFS_ASSIGN_OR_RETURN(auto ents, sys::read_dir(dfd));
+    bool want_names = node && !br.writable() && !opened.names[li];
+    if (stamps || want_names) {
+      auto st = sys::fstat_fd(dfd);
+      if (stamps) stamps->push_back(st.ok() ? st->st_mtim : timespec{});
+      if (want_names && st.ok() && !recent(st->st_ctim) &&
+          m.parts.room_for_names(ents.size() * sizeof(uint64_t))) {
+        opened.names[li] = std::make_shared<const NameSet>(ents, st.value(), m.parts.counts());
+        m.parts.counts()->set_builds++;
+        work[li].open = false;
+        work[li].names_changed = offer = true;
+      }
+    }
     BranchListing l;
     l.branch = b;
     l.wh_able = br.wh_able();
     l.own_wh_hides = !br.writable() && !m.opts.ociwh;
     l.entries = std::move(ents);
     ls.push_back(std::move(l));
-    if (stamps) {
-      auto st = sys::fstat_fd(dfd->get());
-      stamps->push_back(st.ok() ? st->st_mtim : timespec{});
-    }
-    fds.emplace_back(b, std::move(dfd.value()));
+    fds.emplace_back(b, dfd);
   }
+  if (offer) store_parts(m, bs, *node, w, opened, work, m.parts.gen(), mono_ns());
   auto merged = merge_listings(ls, m.opts.shwh);
   // d_ino must equal the st_ino a lookup reports.
   for (auto& e : merged) {
@@ -368,7 +537,7 @@ Result<std::vector<VEntry>> list_dir(Mount& m, const BranchSet& bs, const Where&
     st.st_ino = e.branch_ino;
     int fd = -1;
     for (auto& [b, f] : fds)
-      if (b == e.branch) fd = f.get();
+      if (b == e.branch) fd = f;
     e.ino = fd >= 0 ? ino_at(m, bs, e.branch, fd, e.name, st) : ino_of(m, bs, e.branch, st);
   }
   return merged;

@@ -12,6 +12,7 @@
 #include "aufs_fuse/creds.hpp"
 #include "aufs_fuse/vdir.hpp"
 #include "core/mount.hpp"
+#include "core/part_cache.hpp"
 
 namespace aufs::core {
 
@@ -49,13 +50,24 @@ struct Where {
   }
 };
 
-// The parent opened on each of its layers, for several resolve_child calls
-// in one request (never kept longer: udba=reval must see renames).
+// The parent opened on each of its layers, for resolve_child calls.
 struct OpenedParent {
-  std::vector<UniqueFd> fds;  // per index of Where::layers
-  std::vector<int> errs;      // errno of a failed open, else 0
+  std::vector<std::shared_ptr<const PartFd>> fds;  // per index of Where::layers
+  std::vector<int> errs;                           // errno of a failed open, else 0
+  // Read-only layers: the names there, where a valid set is cached.
+  std::vector<std::shared_ptr<const NameSet>> names;
 };
+// Opened for this request only.
 OpenedParent open_parent(const BranchSet& bs, const Where& parent);
+// From directory n's cached parts (part_cache.hpp), opening, checking or
+// reading what is missing or too old. Cached parts are trusted until a
+// watch reports a change (udba=notify), forever (udba=none), or for the
+// cache window (udba=reval, and directories no watch covers); a branch
+// directory moved or removed behind the mount's back is found again at its
+// path after that.
+OpenedParent parent_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const Where& w);
+// Drops n's name sets (a watch saw a change in it); fds too when `all`.
+void forget_parts(const NodePtr& n, bool all);
 
 // Looks `name` up in every layer of `parent`, top first. full: go on below
 // a non-directory (lower_exists). perm (nodirperm1): the caller must be
@@ -88,7 +100,10 @@ Result<NameInDir> resolve_in(Mount& m, NodeId parent, std::string_view name, boo
 // Is `name` present (not whited out) in a branch of the parent below `top`?
 bool name_below(const BranchSet& bs, const Where& parent, const std::string& name, int top);
 // The merged listing. stamps (optional): mtime of every listed branch copy.
+// node (optional): the directory's node, whose cached parts are used and
+// whose read-only parts keep the names read.
 Result<std::vector<VEntry>> list_dir(Mount& m, const BranchSet& bs, const Where& w,
-                                     std::vector<struct timespec>* stamps = nullptr);
+                                     std::vector<struct timespec>* stamps = nullptr,
+                                     const NodePtr* node = nullptr);
 
 }  // namespace aufs::core

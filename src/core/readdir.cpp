@@ -81,7 +81,7 @@ Status rewinddir(Mount& m, DirHandle& dh) {
   }
   uint64_t gen = n->dir_gen.load();
   std::vector<struct timespec> stamps;
-  AUFS_ASSIGN_OR_RETURN(auto ents, list_dir(m, *bs, w, &stamps));
+  AUFS_ASSIGN_OR_RETURN(auto ents, list_dir(m, *bs, w, &stamps, &n));
   dh.entries = Listing(std::move(ents));
   dh.listing_seq = 0;
   if (m.opts.rdcache > 0 && stamps.size() == w.layers.size()) {
@@ -113,7 +113,7 @@ std::vector<Result<Entry>> lookup_entries(Mount& m, DirHandle& dh, const VEntry*
     out.assign(n, Errno{pw.err()});
     return out;
   }
-  OpenedParent opened = open_parent(*bs, pw.value());
+  OpenedParent opened = parent_parts(m, *bs, p, pw.value());
   for (size_t i = 0; i < n; ++i) {
     const std::string& name = es[i]->name;
     if (auto s = check_name(m, name, true); !s.ok()) {

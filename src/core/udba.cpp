@@ -4,6 +4,9 @@
 
 #include <fcntl.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "aufs_fuse/sys.hpp"
 #include "core/namei.hpp"
 
@@ -20,24 +23,31 @@ void watch_dir(Mount& m, const BranchSet& bs, const NodePtr& n, const std::strin
   }
   std::vector<UniqueFd> fds;
   std::vector<int> raw;
-  bool all = true;
+  bool covered = true;  // every part that can change is watched
+  bool retry = false;   // a watch failed: try again at the next lookup
   for (int b : layers) {
+    const Branch& br = bs[static_cast<size_t>(b)];
     // rr: natively read-only, nothing can change there (AUFS skips it too).
-    if (bs[static_cast<size_t>(b)].spec.perm == Perm::RR) continue;
+    if (br.spec.perm == Perm::RR) continue;
+    // Its file system does not report every change: udba=reval timeouts.
+    if (br.unwatchable) {
+      covered = false;
+      continue;
+    }
     // dirren: a renamed directory's lower parts are watched at their paths.
-    std::string path = m.opts.dirren ? m.tree.paths_on(*n, {bs[static_cast<size_t>(b)].id})[0] : rel;
-    auto fd = sys::open_beneath(bs[static_cast<size_t>(b)].root.get(), path, O_PATH | O_DIRECTORY);
+    std::string path = m.opts.dirren ? m.tree.paths_on(*n, {br.id})[0] : rel;
+    auto fd = sys::open_beneath(br.root.get(), path, O_PATH | O_DIRECTORY);
     if (!fd.ok()) {
-      all = false;
+      covered = false;
+      retry = true;
       continue;
     }
     raw.push_back(fd->get());
     fds.push_back(std::move(fd.value()));
   }
-  bool ok = m.watcher->watch(n->id, raw) && all;
-  n->watch_failed.store(!ok);
-  if (!ok) {
-    // Try again at the next lookup.
+  if (!m.watcher->watch(n->id, raw)) covered = false, retry = true;
+  n->watch_failed.store(!covered);
+  if (retry) {
     std::lock_guard<SmallMutex> g(n->mu);
     n->extra().watched.clear();
   }
@@ -62,12 +72,59 @@ bool start_notify(Mount& m, std::function<void(NodeId, const std::string&)> inva
   if (m.opts.udba != Udba::Notify) return false;
   m.watcher = std::make_unique<BranchWatcher>();
   if (!m.watcher->ok()) {
+    int e = m.watcher->init_errno();
     m.watcher.reset();
+    m.udba_fallback = e == EMFILE ? "inotify instance limit reached (fs.inotify.max_user_instances)"
+                                  : std::string("inotify unavailable: ") + std::strerror(e);
     return false;
   }
   m.tree.set_watcher(m.watcher.get());
-  m.watcher->start([&m, inval](NodeId dir, const std::string& name) {
-    if (NodePtr d = m.tree.node(dir)) d->dir_gen++;
+  m.watcher->start([&m, inval](NodeId dir, const std::string& raw, unsigned flags) {
+    // Our own temporary and bookkeeping names never reach the kernel; a
+    // whiteout stands for the name it hides; an opaque marker changes the
+    // directory itself.
+    std::string name = raw;
+    if (raw == wh::kOpaque) name.clear();
+    else if (raw.starts_with(wh::kDoublePrefix)) return;
+    else if (wh::is_whiteout_name(raw)) name = std::string(wh::whiteout_target(raw));
+    // Cached parts below a moved directory are at other paths now.
+    if (flags & BranchWatcher::kMoved) m.parts.invalidate_all();
+    if (!(flags & BranchWatcher::kBinding) && dir != 0) {
+      // Attributes or data only (a chmod, a write, our own copy-up keeping
+      // a parent's times): the name still leads where it did, so the
+      // kernel keeps the entry, and the subtree under it, and drops only
+      // the inode's attributes and pages.
+      if (NodeId child = name.empty() ? dir : cached_child(m, dir, name)) inval(child, "");
+      return;
+    }
+    NodePtr d = m.tree.node(dir);
+    if (d) {
+      d->dir_gen++;
+      forget_parts(d, name.empty());
+    }
+    if (d && !name.empty()) {
+      // The name still leads to the node the kernel has under it (our own
+      // copy-up publishing a copy, a directory gaining a part): the kernel
+      // keeps the entry and the subtree below it; the node finds its
+      // layers again at its next use, and the inode's attributes go.
+      NodeId child = cached_child(m, dir, name);
+      NodePtr c = child ? m.tree.node(child) : nullptr;
+      if (c && m.tree.placed_at(*c, d, name)) {
+        {
+          std::lock_guard<SmallMutex> g(c->mu);
+          c->bgen = 0;
+        }
+        c->dir_gen++;
+        // A new part (copy-up made it on the writable branch) is watched now:
+        // the kernel will not look the directory up again to trigger that.
+        if (c->is_dir()) {
+          auto bs = m.branches();
+          if (auto w = where(m, *bs, c); w.ok()) watch_dir(m, *bs, c, w->rel);
+        }
+        inval(child, "");
+        return;
+      }
+    }
     if (dir == kRootId || name.empty() || dir == 0) {
       // A branch directory itself went away, or events were lost: refresh
       // the directory's layers on its next use.

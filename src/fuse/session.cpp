@@ -93,7 +93,12 @@ int serve(Union& fs, const MountOptions& opts) {
     invalidate_entry(fctx, dir, name);
   });
   if (opts.udba == Udba::Notify && !watching) {
-    spdlog::warn("udba=notify: cannot watch the branches; behaving as udba=reval");
+    // Given explicitly, the user expected notify: a warning; the default
+    // falls back quietly (aufsctl info says why).
+    if (opts.udba_given)
+      spdlog::warn("udba=notify: {}; behaving as udba=reval", fs.udba_fallback());
+    else
+      spdlog::info("udba: {}; using udba=reval", fs.udba_fallback());
     if (opts.entry_timeout < 0) fctx.cfg.entry_timeout = 1.0;
     if (opts.attr_timeout < 0) fctx.cfg.attr_timeout = 1.0;
     if (opts.negative_timeout < 0) fctx.cfg.negative_timeout = 1.0;

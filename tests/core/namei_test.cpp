@@ -205,3 +205,49 @@ TEST_F(UnionTest, CachedFileFollowsRenamedDirectory) {
   fs->release(std::move(fh.value()));
   EXPECT_TRUE(fs->getattr(f).ok());
 }
+
+namespace aufs::test {
+
+// Lookups reuse a directory's branch parts and the names of its read-only
+// parts; without a watch (as here: no FUSE, no inotify) a name made or
+// removed directly in a read-only branch must show at the next lookup.
+TEST_F(UnionTest, LowerNameSetsSeeDirectEditsAtOnce) {
+  make_branches({"rw", "ro+wh", "ro"});
+  mkdirs(br(1) + "/d");
+  mkdirs(br(2) + "/d");
+  write_file(br(2) + "/d/low", "l");
+  // Directories changed in the last 50 ms get no name set (util.hpp, recent).
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  mount();
+  NodeId d = dir("d");
+  for (int i = 0; i < 4; ++i) {  // builds the name sets
+    EXPECT_EQ(fs->lookup(d, "absent").err(), ENOENT);
+    EXPECT_TRUE(fs->lookup(d, "low").ok());
+  }
+  write_file(br(1) + "/d/absent", "direct");
+  EXPECT_TRUE(fs->lookup(d, "absent").ok()) << "a stale name set hid a new name";
+  ASSERT_EQ(::unlink((br(2) + "/d/low").c_str()), 0);
+  EXPECT_EQ(fs->lookup(d, "low").err(), ENOENT);
+  write_file(br(1) + "/d/.wh.absent2", "");
+  write_file(br(2) + "/d/absent2", "x");
+  EXPECT_EQ(fs->lookup(d, "absent2").err(), ENOENT) << "whiteout in a name set missed";
+}
+
+// A branch directory renamed behind the union's back: its cached fd is
+// used at most for the reval window (1 s), then the path is opened again.
+TEST_F(UnionTest, CachedPartsFollowADirectRenameAfterTheWindow) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(1) + "/d");
+  write_file(br(1) + "/d/old", "o");
+  mount("udba=reval");
+  NodeId d = dir("d");
+  EXPECT_TRUE(fs->lookup(d, "old").ok());
+  ASSERT_EQ(::rename((br(1) + "/d").c_str(), (br(1) + "/moved").c_str()), 0);
+  mkdirs(br(1) + "/d");
+  write_file(br(1) + "/d/new", "n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_TRUE(fs->lookup(d, "new").ok());
+  EXPECT_EQ(fs->lookup(d, "old").err(), ENOENT);
+}
+
+}  // namespace aufs::test

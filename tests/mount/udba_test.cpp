@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "tools_support.hpp"
@@ -110,7 +111,7 @@ TEST_F(Udba, NoneTrustsCachedNames) {
 }
 
 TEST_F(Udba, RevalSeesEditsWithinTheTimeout) {
-  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));  // the default
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=reval"));
   EXPECT_NE(udba_option().find("udba=reval"), std::string::npos) << udba_option();
   warm_caches();
   auto t0 = Clock::now();
@@ -287,6 +288,163 @@ TEST_F(Udba, ListingsKeptByTheKernelFollowEdits) {
   }
 }
 
+// The default is notify wherever inotify covers a branch (a deliberate
+// difference from AUFS, whose default is reval), and aufsctl says so.
+TEST_F(Udba, DefaultIsNotifyOnLocalBranches) {
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));
+  EXPECT_NE(udba_option().find("udba=notify"), std::string::npos) << udba_option();
+  Json info = ctl_info(m(""));
+  ASSERT_TRUE(info.contains("udba")) << info.dump();
+  EXPECT_EQ(info["udba"]["mode"], "notify");
+  EXPECT_EQ(info["udba"]["default"], true);
+  for (auto& b : info["branches"]) EXPECT_EQ(b["watched"], "yes") << b.dump();
+  warm_caches();
+  edit_branches();
+  if (!eventually([&] { return all_edits_seen(); }, 800)) explain_edits();
+}
+
+// Directories keep an fd per branch part between requests. A branch
+// directory renamed directly, and another made at its old path, must not
+// be served through the old fd: reval finds the part again within its
+// 1 s window, notify at the rename event.
+TEST_F(Udba, CachedDirectoryPartsFollowADirectRename) {
+  for (const char* mode : {"udba=reval", "udba=notify"}) {
+    SCOPED_TRACE(mode);
+    ASSERT_TRUE(mount_cached("rw:l1=ro+wh", mode));
+    for (int i = 0; i < 5; ++i) {  // cached parts and the lower name set
+      EXPECT_EQ(lstat_errno(m("sub/gone2.txt")), 0);
+      EXPECT_EQ(lstat_errno(m("sub/absent" + std::to_string(i))), ENOENT);
+    }
+    ASSERT_EQ(::rename(p("l1/sub").c_str(), p("l1/moved").c_str()), 0);
+    mkdirs(p("l1/sub"));
+    ASSERT_TRUE(write_file(p("l1/sub/fresh.txt"), "fresh\n"));
+    EXPECT_TRUE(eventually([&] {
+      return read_file(m("sub/fresh.txt")) == "fresh\n" &&
+             lstat_errno(m("sub/gone2.txt")) == ENOENT &&
+             read_file(m("moved/gone2.txt")) == "soon gone too\n";
+    }, 2500)) << "sub/fresh.txt: " << errname(lstat_errno(m("sub/fresh.txt")))
+              << " sub/gone2.txt: " << errname(lstat_errno(m("sub/gone2.txt")))
+              << " moved/gone2.txt: " << errname(lstat_errno(m("moved/gone2.txt")));
+    unmount();
+    ASSERT_EQ(::unlink(p("l1/sub/fresh.txt").c_str()), 0);
+    ASSERT_EQ(::rmdir(p("l1/sub").c_str()), 0);
+    ASSERT_EQ(::rename(p("l1/moved").c_str(), p("l1/sub").c_str()), 0);
+  }
+}
+
+// Names absent from a read-only branch are answered from the set of names
+// read from its listing; a name added there directly still shows.
+TEST_F(Udba, LowerNameSetsFollowDirectEdits) {
+  for (const char* mode : {"udba=reval", ""}) {
+    SCOPED_TRACE(mode);
+    ::usleep(60000);  // no name set for a directory changed in the last 50 ms
+    ASSERT_TRUE(mount_cached("rw:l1=ro+wh", mode));
+    EXPECT_EQ(list_dir(m("sub")), std::vector<std::string>{"gone2.txt"});
+    for (int i = 0; i < 20; ++i)
+      EXPECT_EQ(lstat_errno(m("sub/none" + std::to_string(i))), ENOENT);
+    Json info = ctl_info(m(""));
+    EXPECT_GT(info["dir_parts"]["set_answers"].get<long long>(), 0) << info["dir_parts"].dump();
+    EXPECT_GT(info["dir_parts"]["name_sets"].get<long long>(), 0) << info["dir_parts"].dump();
+    ASSERT_TRUE(write_file(p("l1/sub/none3"), "direct\n"));
+    ASSERT_EQ(::unlink(p("l1/sub/gone2.txt").c_str()), 0);
+    EXPECT_TRUE(eventually([&] {
+      return read_file(m("sub/none3")) == "direct\n" && lstat_errno(m("sub/gone2.txt")) == ENOENT;
+    }, 2500)) << "none3: " << errname(lstat_errno(m("sub/none3")))
+              << " gone2.txt: " << errname(lstat_errno(m("sub/gone2.txt")));
+    unmount();
+    ASSERT_EQ(::unlink(p("l1/sub/none3").c_str()), 0);
+    ASSERT_TRUE(write_file(p("l1/sub/gone2.txt"), "soon gone too\n"));
+  }
+}
+
+// 200 mounts at once under the default: each daemon takes one inotify
+// instance, so past the per-user limit (set to 128 in a user namespace of
+// the test's own) mounts fall back to reval, say why in aufsctl, and still
+// show direct edits within their 1 s timeout; the others at once.
+TEST_F(Udba, TwoHundredMountsBeyondTheInotifyInstanceLimit) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  mkdirs(p("l1/d"));
+  ASSERT_TRUE(write_file(p("l1/d/f"), "old\n"));
+  const std::string script = R"SH(
+set -e
+R=$1; BIN=$2; CTL=$3; N=200
+echo 128 > /proc/sys/user/max_inotify_instances
+pids=""
+cleanup() {
+  rc=$?; set +e
+  for i in $(seq $N); do mountpoint -q $R/m$i && umount $R/m$i; done
+  for p in $pids; do kill $p 2>/dev/null; done
+  for p in $pids; do wait $p 2>/dev/null; done
+  exit $rc
+}
+trap cleanup EXIT
+for i in $(seq $N); do
+  mkdir -p $R/rw$i $R/m$i
+  "$BIN" -f -o br=$R/rw$i=rw:$R/l1=ro+wh $R/m$i 2>>$R/many.log &
+  pids="$pids $!"
+done
+for i in $(seq $N); do
+  for t in $(seq 200); do mountpoint -q $R/m$i && break; sleep 0.05; done
+  mountpoint -q $R/m$i || { echo "m$i: not mounted"; exit 1; }
+  cat $R/m$i/d/f >/dev/null
+done
+notify=0; reval=0
+for i in $(seq $N); do
+  j=$("$CTL" $R/m$i list --json)
+  case "$j" in
+    *'"mode":"notify"'*) notify=$((notify+1)); echo "$i notify" >> $R/modes ;;
+    *'"mode":"reval"'*'instance limit'*) reval=$((reval+1)); echo "$i reval" >> $R/modes ;;
+    *) echo "m$i: unexpected: $j"; exit 1 ;;
+  esac
+done
+echo "notify=$notify reval=$reval"
+echo new > $R/l1/d/f
+sleep 1.5
+bad=0
+for i in $(seq $N); do test "$(cat $R/m$i/d/f)" = new || bad=$((bad+1)); done
+echo "stale=$bad"
+)SH";
+  auto probe = run({"unshare", "-U", "-r", "-m", "--propagation", "private", "true"});
+  if (!probe.ok()) GTEST_SKIP() << "no user namespaces: " << probe;
+  auto r = run({"unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                root(), daemon_binary(), aufsctl_binary()}, "", 240000);
+  ASSERT_TRUE(r.ok()) << r << read_file(p("many.log"));
+  int notify = -1, reval = -1, stale = -1;
+  ASSERT_EQ(std::sscanf(r.out.c_str(), "notify=%d reval=%d\nstale=%d", &notify, &reval, &stale), 3)
+      << r.out;
+  EXPECT_EQ(notify + reval, 200) << r.out;
+  EXPECT_LE(notify, 128) << r.out;
+  EXPECT_GE(reval, 72) << r.out;
+  EXPECT_EQ(stale, 0) << r.out;
+}
+
+// Our own copy-up makes inotify events in the writable branch. They must not
+// make the kernel drop entries that still lead where they did (a copied-up
+// directory keeps its node, and the cached subtree below it), while direct
+// edits in the new upper part are still seen at once.
+TEST_F(Udba, OwnCopyUpKeepsKernelEntriesAndWatchesTheNewPart) {
+  mkdirs(p("l1/a/b"));
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(write_file(p("l1/a/b/f" + std::to_string(i)), "x"));
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(lstat_errno(m("a/b/f" + std::to_string(i))), 0);
+  long before = ctl_info(m(""))["counters"]["inodes"].get<long long>();
+  ASSERT_GE(before, 32);
+  ASSERT_EQ(::chmod(m("a/b/f1").c_str(), 0600), 0);  // copies up a, a/b and f1
+  ::usleep(200000);  // the events are handled
+  long after = ctl_info(m(""))["counters"]["inodes"].get<long long>();
+  EXPECT_GE(after, before) << "own copy-up events dropped cached entries";
+  auto st = stat_of(m("a/b/f1"));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->st_mode & 07777, 0600u);
+  // Direct edits in the parts the copy-up made.
+  ASSERT_EQ(::chmod(p("rw/a/b/f1").c_str(), 0640), 0);
+  ASSERT_TRUE(write_file(p("rw/a/b/direct"), "d\n"));
+  ASSERT_EQ(::unlink(p("rw/a/b/f1").c_str()), 0);
+  EXPECT_TRUE(eventually([&] {
+    auto s2 = stat_of(m("a/b/f1"));
+    return read_file(m("a/b/direct")) == "d\n" && s2 && (s2->st_mode & 07777) == 0644;
+  }, 800)) << "direct edits in a copied-up directory were not seen";
+}
 
 }  // namespace
 }  // namespace aufs::mt

@@ -40,7 +40,7 @@ TEST_F(Stress, StressNgFilesystemStressors) {
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(write_file(p("l1/work/f" + std::to_string(i)), std::string(1000 + i, 'x')));
   ASSERT_TRUE(write_file(p("l1/work/sub/deep"), "lower\n"));
   auto before = digest_tree(p("l1"));
-  // The daemon's own cache timeouts (udba=reval), as in real use.
+  // The daemon's own cache timeouts (the default udba), as in real use.
   OwnDaemon* d = start_own("rw:l1=ro+wh", "threads=4", false);
   ASSERT_NE(d, nullptr);
   pid_t pid = d->pid();
