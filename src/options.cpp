@@ -23,6 +23,7 @@ std::string format_perm(const BranchSpec& b) {
   std::string s = b.perm == Perm::RW ? "rw" : b.perm == Perm::RO ? "ro" : "rr";
   if (b.wh) s += "+wh";
   if (b.nolwh) s += "+nolwh";
+  if (b.ovl) s += "+ovl";
   if (b.coo == BranchSpec::Coo::Reg) s += "+coo_reg";
   if (b.coo == BranchSpec::Coo::All) s += "+coo_all";
   if (b.coo == BranchSpec::Coo::Move) s += "+moo";
@@ -76,6 +77,12 @@ std::string parse_branches(std::string_view list, bool read_only_mount,
             notices.push_back("branch '" + b.path + "': attribute 'wh' ignored on an rw branch");
           else
             b.wh = true;
+        } else if (attr == "ovl") {
+          if (b.perm == Perm::RW)
+            notices.push_back("branch '" + b.path +
+                              "': attribute 'ovl' ignored on an rw branch (writes are in AUFS format)");
+          else
+            b.ovl = true;
         } else if (attr == "nolwh") {
           if (b.perm != Perm::RW)
             notices.push_back("branch '" + b.path + "': attribute 'nolwh' ignored on a read-only branch");
@@ -219,7 +226,8 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
   }
   if (!o.ovl_lower.empty() || !o.ovl_upper.empty()) {
     if (o.ovl_lower.empty()) { r.error = "upperdir= needs lowerdir="; return r; }
-    // upperdir=u,lowerdir=a:b  ->  br=u=rw:a=ro+wh:b=ro+wh (AUFS whiteouts).
+    // upperdir=u,lowerdir=a:b  ->  br=u=rw:a=ro+wh+ovl:b=ro+wh+ovl: lower
+    // layers written by overlayfs keep their whiteouts and opaque markers.
     std::string list;
     if (!o.ovl_upper.empty()) list = o.ovl_upper + "=rw";
     else o.read_only = true;  // like overlayfs without an upper layer
@@ -231,7 +239,7 @@ ParseResult parse_command_line(const std::vector<std::string>& args) {
       p = c + 1;
       if (l.empty()) continue;
       if (!list.empty()) list += ":";
-      list += l + "=ro+wh";
+      list += l + "=ro+wh+ovl";
     }
     std::string e = parse_branches(list, o.read_only, o.branches, o.notices);
     if (!e.empty()) { r.error = e; return r; }
@@ -450,7 +458,7 @@ std::string usage_text(std::string_view prog) {
          "  -V, --version      print the version\n"
          "\n"
          "Branches (br=, br:, dirs=): DIR[=PERM[+ATTR]] joined by ':', top first.\n"
-         "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), nolwh (rw),\n"
+         "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), ovl (ro/rr), nolwh (rw),\n"
          "  moo (rw), coo_reg, coo_all, icex, icexsec, icexsys, icextr, icexusr, icexoth.\n"
          "Branch edits (applied in order): add:N:DIR[=PERM], ins:N:DIR, append:DIR, prepend:DIR,\n"
          "  del:DIR, mod:DIR=PERM.  Overlay style: lowerdir=A:B,upperdir=U[,workdir=W].\n"

@@ -27,8 +27,11 @@ struct BranchSpec {
   };
   unsigned icex = 0;
   bool perm_given = false;
+  // ro/rr+ovl: overlayfs's whiteouts (character devices 0:0) and opaque
+  // markers (trusted./user.overlay.opaque=y) read as AUFS ones.
+  bool ovl = false;
   // Whiteouts and opaque markers on this branch are honoured.
-  bool wh_able() const { return perm == Perm::RW || wh; }
+  bool wh_able() const { return perm == Perm::RW || wh || ovl; }
   bool writable() const { return perm == Perm::RW; }
 };
 

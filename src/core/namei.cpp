@@ -2,6 +2,7 @@
 // Name resolution (see namei.hpp).
 #include "core/namei.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -15,6 +16,19 @@
 #include "core/util.hpp"
 
 namespace aufs::core {
+
+bool ovl_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == 0; }
+
+bool ovl_opaque(int dirfd, const std::string& name) {
+  // Kernel overlayfs writes the trusted. one (as root), rootless tools the
+  // user. one.
+  for (const char* key : {"trusted.overlay.opaque", "user.overlay.opaque"}) {
+    auto v = sys::getxattr_at(dirfd, name, key, 8);
+    if (v.ok() && v->size() == 1 && (*v)[0] == 'y') return true;
+  }
+  return false;
+}
+
 namespace {
 bool add_redirects(const Mount& m, const BranchSet& bs, int top, int dirfd, const std::string& name,
                    Resolution& r);
@@ -263,6 +277,10 @@ Result<Resolution> resolve_child(Mount& m, const BranchSet& bs, const Where& par
     if (!names || names->may_have(name)) st = sys::lstat_at(pfd, name);
     if (names) m.parts.counts()->set_answers++;
     if (!st.ok() && !absent(st.err())) return Errno{st.err()};
+    if (st.ok() && br.spec.ovl && ovl_whiteout(st.value())) {
+      whiteout = true;  // overlayfs's whiteout is the name itself
+      st = Errno{ENOENT};
+    }
     if (whiteout) {
       if (st.ok() && (br.writable() || m.opts.ociwh) && r.hits.empty()) {
         // rw branch: an interrupted create/unlink left both; the real entry
@@ -309,7 +327,7 @@ Result<Resolution> resolve_child(Mount& m, const BranchSet& bs, const Where& par
     }
     if (br.wh_able()) {
       auto o = sys::lstat_at(pfd, name + "/" + std::string(wh::kOpaque));
-      if (o.ok() && S_ISREG(o->st_mode)) {
+      if ((o.ok() && S_ISREG(o->st_mode)) || (br.spec.ovl && ovl_opaque(pfd, name))) {
         r.opaque_branch = b;
         break;
       }
@@ -521,6 +539,15 @@ Result<std::vector<VEntry>> list_dir(Mount& m, const BranchSet& bs, const Where&
         work[li].names_changed = offer = true;
       }
     }
+    if (br.spec.ovl) {
+      // overlayfs's whiteouts are listed as the AUFS ones they stand for
+      // (after the name set took the names as they are on disk).
+      for (auto& e : ents) {
+        if (e.type != DT_CHR && e.type != DT_UNKNOWN) continue;
+        auto st = sys::lstat_at(dfd, e.name);
+        if (st.ok() && ovl_whiteout(st.value())) e.name = wh::whiteout_of(e.name), e.type = DT_REG;
+      }
+    }
     BranchListing l;
     l.branch = b;
     l.wh_able = br.wh_able();
@@ -556,6 +583,12 @@ bool name_below(const BranchSet& bs, const Where& parent, const std::string& nam
     if (br.wh_able()) {
       auto w = sys::exists_at(pfd->get(), whname);
       if (w.ok() && w.value()) return false;  // hidden from here down anyway
+    }
+    if (br.spec.ovl) {
+      auto st = sys::lstat_at(pfd->get(), name);
+      if (st.ok() && ovl_whiteout(st.value())) return false;  // overlayfs's whiteout
+      if (st.ok()) return true;
+      continue;
     }
     auto e = sys::exists_at(pfd->get(), name);
     if (e.ok() && e.value()) return true;

@@ -97,6 +97,11 @@ struct NameInDir {
 // and the name's resolution (full: as resolve_child).
 Result<NameInDir> resolve_in(Mount& m, NodeId parent, std::string_view name, bool full);
 
+// overlayfs format (branch attribute ovl): a whiteout is a character device
+// 0:0; an opaque directory carries trusted. or user.overlay.opaque = "y".
+bool ovl_whiteout(const struct stat& st);
+bool ovl_opaque(int dirfd, const std::string& name);
+
 // Is `name` present (not whited out) in a branch of the parent below `top`?
 bool name_below(const BranchSet& bs, const Where& parent, const std::string& name, int top);
 // The merged listing. stamps (optional): mtime of every listed branch copy.

@@ -36,8 +36,8 @@ class Overlay : public MountTest {
     auto info = ctl_info(mnt);
     EXPECT_EQ(branch_rows(info),
               (std::vector<std::string>{"0:0:" + p("upper") + "=rw",
-                                        "1:1:" + p("lower1") + "=ro+wh",
-                                        "2:2:" + p("lower2") + "=ro+wh"}));
+                                        "1:1:" + p("lower1") + "=ro+wh+ovl",
+                                        "2:2:" + p("lower2") + "=ro+wh+ovl"}));
     EXPECT_EQ(list_dir(mnt), (std::vector<std::string>{"a.txt", "b.txt", "dir"}));
     EXPECT_EQ(list_dir(mnt + "/dir"), (std::vector<std::string>{"d1.txt", "d2.txt"}));
     EXPECT_EQ(read_file(mnt + "/a.txt"), "a from lower1\n");
@@ -104,6 +104,55 @@ TEST_F(Overlay, ThroughMountAsMountProgram) {
   check_union(m());
   r = run({"umount", m()});
   EXPECT_TRUE(r.ok()) << r;
+}
+
+// Layers written by kernel overlayfs itself (character-device whiteouts, a
+// directory removed and made again: opaque by trusted.overlay.opaque) as
+// lower branches: the merged view equals what overlayfs showed, through
+// the ovl attribute and through lowerdir=, and writes stay in AUFS format.
+TEST_F(Overlay, LayersWrittenByKernelOverlayfs) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mount -t overlay)";
+  mkdirs(p("kl/d"));
+  mkdirs(p("kl/keep"));
+  mkdirs(p("ku"));
+  mkdirs(p("kw"));
+  mkdirs(p("ko"));
+  mkdirs(p("krw"));
+  ASSERT_TRUE(write_file(p("kl/f1"), "l1\n"));
+  ASSERT_TRUE(write_file(p("kl/f2"), "l2\n"));
+  ASSERT_TRUE(write_file(p("kl/d/old"), "old\n"));
+  ASSERT_TRUE(write_file(p("kl/keep/k"), "k\n"));
+  const std::string ovl_opts = "lowerdir=" + p("kl") + ",upperdir=" + p("ku") + ",workdir=" + p("kw");
+  std::string ovl_view;
+  {
+    SysMountGuard guard(p("ko"));
+    auto r = run({"mount", "-t", "overlay", "overlay", "-o", ovl_opts, p("ko")});
+    if (!r.ok()) GTEST_SKIP() << "kernel overlayfs unavailable: " << r;
+    auto s = sh("cd " + q(p("ko")) + " && rm f1 && rm -r d && mkdir d && echo n > d/new && "
+                "echo up > f3 && find . -printf '%p %y %s\\n' | sort");
+    ASSERT_TRUE(s.ok()) << s;
+    ovl_view = s.out;
+    ASSERT_TRUE(run({"umount", p("ko")}).ok());
+  }
+  auto st = lstat_of(p("ku/f1"));
+  ASSERT_TRUE(st && S_ISCHR(st->st_mode) && st->st_rdev == 0) << "overlayfs made no 0:0 whiteout";
+  auto view = [&](const std::string& mnt) {
+    auto s = sh("cd " + q(mnt) + " && find . -printf '%p %y %s\\n' | sort");
+    EXPECT_TRUE(s.ok()) << s;
+    return s.out;
+  };
+  ASSERT_TRUE(mount("krw:ku=ro+ovl:kl=ro"));
+  EXPECT_EQ(view(m()), ovl_view);
+  EXPECT_EQ(lstat_errno(m("d/old")), ENOENT) << "the opaque directory let a lower entry through";
+  EXPECT_EQ(ctl_info(m())["branches"][1]["perm"], "ro+ovl");
+  // Writes in AUFS format: a whiteout file, no device.
+  ASSERT_EQ(::unlink(m("f2").c_str()), 0);
+  EXPECT_TRUE(exists(p("krw/.wh.f2")));
+  unmount();
+  ASSERT_EQ(::unlink(p("krw/.wh.f2").c_str()), 0);
+  // lowerdir= reads them by default.
+  ASSERT_TRUE(mount_args({"-f", "-o", "lowerdir=" + p("ku") + ":" + p("kl"), m()}));
+  EXPECT_EQ(view(m()), ovl_view);
 }
 
 }  // namespace

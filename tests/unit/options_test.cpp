@@ -169,8 +169,15 @@ TEST(Options, OverlayStyleMapsToBranches) {
   ASSERT_EQ(r.opts.branches.size(), 3u);
   EXPECT_EQ(r.opts.branches[0].path, "/u");
   EXPECT_EQ(format_perm(r.opts.branches[0]), "rw");
-  EXPECT_EQ(format_perm(r.opts.branches[1]), "ro+wh");
+  EXPECT_EQ(format_perm(r.opts.branches[1]), "ro+wh+ovl");
   EXPECT_EQ(r.opts.branches[2].path, "/l2");
+  // ovl: read-only branches only.
+  auto o = parse({"-o", "br=/a=rw+ovl:/b=ro+ovl:/c=rr+ovl", "m"});
+  ASSERT_TRUE(o.ok()) << o.error;
+  EXPECT_EQ(format_perm(o.opts.branches[0]), "rw");
+  EXPECT_EQ(format_perm(o.opts.branches[1]), "ro+ovl");
+  EXPECT_EQ(format_perm(o.opts.branches[2]), "rr+ovl");
+  EXPECT_TRUE(o.opts.branches[1].wh_able());
   auto ro = parse({"-o", "lowerdir=/l1:/l2", "m"});
   ASSERT_TRUE(ro.ok());
   EXPECT_TRUE(ro.opts.read_only);
