@@ -548,7 +548,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     // After a branch change the kernel's caches go before the caller hears
     // back, so its next access sees the new view. No lock is held here and
     // the other workers keep serving, so the notifications cannot deadlock.
-    if (st.ok() && ino == kControlId) invalidate_all(fc);
+    if (st.ok() && ino == kControlId && name == kXattrRemount) invalidate_all(fc);
     fuse_reply_err(req, st.err());
   });
 }
@@ -607,7 +607,7 @@ fuse_lowlevel_ops make_ops() {
 }  // namespace
 
 const fuse_lowlevel_ops& fuse_operations() {
-  static const fuse_lowlevel_ops ops = make_ops();
+  static const fuse_lowlevel_ops ops = counted_ops(make_ops());
   return ops;
 }
 
