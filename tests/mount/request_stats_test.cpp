@@ -3,6 +3,8 @@
 // mount whose kernel caches are long-lived (udba=none), so the requests each
 // one costs are exact.
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -121,6 +123,31 @@ TEST_F(RequestStats, CatOfAFileIsLookupOpenReadRelease) {
   // No FLUSH for a reader (noflush), no GETATTR (the entry's attributes are
   // fresh).
   EXPECT_EQ(c, (Counts{{"lookup", 1}, {"open", 1}, {"read", 1}, {"release", 1}})) << show(c);
+}
+
+// Writers: FLUSH only where the branch's close(2) can report an error.
+TEST_F(RequestStats, CreateWriteCloseFlushesOnlyWhereCloseCanFail) {
+  struct statfs sf {};
+  ASSERT_EQ(::statfs(p("rw").c_str(), &sf), 0);
+  bool silent = sf.f_type == EXT4_SUPER_MAGIC || sf.f_type == XFS_SUPER_MAGIC ||
+                sf.f_type == TMPFS_MAGIC;
+  read_counts();
+  Counts c = cost_to_release([&] {
+    int fd = ::open(m("new.txt").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ASSERT_GE(fd, 0) << errname(errno);
+    EXPECT_EQ(::write(fd, "new\n", 4), 4);
+    EXPECT_EQ(::close(fd), 0);
+  });
+  EXPECT_EQ(c["create"], 1) << show(c);
+  EXPECT_EQ(c["write"], 1) << show(c);
+  EXPECT_EQ(c["flush"], silent ? 0 : 1) << show(c) << " f_type " << std::hex << sf.f_type;
+  EXPECT_EQ(c["open"], 0) << show(c);
+  EXPECT_EQ(read_file(p("rw/new.txt")), "new\n");
+  // A later writer's close on the copy-up branch: the same.
+  c = cost_to_release([&] { ASSERT_TRUE(append_file(m("a.txt"), "more\n")); });  // copy-up at open
+  EXPECT_EQ(c["open"], 1) << show(c);
+  EXPECT_EQ(c["flush"], silent ? 0 : 1) << show(c);
+  EXPECT_EQ(read_file(p("rw/a.txt")), "0123456789\nmore\n");
 }
 
 TEST_F(RequestStats, ResetSetsEveryCountToZero) {
