@@ -6,6 +6,7 @@
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -262,6 +263,12 @@ Result<struct statvfs> statvfs_fd(int fd) {
   struct statvfs v;
   if (SYSCALL("fstatvfs", ::fstatvfs(fd, &v)) < 0) return last_errno();
   return v;
+}
+
+Result<long> fs_type_fd(int fd) {
+  struct statfs s;
+  if (SYSCALL("fstatfs", ::fstatfs(fd, &s)) < 0) return last_errno();
+  return static_cast<long>(s.f_type);
 }
 
 Status fchownat_nofollow(int dirfd, const std::string& name, uid_t uid, gid_t gid) {

@@ -127,6 +127,7 @@ Result<std::string> Union::which_json(NodeId dir, std::string_view name) {
   return core::which_json(*m_, dir, name);
 }
 
+void Union::set_request_stats(StatsSource s) { m_->request_stats = std::move(s); }
 BranchSetPtr Union::branches() const { return m_->branches(); }
 const MountOptions& Union::options() const { return m_->opts; }
 const Counters& Union::counters() const { return m_->counters; }

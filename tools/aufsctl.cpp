@@ -35,6 +35,7 @@ int usage(FILE* f) {
   std::fputs(
       "usage: aufsctl MNT [list] [--json]        branches, options, counters\n"
       "       aufsctl MNT which PATH [--json]    which branch serves PATH\n"
+      "       aufsctl MNT stats [--reset] [--json]  FUSE requests per opcode\n"
       "       aufsctl MNT append DIR[=PERM]      add a bottom branch\n"
       "       aufsctl MNT prepend DIR[=PERM]     add a top branch\n"
       "       aufsctl MNT add INDEX DIR[=PERM]   insert a branch at INDEX\n"
@@ -63,14 +64,46 @@ bool get(const std::string& path, const std::string& key, std::string& out) {
 
 std::string ctl_path(const std::string& mnt) { return mnt + "/" + std::string(aufs::kControlName); }
 
+// The counts, then (--reset) zero them: requests between the two go
+// uncounted.
+int stats(const std::string& mnt, bool json, bool reset, size_t nargs) {
+  if (nargs != 2) return usage(stderr);
+  std::string raw;
+  if (!get(ctl_path(mnt), std::string(aufs::kXattrStats), raw)) {
+    if (errno == ENODATA) return fail(mnt + ": this daemon does not count requests");
+    return fail(mnt + ": not an aufs-fuse mount (" + std::strerror(errno) + ")");
+  }
+  if (json) {
+    std::printf("%s\n", raw.c_str());
+  } else {
+    Json j = parse(raw);
+    if (!j.is_object() || !j["requests"].is_object()) return fail("cannot parse the daemon's answer");
+    unsigned long long total = 0;
+    for (auto& [k, v] : j["requests"].items()) total += v.get<unsigned long long>();
+    std::printf("requests: %llu\n", total);
+    for (auto& [k, v] : j["requests"].items())
+      if (v.get<unsigned long long>() != 0) std::printf("  %-16s %s\n", k.c_str(), str(v).c_str());
+  }
+  if (reset) {
+    const char v[] = "reset";
+    if (::setxattr(ctl_path(mnt).c_str(), std::string(aufs::kXattrStats).c_str(), v, sizeof v - 1, 0) != 0) {
+      int e = errno;
+      if (e == EPERM || e == EACCES) return fail(mnt + ": only root or the mount's owner may reset the counts");
+      return fail(mnt + ": reset: " + std::strerror(e));
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args;
-  bool json = false;
+  bool json = false, reset = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json") json = true;
+    else if (a == "--reset") reset = true;
     else if (a == "-h" || a == "--help") return usage(stdout);
     else if (a == "-V" || a == "--version") { std::printf("aufsctl %s\n", AUFS_FUSE_VERSION); return 0; }
     else args.push_back(a);
@@ -78,6 +111,8 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage(stderr);
   std::string mnt = args[0];
   std::string cmd = args.size() > 1 ? args[1] : "list";
+  if (reset && cmd != "stats") return usage(stderr);
+  if (cmd == "stats") return stats(mnt, json, reset, args.size());
   if (cmd == "list" || cmd == "info") {
     std::string raw;
     if (!get(ctl_path(mnt), std::string(aufs::kXattrInfo), raw))

@@ -13,6 +13,7 @@ inline constexpr std::string_view kControlName = ".wh..wh.aufs-fuse";
 inline constexpr uint64_t kControlId = 3;  // its node id
 inline constexpr std::string_view kXattrInfo = "user.aufs.info";          // JSON (get)
 inline constexpr std::string_view kXattrRemount = "user.aufs.remount";    // branch ops (set)
+inline constexpr std::string_view kXattrStats = "user.aufs.stats";  // JSON (get); "reset" (set)
 inline constexpr std::string_view kXattrWhichPrefix = "user.aufs.which/";  // + name (get)
 
 }  // namespace aufs

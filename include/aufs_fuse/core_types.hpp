@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 
 #include "aufs_fuse/node.hpp"
@@ -35,6 +36,14 @@ struct SetAttrIn {
 
 struct Counters {
   std::atomic<uint64_t> copyups{0}, copyup_bytes{0}, whiteouts{0}, branch_changes{0};
+};
+
+// Counts kept outside the core (the FUSE layer's requests per opcode), shown
+// by the control file: a JSON object, and setting them to zero. Both are
+// called from request threads.
+struct StatsSource {
+  std::function<std::string()> json;
+  std::function<void()> reset;
 };
 
 // Tests only: called at fixed points of a request, with no lock held, so a

@@ -30,6 +30,9 @@ struct FileHandle {
   int flags = 0;
   uint64_t data_gen = 0;
   bool keep_cache = false;  // the kernel's cached pages are still valid
+  // A writer whose close(2) on the branch can report nothing (its file
+  // system has no flush operation): the kernel need not send FLUSH.
+  bool quiet_close = false;
   std::mutex mu;  // guards fd/data_gen swaps
 };
 

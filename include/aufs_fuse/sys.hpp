@@ -70,6 +70,8 @@ Status write_all(int fd, std::string_view data);
 // Reads to the end, or until more than `max` bytes are read.
 Result<std::string> read_all(int fd, size_t max);
 Result<struct statvfs> statvfs_fd(int fd);
+// The file system type of fd (fstatfs(2) f_type, a *_MAGIC of linux/magic.h).
+Result<long> fs_type_fd(int fd);
 
 // Reopens an O_PATH fd with real access flags through /proc/self/fd.
 Result<UniqueFd> reopen(int opath_fd, int flags);

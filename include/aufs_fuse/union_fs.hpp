@@ -105,6 +105,10 @@ class Union {
   std::string info_json() const;
   // JSON: which branch serves NAME in directory `dir`, copy-up/whiteout state.
   Result<std::string> which_json(NodeId dir, std::string_view name);
+  // The FUSE layer's request counts, shown as user.aufs.stats of the control
+  // file. Set before serving requests; an empty source (after serving) hides
+  // them again.
+  void set_request_stats(StatsSource s);
   BranchSetPtr branches() const;
   const MountOptions& options() const;
   const Counters& counters() const;

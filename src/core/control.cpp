@@ -133,6 +133,13 @@ Result<std::string> which_json(Mount& m, NodeId dir, std::string_view name) {
   return dump(j);
 }
 
+Result<std::string> stats_json(const Mount& m) {
+  if (!m.request_stats.json) return Errno{ENODATA};  // no FUSE layer (core tests)
+  Json j;
+  j["requests"] = Json::parse(m.request_stats.json());
+  return dump(j);
+}
+
 bool is_control_xattr(NodeId id, std::string_view key) {
   return id == kControlId || key.starts_with(kXattrWhichPrefix);
 }
@@ -140,6 +147,10 @@ bool is_control_xattr(NodeId id, std::string_view key) {
 Result<std::vector<char>> control_getxattr(Mount& m, NodeId id, std::string_view key, size_t size) {
   if (id == kControlId) {
     if (key == kXattrInfo) return xattr_reply(info_json(m), size);
+    if (key == kXattrStats) {
+      AUFS_ASSIGN_OR_RETURN(std::string j, stats_json(m));
+      return xattr_reply(j, size);
+    }
     return Errno{ENODATA};
   }
   AUFS_ASSIGN_OR_RETURN(std::string j, which_json(m, id, key.substr(kXattrWhichPrefix.size())));
@@ -147,15 +158,25 @@ Result<std::vector<char>> control_getxattr(Mount& m, NodeId id, std::string_view
 }
 
 Result<std::vector<char>> control_listxattr(size_t size) {
-  std::string names = std::string(kXattrInfo) + '\0' + std::string(kXattrRemount) + '\0';
+  std::string names = std::string(kXattrInfo) + '\0' + std::string(kXattrRemount) + '\0' +
+                      std::string(kXattrStats) + '\0';
   return xattr_reply(names, size);
 }
 
 Status control_setxattr(Mount& m, std::string_view key, const void* val, size_t size,
                         const Ctx& ctx) {
-  if (key != kXattrRemount) return Errno{ENOTSUP};
-  // Only root or the user who mounted may change branches.
+  if (key != kXattrRemount && key != kXattrStats) return Errno{ENOTSUP};
+  // Only root or the user who mounted may change branches (or reset counts
+  // someone may be measuring with).
   if (ctx.uid != 0 && ctx.uid != m.owner) return Errno{EPERM};
+  if (key == kXattrStats) {
+    std::string_view v(static_cast<const char*>(val), size);
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\0')) v.remove_suffix(1);
+    if (v != "reset") return Errno{EINVAL};
+    if (!m.request_stats.reset) return Errno{ENOTSUP};
+    m.request_stats.reset();
+    return {};
+  }
   std::vector<BranchOp> ops;
   std::string spec(static_cast<const char*>(val), size);
   while (!spec.empty() && (spec.back() == '\n' || spec.back() == '\0')) spec.pop_back();

@@ -13,6 +13,8 @@ namespace aufs::core {
 
 // JSON description of the mount (branches, options, counters).
 std::string info_json(const Mount& m);
+// JSON: {"requests": {opcode: count}} from the FUSE layer; ENODATA without one.
+Result<std::string> stats_json(const Mount& m);
 // JSON: which branch serves NAME in directory `dir`, copy-up/whiteout state.
 Result<std::string> which_json(Mount& m, NodeId dir, std::string_view name);
 // Requests on the control file, and user.aufs.which/NAME on a directory.

@@ -3,6 +3,7 @@
 #include "core/handles.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -23,6 +24,22 @@ int pass_flags(int flags) {
 namespace {
 bool racy(const Node::CacheStamp& s) { return recent(s.ctime); }
 bool writer(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+
+// close(2) reports the errors of a file system's flush operation only (NFS,
+// FUSE, CIFS: delayed write errors). These have none: a FLUSH request for a
+// file on them could only ever answer 0. A failed check keeps FLUSH.
+bool close_is_silent(int fd) {
+  auto t = sys::fs_type_fd(fd);
+  if (!t.ok()) return false;
+  switch (t.value()) {
+    case EXT4_SUPER_MAGIC:  // ext2, ext3, ext4
+    case XFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+      return true;
+    default:
+      return false;
+  }
+}
 }  // namespace
 
 std::unique_ptr<FileHandle> OpenFiles::open(const NodePtr& n, UniqueFd fd, int flags, uint32_t brid) {
@@ -31,6 +48,7 @@ std::unique_ptr<FileHandle> OpenFiles::open(const NodePtr& n, UniqueFd fd, int f
   fh->fd = std::make_shared<const UniqueFd>(std::move(fd));
   fh->flags = flags;
   fh->brid = brid;
+  if (writer(flags)) fh->quiet_close = close_is_silent(fh->raw_fd());
   auto st = sys::fstat_fd(fh->raw_fd());
   {
     std::lock_guard<SmallMutex> g(n->mu);

@@ -53,6 +53,7 @@ struct Mount {
   std::unique_ptr<BranchWatcher> watcher;  // udba=notify only
   std::string udba_fallback;  // why notify runs as reval (set before serving)
   TestHook test_hook;                      // tests only: set before use
+  StatsSource request_stats;               // set before serving, cleared after
   // placement.cpp only.
   std::mutex policy_mu;
   PolicyState policy;  // rr counter and mfs cache: policy_mu

@@ -272,8 +272,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto r = fs_of(req).open(ino, fi->flags, make_ctx(req, false));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
     fi->keep_cache = r.value()->keep_cache;
-    // A reader's close has nothing to report: no FLUSH round trip for it.
-    fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
+    // A reader's close has nothing to report, nor a writer's on a file
+    // system without a flush operation: no FLUSH round trip for them.
+    fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY || r.value()->quiet_close;
     fill_open(fi, std::move(r.value()));
     Union& fs = fs_of(req);
     if (fuse_reply_open(req, fi) == -ENOENT) fs.release(std::unique_ptr<FileHandle>(fh_of(fi)));
@@ -286,6 +287,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     auto r = fs_of(req).create(parent, name, mode, fi->flags, make_ctx(req, true));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
     fuse_entry_param p = entry_param(ctx_of(req).cfg, r->entry);
+    fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY || r->fh->quiet_close;
     fill_open(fi, std::move(r->fh));
     Union& fs = fs_of(req);
     if (ctx_of(req).cfg.debug) spdlog::debug("  -> node {} ino {} mode {:o}", p.ino, p.attr.st_ino, p.attr.st_mode);
@@ -548,7 +550,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     // After a branch change the kernel's caches go before the caller hears
     // back, so its next access sees the new view. No lock is held here and
     // the other workers keep serving, so the notifications cannot deadlock.
-    if (st.ok() && ino == kControlId) invalidate_all(fc);
+    if (st.ok() && ino == kControlId && name == kXattrRemount) invalidate_all(fc);
     fuse_reply_err(req, st.err());
   });
 }
@@ -607,7 +609,7 @@ fuse_lowlevel_ops make_ops() {
 }  // namespace
 
 const fuse_lowlevel_ops& fuse_operations() {
-  static const fuse_lowlevel_ops ops = make_ops();
+  static const fuse_lowlevel_ops ops = counted_ops(make_ops());
   return ops;
 }
 

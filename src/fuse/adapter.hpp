@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "aufs_fuse/union_fs.hpp"
+#include "fuse/stats.hpp"
 
 namespace aufs {
 
@@ -32,6 +33,9 @@ struct AdapterConfig {
 };
 
 const fuse_lowlevel_ops& fuse_operations();
+// The same callbacks, each counting its request in FuseContext::stats first
+// (counted_ops.cpp). Called once: it keeps `inner` for the wrappers.
+fuse_lowlevel_ops counted_ops(const fuse_lowlevel_ops& inner);
 
 struct FuseContext {
   Union* fs = nullptr;
@@ -42,6 +46,7 @@ struct FuseContext {
   // branch change). Bounded; past the bound, the timeout has to do.
   std::mutex neg_mu;
   std::unordered_set<std::string> negatives;  // "<parent id>/<name>"
+  RequestStats stats;  // requests per opcode (aufsctl stats)
 };
 
 // Drops every cached dentry and inode of the mount from the kernel (after a

@@ -26,6 +26,12 @@ int fail(const std::string& msg) {
 int serve(Union& fs, const MountOptions& opts) {
   FuseContext fctx;
   fctx.fs = &fs;
+  // The control file shows fctx's request counts while fctx lives.
+  fs.set_request_stats({[&fctx] { return fctx.stats.json(); }, [&fctx] { fctx.stats.reset(); }});
+  struct StatsGuard {
+    Union& fs;
+    ~StatsGuard() { fs.set_request_stats({}); }
+  } stats_guard{fs};
   // udba=none trusts the caches; notify keeps long timeouts safe through
   // inotify; reval re-checks the branches at least every second.
   double def_to = opts.udba == Udba::None ? 86400.0

@@ -177,3 +177,35 @@ TEST_F(UnionTest, ModRwRoAndReadOnlyRemount) {
   ASSERT_TRUE(change(*fs, "rw").ok());
   EXPECT_EQ(create("m"), 0);
 }
+
+namespace aufs::test {
+
+// user.aufs.stats of the control file shows what the FUSE layer hands in
+// (core tests have none) and passes "reset" on to it.
+TEST_F(UnionTest, ControlFileStatsComeFromTheFuseLayer) {
+  make_branches({"rw"});
+  mount();
+  const char* key = "user.aufs.stats";
+  Ctx root{};
+  EXPECT_EQ(fs->getxattr(kControlId, key, 4096).err(), ENODATA);
+  EXPECT_EQ(fs->setxattr(kControlId, key, "reset", 5, 0, root).err(), ENOTSUP);
+  int resets = 0;
+  fs->set_request_stats({[] { return std::string(R"({"lookup":7})"); }, [&] { ++resets; }});
+  auto j = fs->getxattr(kControlId, key, 4096);
+  ASSERT_TRUE(j.ok()) << j.err();
+  EXPECT_EQ(std::string(j->begin(), j->end()), R"({"requests":{"lookup":7}})");
+  auto names = fs->listxattr(kControlId, 4096);
+  ASSERT_TRUE(names.ok());
+  EXPECT_NE(std::string(names->begin(), names->end()).find(std::string(key) + '\0'), std::string::npos);
+  EXPECT_TRUE(fs->setxattr(kControlId, key, "reset\n", 6, 0, root).ok());
+  EXPECT_EQ(resets, 1);
+  EXPECT_EQ(fs->setxattr(kControlId, key, "zero", 4, 0, root).err(), EINVAL);
+  Ctx other{};
+  other.uid = 4242;
+  EXPECT_EQ(fs->setxattr(kControlId, key, "reset", 5, 0, other).err(), EPERM);
+  EXPECT_EQ(resets, 1);
+  fs->set_request_stats({});
+  EXPECT_EQ(fs->getxattr(kControlId, key, 4096).err(), ENODATA);
+}
+
+}  // namespace aufs::test

@@ -22,8 +22,7 @@ class Aufsctl : public MountTest {
   void SetUp() override {
     MountTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    if (!run({aufsctl_binary(), "--version"}).ok())
-      GTEST_SKIP() << "aufsctl not runnable: " << aufsctl_binary() << " (set AUFSCTL_BIN)";
+    if (auto why = aufsctl_unavailable(); !why.empty()) GTEST_SKIP() << why;
     mkdirs(p("rw/dir"));
     mkdirs(p("l1/dir/sub"));
     mkdirs(p("l2/dir"));
@@ -364,6 +363,23 @@ TEST_F(AufsctlAsUser, NonOwnerCannotChangeBranches) {
   r = ctl({m(), "append", p("extra") + "=ro"});
   EXPECT_TRUE(r.ok()) << r;
   EXPECT_EQ(ctl_info(m())["branches"].size(), 3u);
+}
+
+TEST_F(AufsctlAsUser, NonOwnerCanReadButNotResetRequestCounts) {
+  ASSERT_TRUE(mount("rw:l1=ro+wh", "allow_other"));
+  std::string cmd = q(aufsctl_binary()) + " " + q(m()) + " stats";
+  auto r = sh_as(kNobody, kNogroup, cmd + " --json");
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(Json::parse(r.out, nullptr, false).is_object()) << r;
+  r = sh_as(kNobody, kNogroup, cmd + " --reset");
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("only root or the mount's owner may reset"), std::string::npos) << r;
+  std::string cf = m(".wh..wh.aufs-fuse");
+  int e = errno_as(kNobody, kNogroup, [&] {
+    return ::setxattr(cf.c_str(), "user.aufs.stats", "reset", 5, 0) < 0 ? errno : 0;
+  });
+  EXPECT_TRUE(e == EACCES || e == EPERM) << errname(e);
+  EXPECT_TRUE(ctl({m(), "stats", "--reset"}).ok());
 }
 
 }  // namespace

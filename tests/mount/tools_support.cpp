@@ -11,6 +11,11 @@ namespace aufs::mt {
 
 std::string aufsctl_binary() { return tool_binary("AUFSCTL_BIN", "aufsctl"); }
 
+std::string aufsctl_unavailable() {
+  if (run({aufsctl_binary(), "--version"}).ok()) return "";
+  return "aufsctl not runnable: " + aufsctl_binary() + " (set AUFSCTL_BIN)";
+}
+
 std::string mount_helper_unavailable() {
   if (::geteuid() != 0) return "mount(8) tests need root";
   if (::access(kMountHelper, X_OK) != 0)

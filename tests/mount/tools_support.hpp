@@ -12,6 +12,8 @@ namespace aufs::mt {
 
 // aufsctl of this build ($AUFSCTL_BIN, else from PATH).
 std::string aufsctl_binary();
+// Why aufsctl tests cannot run here ("" = they can).
+std::string aufsctl_unavailable();
 // The mount(8) helper (this build's, staged by staged-helper.sh).
 inline constexpr const char* kMountHelper = "/sbin/mount.aufs";
 

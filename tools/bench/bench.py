@@ -33,12 +33,15 @@ FIXTURE_VERSION = 6
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
-ALL_TARGETS = ["plain", "overlay", "fuse-overlayfs", "unionfs-fuse", "mergerfs",
-               "aufs-fuse", "aufs-fuse-notify", "aufs-fuse-none", "aufs-fuse-volatile"]
-DEFAULT_TARGETS = ["plain", "overlay", "fuse-overlayfs", "unionfs-fuse", "mergerfs",
-                   "aufs-fuse"]
+ALL_TARGETS = ["plain", "overlay", "passthrough_hp", "fuse-overlayfs", "unionfs-fuse",
+               "mergerfs", "aufs-fuse", "aufs-fuse-notify", "aufs-fuse-none",
+               "aufs-fuse-volatile"]
+DEFAULT_TARGETS = ["plain", "overlay", "passthrough_hp", "fuse-overlayfs", "unionfs-fuse",
+                   "mergerfs", "aufs-fuse"]
 FUSE_PEERS = ["fuse-overlayfs", "unionfs-fuse", "mergerfs"]
 BASELINE = "overlay"
+FLOOR = "passthrough_hp"  # a plain FUSE file system: what any FUSE daemon pays
+CONTROL_FILE = ".wh..wh.aufs-fuse"
 
 PARAMS = {
     "full": dict(ndirs=10, nsubs=5, uniq=80, shared=20, many=20000, big_mib=512,
@@ -179,6 +182,29 @@ def proc_status(pid):
     except OSError:
         pass
     return d
+
+
+_LIBC = None
+
+
+def request_counts(root):
+    """aufs-fuse's FUSE requests per opcode so far (user.aufs.stats of the
+    control file, as `aufsctl stats --json` reads it), or None.  One
+    getxattr(2) with a buffer large enough, so reading costs one GETXATTR
+    (and a LOOKUP of the control file when the kernel dropped it)."""
+    global _LIBC
+    import ctypes
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(1 << 16)
+    n = _LIBC.getxattr(os.path.join(root, CONTROL_FILE).encode(), b"user.aufs.stats", buf,
+                       ctypes.c_size_t(len(buf)))
+    if n < 0:
+        return None
+    try:
+        return json.loads(buf.raw[:n].decode())["requests"]
+    except (ValueError, KeyError):
+        return None
 
 
 def kib(s):
@@ -899,6 +925,38 @@ class Overlay(Target):
         return m
 
 
+class PassthroughHp(Target):
+    """libfuse's example/passthrough_hp over the plain copy: the FUSE floor"""
+    union = False
+    fmt = "plain"
+    fstype = "fuse"
+
+    def __init__(self, name, bench):
+        super().__init__(name, bench)
+        self.bin = None
+        self.why = ""
+
+    def available(self):
+        # built once per work directory from Debian's fuse3 source package
+        script = os.path.join(HERE, "passthrough-hp.sh")
+        with open(self.logf, "ab") as lf:
+            p = subprocess.run([script, self.bench.workdir], stdout=subprocess.PIPE, stderr=lf)
+        path = p.stdout.decode().strip().splitlines()[-1:] if p.returncode == 0 else []
+        if path and os.access(path[0], os.X_OK):
+            self.bin = path[0]
+            return True, ""
+        return False, "cannot build passthrough_hp (see %s)" % self.logf
+
+    def version(self):
+        v = first_line(["dpkg-query", "-W", "-f", "${Version}", "libfuse3-3"])
+        return ("libfuse %s example/passthrough_hp (Debian source package, built with g++ -O2; "
+                "defaults: 86400 s timeouts, writeback cache, keep_cache, an fd per inode, "
+                "soft RLIMIT_NOFILE raised to the hard one by itself) over the plain copy" % v)
+
+    def cmd(self, upper, work, lowers, mnt):
+        return [self.bin, lowers[0], mnt, "--foreground"]
+
+
 class FuseOverlayfs(Target):
     fmt = "ovl"
     fstype = "fuse.fuse-overlayfs"
@@ -990,7 +1048,8 @@ class AufsFuseVolatile(AufsFuse):
     extra = "volatile"  # copy-ups not synced before they are published
 
 
-TARGET_CLASSES = {"plain": Plain, "overlay": Overlay, "fuse-overlayfs": FuseOverlayfs,
+TARGET_CLASSES = {"plain": Plain, "overlay": Overlay, "passthrough_hp": PassthroughHp,
+                  "fuse-overlayfs": FuseOverlayfs,
                   "unionfs-fuse": UnionfsFuse, "mergerfs": Mergerfs, "aufs-fuse": AufsFuse,
                   "aufs-fuse-notify": AufsFuseNotify, "aufs-fuse-none": AufsFuseNone,
                   "aufs-fuse-volatile": AufsFuseVolatile}
@@ -1325,8 +1384,11 @@ class Bench:
 
     def open_view(self, t, wl):
         """returns (root, Mount or None)"""
-        if not t.union:
+        if not t.union and not t.fuse:
             return self.fx.plain, None
+        if not t.union:
+            # a FUSE file system over the plain copy (writes go to it)
+            return self.check_marker(t.mount(None, None, [self.fx.plain], self.paths(t)[2]))
         if wl is None or wl.fixture == "main":
             lowers = self.fx.layers(t.fmt)
             tmpl = self.fx.upper_tmpl(t.fmt)
@@ -1344,16 +1406,19 @@ class Bench:
             # keep the kernel's mount option string under a page: relative lower dirs
             cwd = os.path.dirname(lowers[0])
             lowers = [os.path.basename(x) for x in lowers]
-        m = t.mount(upper, work, lowers, mnt, cwd=cwd)
+        return self.check_marker(t.mount(upper, work, lowers, mnt, cwd=cwd))
+
+    @staticmethod
+    def check_marker(m):
         try:
-            with open(os.path.join(mnt, ".bench", "marker"), "rb") as f:
+            with open(os.path.join(m.mnt, ".bench", "marker"), "rb") as f:
                 got = f.read()
             if got != b"upper\n":
                 raise RuntimeError("marker reads %r, the upper layer does not win" % got)
         except BaseException:
             m.unmount(quiet=True)
             raise
-        return mnt, m
+        return m.mnt, m
 
     # ---- correctness guard
 
@@ -1365,6 +1430,9 @@ class Bench:
             return "mount failed: %s" % e
         try:
             return self._validate_main(t, root)
+        except OSError as e:
+            # e.g. passthrough_hp out of file descriptors (EMFILE) on the full fixture
+            return "walking the view failed: %s" % e
         finally:
             if m:
                 m.unmount()
@@ -1463,7 +1531,7 @@ class Bench:
     def rec(self, wl, t):
         return self.results.setdefault(wl.name, {}).setdefault(
             t.name, {"samples": [], "errors": [], "daemon_hwm_kib": [], "daemon_rss_base_kib": [],
-                     "daemon_cpu_s": []})
+                     "daemon_cpu_s": [], "requests": []})
 
     def steps(self):
         """workloads grouped into steps that share one fresh mount: a cold
@@ -1518,11 +1586,18 @@ class Bench:
                 if not tm:
                     wl.fn(c)
                     continue
+                counts = isinstance(t, AufsFuse)
+                req0 = request_counts(root) if counts else None
                 cpu0 = proc_cpu(mount.pid) if mount and mount.pid else None
                 el = wl.fn(c)
                 cpu1 = proc_cpu(mount.pid) if mount and mount.pid else None
+                req1 = request_counts(root) if counts else None
                 r = self.rec(wl, t)
                 r["samples"].append(el)
+                if req0 is not None and req1 is not None:
+                    # less the GETXATTR of the second read
+                    d = {k: v - req0.get(k, 0) - (k == "getxattr") for k, v in req1.items()}
+                    r["requests"].append({k: v for k, v in d.items() if v})
                 if cpu0 is not None and cpu1 is not None:
                     r["daemon_cpu_s"].append(round(cpu1 - cpu0, 3))
                 out[wl.name] = el
@@ -1636,6 +1711,10 @@ class Bench:
             rb = self.results.get(wl.name, {}).get(BASELINE)
             if rb and rb["samples"]:
                 base = statistics.median(rb["samples"])
+            floor = None
+            rf = self.results.get(wl.name, {}).get(FLOOR)
+            if rf and rf["samples"]:
+                floor = statistics.median(rf["samples"])
             for t in self.targets:
                 rec = self.results.get(wl.name, {}).get(t.name)
                 if not rec:
@@ -1647,21 +1726,33 @@ class Bench:
                     e.update(median=med, min=min(s), max=max(s))
                     if base:
                         e["ratio"] = med / base
+                    if floor:
+                        e["ratio_floor"] = med / floor
                 if rec["daemon_hwm_kib"]:
                     e["daemon_peak_rss_kib"] = max(rec["daemon_hwm_kib"])
                     e["daemon_rss_after_mount_kib"] = min(x for x in rec["daemon_rss_base_kib"] if x) \
                         if any(rec["daemon_rss_base_kib"]) else None
                 if rec["daemon_cpu_s"]:
                     e["daemon_cpu_s_median"] = statistics.median(rec["daemon_cpu_s"])
+                if rec["requests"]:
+                    # per opcode, the median over the trials (each trial in "requests_trials")
+                    ops = sorted({k for d in rec["requests"] for k in d})
+                    e["requests"] = {k: statistics.median(d.get(k, 0) for d in rec["requests"])
+                                     for k in ops}
+                    e["requests_total"] = statistics.median(sum(d.values()) for d in rec["requests"])
+                    e["requests_trials"] = rec["requests"]
                 row[t.name] = e
             S[wl.name] = row
+        return S, self.geomean(S, "ratio")
+
+    def geomean(self, S, key):
         geo = {}
         for t in self.targets:
-            rs = [S[w.name][t.name]["ratio"] for w in self.workloads
-                  if t.name in S.get(w.name, {}) and S[w.name][t.name].get("ratio")]
+            rs = [S[w.name][t.name][key] for w in self.workloads
+                  if t.name in S.get(w.name, {}) and S[w.name][t.name].get(key)]
             if rs:
                 geo[t.name] = {"value": math.exp(sum(math.log(r) for r in rs) / len(rs)), "n": len(rs)}
-        return S, geo
+        return geo
 
     def issue5(self, S, geo, tname):
         rows = []
@@ -1744,7 +1835,8 @@ class Bench:
              "workloads": {w.name: {"description": w.desc, "cold": w.cold, "warm": w.warm,
                                     "writes": w.writes, "unit": "seconds",
                                     "results": S.get(w.name, {})} for w in self.workloads},
-             "geomean_ratio": geo, "lookup_127_over_2": lookup, "daemon_rss": rss,
+             "geomean_ratio": geo, "geomean_ratio_floor": self.geomean(S, "ratio_floor"),
+             "floor": FLOOR, "lookup_127_over_2": lookup, "daemon_rss": rss,
              "issue5": i5}
         md = self.markdown(J, tnames)
         os.makedirs(self.out, exist_ok=True)
@@ -1796,7 +1888,10 @@ class Bench:
             if t in J["geomean_ratio"] else "n/a" for t in hdr) + " |")
         A("")
         A("The geometric mean runs over the workloads the target ran (count in brackets); "
-          "mergerfs runs read workloads only, plain has no mount or lookup rows.\n")
+          "mergerfs runs read workloads only, plain and passthrough_hp have no mount or lookup "
+          "rows.\n")
+        self.md_floor(J, hdr, A)
+        self.md_requests(J, hdr, A)
         if self.invalid:
             A("**Invalid targets (not timed):**\n")
             for t, why in self.invalid.items():
@@ -1873,6 +1968,50 @@ class Bench:
               ", ".join("%s:%s" % (k, ",".join(v)) for k, v in fi["opaque_dirs"].items() if v)))
         A("")
         return "\n".join(out) + "\n"
+
+    def md_floor(self, J, hdr, A):
+        """the ratios to the FUSE floor (passthrough_hp), if it ran"""
+        if not J["geomean_ratio_floor"]:
+            return
+        A("## Ratio to the FUSE floor (%s)\n" % FLOOR)
+        A("median / %s median for the same workload: what a target costs over a plain FUSE "
+          "passthrough of the merged tree (< 1 is faster than the floor).\n" % FLOOR)
+        A("| workload | " + " | ".join(hdr) + " |")
+        A("|---|" + "---|" * len(hdr))
+        for w in self.workloads:
+            res = J["workloads"][w.name]["results"]
+            if FLOOR not in res or "median" not in res[FLOOR]:
+                continue
+            A("| %s | %s |" % (w.name, " | ".join(
+                "%.2f×" % res[t]["ratio_floor"] if t in res and "ratio_floor" in res[t] else "n/a"
+                for t in hdr)))
+        A("| **geometric mean** | " + " | ".join(
+            "**%.2f×** (%d)" % (J["geomean_ratio_floor"][t]["value"], J["geomean_ratio_floor"][t]["n"])
+            if t in J["geomean_ratio_floor"] else "n/a" for t in hdr) + " |")
+        A("")
+
+    def md_requests(self, J, hdr, A):
+        """aufs-fuse's FUSE requests per workload, by opcode"""
+        rows = []
+        for w in self.workloads:
+            res = J["workloads"][w.name]["results"]
+            for t in hdr:
+                e = res.get(t, {})
+                if "requests" in e:
+                    ops = sorted(e["requests"].items(), key=lambda kv: (-kv[1], kv[0]))
+                    rows.append("| %s | %s | %d | %s |" % (
+                        w.name, t, e["requests_total"],
+                        ", ".join("%s %g" % kv for kv in ops if kv[1])))
+        if not rows:
+            return
+        A("## FUSE requests per workload\n")
+        A("Counted by the daemon (`aufsctl stats`) before and after each timed run; the median over "
+          "the rounds, per opcode. A cold run includes the lookups the dropped caches cost.\n")
+        A("| workload | target | requests | by opcode |")
+        A("|---|---|---|---|")
+        for r in rows:
+            A(r)
+        A("")
 
 
 def fmt_s(x):

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Request counts (user.aufs.stats, aufsctl stats): known operations on a
+// mount whose kernel caches are long-lived (udba=none), so the requests each
+// one costs are exact.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "tools_support.hpp"
+
+namespace aufs::mt {
+namespace {
+
+using Counts = std::map<std::string, long long>;
+
+class RequestStats : public MountTest {
+ protected:
+  void SetUp() override {
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    if (auto why = aufsctl_unavailable(); !why.empty()) GTEST_SKIP() << why;
+    mkdirs(p("rw"));
+    mkdirs(p("l1/dir"));
+    ASSERT_TRUE(write_file(p("l1/a.txt"), "0123456789\n"));
+    ASSERT_TRUE(write_file(p("l1/dir/b.txt"), "b\n"));
+    ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=none"));
+  }
+
+  // The counts, read with one GETXATTR (a buffer large enough: no size
+  // probe first).
+  Counts read_counts() {
+    std::string buf(65536, '\0');
+    ssize_t n = ::getxattr(m(".wh..wh.aufs-fuse").c_str(), "user.aufs.stats", buf.data(), buf.size());
+    if (n < 0) {
+      ADD_FAILURE() << "getxattr user.aufs.stats: " << errname(errno);
+      return {};
+    }
+    Json j = Json::parse(buf.substr(0, static_cast<size_t>(n)), nullptr, false);
+    if (!j.is_object() || !j["requests"].is_object()) {
+      ADD_FAILURE() << "not a stats object: " << buf.substr(0, static_cast<size_t>(n));
+      return {};
+    }
+    Counts c;
+    for (auto& [k, v] : j["requests"].items()) c[k] = v.get<long long>();
+    return c;
+  }
+
+  // Requests between two reads, the second read's GETXATTR left out; only
+  // the opcodes that changed.
+  static Counts diff(const Counts& a, const Counts& b) {
+    Counts d;
+    for (auto& [k, v] : b) {
+      long long x = v - (a.count(k) ? a.at(k) : 0) - (k == "getxattr" ? 1 : 0);
+      if (x != 0) d[k] = x;
+    }
+    return d;
+  }
+
+  // Counts after fn, relative to before it.
+  Counts cost(const std::function<void()>& fn) {
+    Counts a = read_counts();
+    fn();
+    return diff(a, read_counts());
+  }
+
+  // The same for a file opened and closed: the kernel sends RELEASE after
+  // close(2) returns, so the counts are read until it has come.
+  Counts cost_to_release(const std::function<void()>& fn) {
+    Counts a = read_counts();
+    fn();
+    Counts c;
+    EXPECT_TRUE(eventually([&] {
+      c = diff(a, read_counts());
+      a["getxattr"]++;  // the read just made
+      return c.count("release") != 0;
+    }, 5000)) << "no RELEASE";
+    return c;
+  }
+};
+
+std::string show(const Counts& c) {
+  std::string s = "{";
+  for (auto& [k, v] : c) s += " " + k + ":" + std::to_string(v);
+  return s + " }";
+}
+
+TEST_F(RequestStats, EveryOpcodeIsReportedAndReadingCostsOneGetxattr) {
+  Counts c = read_counts();  // also looks up the control file
+  for (const char* k : {"init", "lookup", "forget", "batch_forget", "getattr", "setattr", "open",
+                        "create", "read", "write", "flush", "release", "opendir", "readdirplus",
+                        "releasedir", "getxattr", "setxattr", "access"})
+    EXPECT_TRUE(c.count(k)) << k;
+  EXPECT_EQ(c["init"], 1);
+  EXPECT_GE(c["getxattr"], 1);
+  EXPECT_EQ(cost([] {}), Counts{}) << "a read of the counts costs exactly one GETXATTR";
+}
+
+TEST_F(RequestStats, StatOfANewNameIsOneLookup) {
+  read_counts();
+  Counts c = cost([&] { EXPECT_TRUE(lstat_of(m("a.txt")).has_value()); });
+  EXPECT_EQ(c, (Counts{{"lookup", 1}})) << show(c);
+  // Cached now (udba=none): no request at all.
+  c = cost([&] { EXPECT_TRUE(lstat_of(m("a.txt")).has_value()); });
+  EXPECT_EQ(c, Counts{}) << show(c);
+  // An absent name: one negative LOOKUP, then the kernel's negative entry.
+  c = cost([&] { EXPECT_EQ(lstat_errno(m("absent")), ENOENT); });
+  EXPECT_EQ(c, (Counts{{"lookup", 1}})) << show(c);
+  c = cost([&] { EXPECT_EQ(lstat_errno(m("absent")), ENOENT); });
+  EXPECT_EQ(c, Counts{}) << show(c);
+  // Two levels: a lookup per name.
+  c = cost([&] { EXPECT_TRUE(lstat_of(m("dir/b.txt")).has_value()); });
+  EXPECT_EQ(c, (Counts{{"lookup", 2}})) << show(c);
+}
+
+TEST_F(RequestStats, CatOfAFileIsLookupOpenReadRelease) {
+  read_counts();
+  Counts c = cost_to_release([&] { EXPECT_EQ(read_file(m("a.txt")), "0123456789\n"); });
+  // No FLUSH for a reader (noflush), no GETATTR (the entry's attributes are
+  // fresh).
+  EXPECT_EQ(c, (Counts{{"lookup", 1}, {"open", 1}, {"read", 1}, {"release", 1}})) << show(c);
+}
+
+// Writers: FLUSH only where the branch's close(2) can report an error.
+TEST_F(RequestStats, CreateWriteCloseFlushesOnlyWhereCloseCanFail) {
+  struct statfs sf {};
+  ASSERT_EQ(::statfs(p("rw").c_str(), &sf), 0);
+  bool silent = sf.f_type == EXT4_SUPER_MAGIC || sf.f_type == XFS_SUPER_MAGIC ||
+                sf.f_type == TMPFS_MAGIC;
+  read_counts();
+  Counts c = cost_to_release([&] {
+    int fd = ::open(m("new.txt").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ASSERT_GE(fd, 0) << errname(errno);
+    EXPECT_EQ(::write(fd, "new\n", 4), 4);
+    EXPECT_EQ(::close(fd), 0);
+  });
+  EXPECT_EQ(c["create"], 1) << show(c);
+  EXPECT_EQ(c["write"], 1) << show(c);
+  EXPECT_EQ(c["flush"], silent ? 0 : 1) << show(c) << " f_type " << std::hex << sf.f_type;
+  EXPECT_EQ(c["open"], 0) << show(c);
+  EXPECT_EQ(read_file(p("rw/new.txt")), "new\n");
+  // A later writer's close on the copy-up branch: the same.
+  c = cost_to_release([&] { ASSERT_TRUE(append_file(m("a.txt"), "more\n")); });  // copy-up at open
+  EXPECT_EQ(c["open"], 1) << show(c);
+  EXPECT_EQ(c["flush"], silent ? 0 : 1) << show(c);
+  EXPECT_EQ(read_file(p("rw/a.txt")), "0123456789\nmore\n");
+}
+
+TEST_F(RequestStats, ResetSetsEveryCountToZero) {
+  EXPECT_TRUE(lstat_of(m("dir/b.txt")).has_value());
+  EXPECT_TRUE(lstat_of(m("a.txt")).has_value());
+  EXPECT_EQ(read_file(m("a.txt")), "0123456789\n");
+  auto r = run({aufsctl_binary(), m(), "stats", "--reset"});
+  ASSERT_TRUE(r.ok()) << r;
+  // Text form: the total first, then the opcodes seen.
+  EXPECT_EQ(r.out.rfind("requests: ", 0), 0u) << r;
+  EXPECT_NE(r.out.find("\n  lookup "), std::string::npos) << r;
+  EXPECT_NE(r.out.find("\n  open "), std::string::npos) << r;
+  EXPECT_EQ(r.out.find(" create "), std::string::npos) << r;  // zero: not shown
+  Counts c = read_counts();
+  long long total = 0;
+  for (auto& [k, v] : c) total += v;
+  // Only what came after the reset: this GETXATTR and perhaps the RELEASE
+  // of the cat above.
+  EXPECT_EQ(c["getxattr"], 1) << show(c);
+  EXPECT_LE(total - c["getxattr"] - c["release"], 0) << show(c);
+  // JSON form.
+  r = run({aufsctl_binary(), m(), "stats", "--json"});
+  ASSERT_TRUE(r.ok()) << r;
+  Json j = Json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r;
+  EXPECT_GE(j["requests"]["getxattr"].get<long long>(), 2) << r;
+  // Usage errors and a wrong value.
+  EXPECT_EQ(run({aufsctl_binary(), m(), "list", "--reset"}).exit_code, 2);
+  EXPECT_EQ(run({aufsctl_binary(), m(), "stats", "x"}).exit_code, 2);
+  std::string cf = m(".wh..wh.aufs-fuse");
+  EXPECT_ERRNO(EINVAL, ::setxattr(cf.c_str(), "user.aufs.stats", "zero", 4, 0));
+  EXPECT_SYS_OK(::setxattr(cf.c_str(), "user.aufs.stats", "reset\n", 6, 0));
+  // A reset is no branch change: the kernel's cached entries stay (a.txt's
+  // atime was invalidated by the read; b.txt was not read).
+  Counts d = cost([&] { EXPECT_TRUE(lstat_of(m("dir/b.txt")).has_value()); });
+  EXPECT_EQ(d, Counts{}) << show(d);
+}
+
+}  // namespace
+}  // namespace aufs::mt
