@@ -76,8 +76,10 @@ int main(int argc, char** argv) {
 
   ::umask(0);  // the kernel applied the caller's umask already
   raise_fd_limit();
-  auto u = aufs::Union::mount(opts);
-  if (!u.ok()) return fail(std::string("cannot open branches: ") + std::strerror(u.err()));
+  std::string why;
+  auto u = aufs::Union::mount(opts, &why);
+  if (!u.ok())
+    return fail(!why.empty() ? why : std::string("cannot open branches: ") + std::strerror(u.err()));
 
   return aufs::serve(*u.value(), opts);
 }

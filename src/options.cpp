@@ -339,6 +339,25 @@ void absolutize_ops(std::vector<BranchOp>& ops) {
   }
 }
 
+std::string absolutize_request(std::string_view s, std::string& error) {
+  std::string out;
+  for (const std::string& item : split_options(s)) {
+    if (item.empty()) continue;
+    std::string key = item.substr(0, item.find_first_of(":="));
+    std::string sent = item;
+    if (key == "add" || key == "ins" || key == "append" || key == "prepend" || key == "del" ||
+        key == "mod") {
+      std::vector<BranchOp> ops;
+      if (error = parse_branch_ops("\"" + item + "\"", false, ops); !error.empty()) return {};
+      absolutize_ops(ops);  // the daemon does not share our cwd
+      sent = format_branch_ops(ops);
+    }
+    if (!out.empty()) out += ',';
+    out += sent.find(',') == std::string::npos ? sent : "\"" + sent + "\"";
+  }
+  return out;
+}
+
 namespace {
 
 bool is_under(const std::string& child, const std::string& parent) {

@@ -18,8 +18,8 @@ namespace aufs {
 Union::Union(std::unique_ptr<core::Mount> m) : m_(std::move(m)) {}
 Union::~Union() = default;
 
-Result<std::unique_ptr<Union>> Union::mount(const MountOptions& opts) {
-  AUFS_ASSIGN_OR_RETURN(auto m, core::open_mount(opts));
+Result<std::unique_ptr<Union>> Union::mount(const MountOptions& opts, std::string* why) {
+  AUFS_ASSIGN_OR_RETURN(auto m, core::open_mount(opts, why));
   return std::unique_ptr<Union>(new Union(std::move(m)));
 }
 

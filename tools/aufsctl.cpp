@@ -2,6 +2,7 @@
 // aufsctl: inspect and change a running aufs-fuse mount through its control
 // file (the /sys/fs/aufs/si_*/br* view of kernel AUFS, plus live counters).
 #include <errno.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "aufs_fuse/control.hpp"
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/version.hpp"
+#include "control_client.hpp"
 
 namespace {
 
@@ -61,8 +63,6 @@ bool get(const std::string& path, const std::string& key, std::string& out) {
   return true;
 }
 
-std::string ctl_path(const std::string& mnt) { return mnt + "/" + std::string(aufs::kControlName); }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,8 +80,8 @@ int main(int argc, char** argv) {
   std::string cmd = args.size() > 1 ? args[1] : "list";
   if (cmd == "list" || cmd == "info") {
     std::string raw;
-    if (!get(ctl_path(mnt), std::string(aufs::kXattrInfo), raw))
-      return fail(mnt + ": not an aufs-fuse mount (" + std::strerror(errno) + ")");
+    if (!get(aufs::ctl::control_path(mnt), std::string(aufs::kXattrInfo), raw))
+      return fail(aufs::ctl::not_a_mount(mnt, errno));
     if (json) { std::printf("%s\n", raw.c_str()); return 0; }
     Json j = parse(raw);
     if (!j.is_object()) return fail("cannot parse the daemon's answer");
@@ -136,14 +136,14 @@ int main(int argc, char** argv) {
   } else {
     return usage(stderr);
   }
-  std::vector<aufs::BranchOp> parsed;
-  if (auto e = aufs::parse_branch_ops(ops, false, parsed); !e.empty()) return fail(e);
-  aufs::absolutize_ops(parsed);  // the daemon does not share our cwd
-  ops = aufs::format_branch_ops(parsed);
-  if (::setxattr(ctl_path(mnt).c_str(), std::string(aufs::kXattrRemount).c_str(), ops.data(), ops.size(), 0) != 0) {
-    int e = errno;
-    if (e == EPERM || e == EACCES) return fail(mnt + ": only root or the mount's owner may change branches");
-    return fail(mnt + ": " + ops + ": " + std::strerror(e));
-  }
+  std::string e;
+  ops = aufs::absolutize_request(ops, e);
+  if (!e.empty()) return fail(e);
+  struct stat st;
+  if (::lstat(aufs::ctl::control_path(mnt).c_str(), &st) != 0)
+    return fail(aufs::ctl::not_a_mount(mnt, errno));
+  auto r = aufs::ctl::request(mnt, aufs::kXattrRemount, ops);
+  if (r.err == EACCES) return fail(mnt + ": only root or the mount's owner may change branches");
+  if (r.err) return fail(mnt + ": " + r.reason);
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "aufs_fuse/branch_lock.hpp"
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/unique_fd.hpp"
 
@@ -23,6 +24,7 @@ struct Branch {
   ino_t root_ino = 0;
   uint64_t seed = 0;   // inode-number seed, from the branch path
   bool base_ok = false;  // .wh..wh.aufs is a regular file whiteouts can link to
+  BranchLockPtr lock;    // held while the mount writes the branch (branch_lock.hpp)
   bool writable() const { return spec.writable(); }
   bool wh_able() const { return spec.wh_able(); }
 };

@@ -30,6 +30,7 @@ struct BranchSpec {
   // Whiteouts and opaque markers on this branch are honoured.
   bool wh_able() const { return perm == Perm::RW || wh; }
   bool writable() const { return perm == Perm::RW; }
+  bool operator==(const BranchSpec&) const = default;
 };
 
 std::string format_perm(const BranchSpec& b);  // "rw", "ro+wh", "rw+nolwh"
@@ -79,6 +80,7 @@ struct MountOptions {
   std::vector<std::string> fuse_opts;
   // Non-fatal remarks (ignored obsolete options, dropped attributes).
   std::vector<std::string> notices;
+  bool operator==(const MountOptions&) const = default;  // remount: "unchanged"
 };
 
 struct ParseResult {
@@ -112,6 +114,10 @@ std::string format_branch_ops(const std::vector<BranchOp>& ops);
 // Makes relative branch paths absolute against the current directory (the
 // daemon runs elsewhere); run by the tools before sending changes.
 void absolutize_ops(std::vector<BranchOp>& ops);
+// A remount request as a tool sends it: branch operations checked and their
+// paths made absolute, every other item passed on for the daemon to judge.
+// Sets `error` (one line) when a branch operation is malformed.
+std::string absolutize_request(std::string_view s, std::string& error);
 // Splits a -o string at commas that are not inside double quotes; quotes
 // are removed.
 std::vector<std::string> split_options(std::string_view s);

@@ -37,7 +37,8 @@ class Union {
  public:
   // Opens the branches of validated options and prepares rw branches
   // (whiteout base, plnk, orph; stale temporaries removed).
-  static Result<std::unique_ptr<Union>> mount(const MountOptions& opts);
+  // On failure *why, when given, may hold one line saying why.
+  static Result<std::unique_ptr<Union>> mount(const MountOptions& opts, std::string* why = nullptr);
   ~Union();
 
   // Names (lookup, forget) and attributes (src/core/entry, attr).

@@ -78,7 +78,7 @@ Status finish_rw(Branch& b) {
 
 }  // namespace
 
-Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
+Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string* why) {
   auto m = std::make_unique<Mount>(opts);
   auto bs = std::make_shared<BranchSet>();
   bs->generation = 1;
@@ -87,6 +87,15 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
   m->ino_key = daemon_is_root() ? "trusted.aufs-fuse.ino" : "user.aufs-fuse.ino";
   ::clock_gettime(CLOCK_REALTIME, &m->started);
   for (const auto& spec : opts.branches) {
+    // Locked before anything reads or repairs it: no other mount writes it.
+    BranchLockPtr lock;
+    if (spec.writable() && !opts.read_only) {
+      std::string e;
+      if (lock = lock_branch(spec.path, e); !lock) {
+        if (why) *why = e;
+        return Errno{EBUSY};
+      }
+    }
     if (spec.writable() && !opts.read_only && opts.check) {
       // Leftovers of an interrupted run (daemon killed mid-operation).
       auto rep = check_branch(spec.path, true);
@@ -99,6 +108,7 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
       }
     }
     AUFS_ASSIGN_OR_RETURN(auto b, open_branch(spec, m->next_brid++));
+    b->lock = std::move(lock);
     if (b->writable() && !opts.read_only) AUFS_TRY(finish_rw(*b));
     bs->br.push_back(std::move(b));
   }
@@ -124,6 +134,8 @@ struct BranchPlan {
   std::vector<std::shared_ptr<Branch>> br;  // the new list, top first
   uint32_t next_id = 0;
   bool ro = false;
+  // Locks of branches that become writable, given to them when applied.
+  std::vector<std::pair<std::shared_ptr<Branch>, BranchLockPtr>> locks;
   std::string why;  // set with an errno when refused
 };
 
@@ -206,6 +218,19 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       old = nb.value();
     }
   }
+  // Last, when nothing else refuses: branches that become writable are
+  // locked (those writable already keep their lock, from the same id).
+  for (auto& b : br) {
+    if (!b->writable() || p.ro) continue;
+    BranchLockPtr have = b->lock;
+    for (auto& c : p.cur->br)
+      if (!have && c->id == b->id && c->lock) have = c->lock;
+    if (!have) {
+      std::string e;
+      if (have = lock_branch(b->spec.path, e); !have) return refuse(p, EBUSY, e);
+    }
+    p.locks.emplace_back(b, std::move(have));
+  }
   return {};
 }
 
@@ -236,6 +261,9 @@ Status apply_branches(Mount& m, BranchPlan& p) {
       (void)sys::unlink_at(b->root.get(), std::string(wh::kOrph), AT_REMOVEDIR);
     }
   }
+  // Change_mu serializes every use of a branch's lock.
+  for (auto& b : p.br) b->lock.reset();
+  for (auto& [b, l] : p.locks) b->lock = std::move(l);
   auto ns = std::make_shared<BranchSet>();
   ns->generation = p.cur->generation + 1;
   ns->br = std::move(p.br);

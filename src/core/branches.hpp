@@ -11,7 +11,7 @@ namespace aufs::core {
 
 // Opens the branches of validated options and prepares rw branches
 // (whiteout base, plnk, orph; stale temporaries removed).
-Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts);
+Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string* why = nullptr);
 // Runtime branch changes (remount), applied all-or-nothing in order.
 // Errors: EDOM bad index, ENOSPC too many branches, EBUSY files open on a
 // branch being removed or made read-only, EINVAL bad/overlapping branch,
