@@ -108,9 +108,10 @@ std::string branch_lock_holder(const std::string& path) {
   return "pid " + std::to_string(pid) + (comm.empty() ? "" : " (" + comm + ")");
 }
 
-BranchLockPtr lock_branch(const std::string& path, std::string& why) {
+BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd) {
   auto l = std::make_shared<BranchLock>();
-  l->fd.reset(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  l->fd.reset(root_fd >= 0 ? ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                           : ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!l->fd.valid()) {
     why = "branch '" + path + "': " + std::strerror(errno);
     return nullptr;

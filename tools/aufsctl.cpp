@@ -5,6 +5,10 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <limits.h>
+#include <stdlib.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -63,6 +67,62 @@ bool get(const std::string& path, const std::string& key, std::string& out) {
   return true;
 }
 
+// PATH as a path below the mount's root: relative ones are taken from MNT,
+// absolute ones must lie inside it (its directory part resolved through the
+// mount; the last name is kept, as it may be whited out). Sets `why` when
+// PATH is outside the mount or its root.
+std::string inside_mount(const std::string& mnt, const std::string& path, std::string& why) {
+  std::string p = path;
+  if (!p.empty() && p[0] == '/') {
+    char mbuf[PATH_MAX], dbuf[PATH_MAX];
+    if (!::realpath(mnt.c_str(), mbuf)) {
+      why = aufs::ctl::not_a_mount(mnt, errno);
+      return {};
+    }
+    std::string m = mbuf;
+    if (char pbuf[PATH_MAX]; ::realpath(p.c_str(), pbuf) && m == pbuf) {
+      why = "the mount's root itself; name an entry inside it";
+      return {};
+    }
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    std::string dir = p.substr(0, p.rfind('/'));
+    std::string last = p.substr(p.rfind('/') + 1);
+    if (!::realpath(dir.empty() ? "/" : dir.c_str(), dbuf)) {
+      why = std::strerror(errno);
+      return {};
+    }
+    std::string d = dbuf;
+    if (d != m && !(d.starts_with(m) && (m == "/" || d[m.size()] == '/'))) {
+      why = "not inside the mount " + m;
+      return {};
+    }
+    p = (d.size() > m.size() ? d.substr(m == "/" ? 1 : m.size() + 1) + "/" : "") + last;
+  }
+  // Relative to the root: "." and ".." are resolved by name, never above it.
+  std::vector<std::string> parts;
+  for (size_t pos = 0; pos <= p.size();) {
+    size_t end = std::min(p.find('/', pos), p.size());
+    std::string c = p.substr(pos, end - pos);
+    pos = end + 1;
+    if (c.empty() || c == ".") continue;
+    if (c != "..") {
+      parts.push_back(c);
+    } else if (parts.empty()) {
+      why = "not inside the mount " + mnt;
+      return {};
+    } else {
+      parts.pop_back();
+    }
+  }
+  if (parts.empty()) {
+    why = "the mount's root itself; name an entry inside it";
+    return {};
+  }
+  std::string out;
+  for (auto& c : parts) out += (out.empty() ? "" : "/") + c;
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,11 +159,12 @@ int main(int argc, char** argv) {
   }
   if (cmd == "which") {
     if (args.size() != 3) return usage(stderr);
-    std::string p = args[2];
-    while (p.size() > 1 && p.back() == '/') p.pop_back();
-    auto slash = p.rfind('/');
-    std::string dir = slash == std::string::npos ? "" : p.substr(0, slash);
-    std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
+    std::string p = args[2], why;
+    std::string rel = inside_mount(mnt, p, why);
+    if (!why.empty()) return fail(p + ": " + why);
+    auto slash = rel.rfind('/');
+    std::string dir = slash == std::string::npos ? "" : rel.substr(0, slash);
+    std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
     std::string raw;
     std::string target = mnt + (dir.empty() ? "" : "/" + dir);
     if (!get(target, std::string(aufs::kXattrWhichPrefix) + name, raw))

@@ -18,9 +18,10 @@ struct BranchLock {
 };
 using BranchLockPtr = std::shared_ptr<BranchLock>;
 
-// Locks the branch directory `path`; null when it cannot, with `why` set to
-// one line naming who holds it.
-BranchLockPtr lock_branch(const std::string& path, std::string& why);
+// Locks the branch directory `path` (reached through `root_fd`, an open fd
+// of it, when given: the path may lead to the union mounted over it); null
+// when it cannot, with `why` set to one line naming who holds it.
+BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd = -1);
 
 // Who holds the lock of the branch directory `path`: "the aufs-fuse mount on
 // MNT (pid N)", "pid N (COMM)", or "another process".

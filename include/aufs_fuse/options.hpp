@@ -144,10 +144,12 @@ struct BranchDirCheck {
 };
 // Checks `given` as a branch beside `others` of a mount on `mountpoint`
 // (both real paths): it exists, is a directory, is none of the others,
-// neither contains nor lies in another branch or the mount point. A
-// duplicate is reported in duplicate_of, not as an error.
+// neither contains nor lies in another branch or the mount point. It may be
+// the mount point itself only with `may_be_mountpoint` (at mount time, when
+// the daemon opens it before mounting over it). A duplicate is reported in
+// duplicate_of, not as an error.
 BranchDirCheck check_branch_dir(const std::string& given, const std::vector<BranchDir>& others,
-                                const std::string& mountpoint);
+                                const std::string& mountpoint, bool may_be_mountpoint = false);
 // Why the directory `path` cannot be a writable branch ("" if it can).
 std::string check_writable_dir(const std::string& path);
 

@@ -22,11 +22,15 @@ namespace aufs::core {
 namespace {
 
 // Opens a branch root (no writes); finish_rw() then prepares an rw branch.
-Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id) {
+// `same` (a branch's open root) is reopened instead of the path, which may
+// lead to the union itself when it is mounted over the branch.
+Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id,
+                                            const Branch* same = nullptr) {
   auto b = std::make_shared<Branch>();
   b->id = id;
   b->spec = spec;
-  auto fd = sys::open_at(AT_FDCWD, spec.path, O_PATH | O_DIRECTORY);
+  auto fd = same ? sys::open_at(same->root.get(), ".", O_PATH | O_DIRECTORY)
+                 : sys::open_at(AT_FDCWD, spec.path, O_PATH | O_DIRECTORY);
   if (!fd.ok()) {
     spdlog::error("branch {}: {}", spec.path, std::strerror(fd.err()));
     return Errno{fd.err()};
@@ -39,16 +43,18 @@ Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id)
   return b;
 }
 
-// Whiteout base, plnk and orph directories of a writable branch.
-Status prepare_rw_branch(const Branch& b) {
+// Whiteout base, plnk and orph directories of a writable branch; the names
+// it creates are added to *made.
+Status prepare_rw_branch(const Branch& b, std::vector<std::string>* made) {
   int root = b.root.get();
   auto base = sys::lstat_at(root, std::string(wh::kBase));
   if (b.spec.nolwh) {
     if (base.ok() && S_ISREG(base->st_mode))
       (void)sys::unlink_at(root, std::string(wh::kBase), 0);
   } else if (!base.ok()) {
-    auto made = create_readonly_file(root, std::string(wh::kBase));
-    if (!made.ok() && made.err() != EEXIST) return made;
+    auto st = create_readonly_file(root, std::string(wh::kBase));
+    if (!st.ok() && st.err() != EEXIST) return st;
+    if (st.ok() && made) made->emplace_back(wh::kBase);
   } else if (!S_ISREG(base->st_mode)) {
     // Whiteouts are hard links to the base: a planted symlink or device
     // there would turn every whiteout into one. Replace it.
@@ -61,13 +67,29 @@ Status prepare_rw_branch(const Branch& b) {
     }
   }
   for (auto d : {wh::kPlink, wh::kOrph}) {
-    if (auto s = sys::mkdir_at(root, std::string(d), 0700); !s.ok() && s.err() != EEXIST) return s;
+    auto s = sys::mkdir_at(root, std::string(d), 0700);
+    if (!s.ok() && s.err() != EEXIST) return s;
+    if (s.ok() && made) made->emplace_back(d);
   }
   return {};
 }
 
-Status finish_rw(Branch& b) {
-  if (auto s = prepare_rw_branch(b); !s.ok()) {
+// Removes what prepare_rw_branch made: the base only while no whiteout
+// links to it, the directories only while empty.
+void unmake(const Branch& b, const std::vector<std::string>& names) {
+  int root = b.root.get();
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (*it != wh::kBase) {
+      (void)sys::unlink_at(root, *it, AT_REMOVEDIR);
+      continue;
+    }
+    auto st = sys::lstat_at(root, *it);
+    if (st.ok() && S_ISREG(st->st_mode) && st->st_nlink == 1) (void)sys::unlink_at(root, *it, 0);
+  }
+}
+
+Status finish_rw(Branch& b, std::vector<std::string>* made = nullptr) {
+  if (auto s = prepare_rw_branch(b, made); !s.ok()) {
     spdlog::error("branch {}: cannot prepare rw branch: {}", b.spec.path, std::strerror(s.err()));
     return s;
   }
@@ -78,7 +100,22 @@ Status finish_rw(Branch& b) {
 
 }  // namespace
 
-Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string* why) {
+Status prepare_branches(Mount& m, std::string* why) {
+  std::vector<std::pair<Branch*, std::vector<std::string>>> made;
+  for (auto& b : m.branches()->br) {
+    if (!b->writable() || m.ro()) continue;
+    made.emplace_back(b.get(), std::vector<std::string>{});
+    if (auto st = finish_rw(*b, &made.back().second); !st.ok()) {
+      for (auto& [br, names] : made) unmake(*br, names);
+      if (why) *why = "branch '" + b->spec.path + "': cannot prepare: " + std::strerror(st.err());
+      return st;
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string* why,
+                                          bool prepare) {
   auto m = std::make_unique<Mount>(opts);
   auto bs = std::make_shared<BranchSet>();
   bs->generation = 1;
@@ -109,10 +146,10 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
     }
     AUFS_ASSIGN_OR_RETURN(auto b, open_branch(spec, m->next_brid++));
     b->lock = std::move(lock);
-    if (b->writable() && !opts.read_only) AUFS_TRY(finish_rw(*b));
     bs->br.push_back(std::move(b));
   }
   m->set_branches(bs);
+  if (prepare) AUFS_TRY(prepare_branches(*m, why));
   AUFS_ASSIGN_OR_RETURN(std::vector<int> rl, root_layers(*bs));
   Node& root = *m->tree.root;
   std::lock_guard<SmallMutex> g(root.mu);
@@ -208,11 +245,11 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       spec.coo = op.spec.coo;
       spec.icex = op.spec.icex;
       if (spec.writable()) {
-        if (auto e = check_writable_dir(spec.path); !e.empty())
+        if (auto e = check_writable_dir(sys::proc_fd_path(old->root.get())); !e.empty())
           return refuse(p, EINVAL, "branch '" + spec.path + "': " + e);
       }
       // Same id, new permission: a fresh object (snapshots are immutable).
-      auto nb = open_branch(spec, old->id);
+      auto nb = open_branch(spec, old->id, old.get());
       if (!nb.ok())
         return refuse(p, nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
       old = nb.value();
@@ -227,7 +264,7 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       if (!have && c->id == b->id && c->lock) have = c->lock;
     if (!have) {
       std::string e;
-      if (have = lock_branch(b->spec.path, e); !have) return refuse(p, EBUSY, e);
+      if (have = lock_branch(b->spec.path, e, b->root.get()); !have) return refuse(p, EBUSY, e);
     }
     p.locks.emplace_back(b, std::move(have));
   }

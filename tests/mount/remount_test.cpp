@@ -413,6 +413,12 @@ TEST_F(Remount, StaleMountIsNamedWithTheFix) {
   EXPECT_EQ(r.exit_code, 32) << r;
   EXPECT_TRUE(one_error_line(r, {"mount.aufs: "}));
   EXPECT_NE(r.err.find(fix), std::string::npos) << r;
+  // Mounting on it again: the daemon says the same.
+  r = run({daemon_binary(), "-f", "-o", "br=" + p("rw"), m()}, root(), 5000);
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(one_error_line(r, {"aufs-fuse: "}));
+  EXPECT_NE(r.err.find("a stale FUSE mount (its daemon is gone); clear it with 'umount " + m() + "'"),
+            std::string::npos) << r;
   sys_umount();
 }
 
