@@ -21,20 +21,6 @@
 
 namespace {
 
-void libfuse_log(enum fuse_log_level level, const char* fmt, va_list ap) {
-  char buf[1024];
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  size_t n = std::strlen(buf);
-  while (n && buf[n - 1] == '\n') buf[--n] = 0;
-  switch (level) {
-    case FUSE_LOG_EMERG: case FUSE_LOG_ALERT: case FUSE_LOG_CRIT: case FUSE_LOG_ERR:
-      spdlog::error("fuse: {}", buf); break;
-    case FUSE_LOG_WARNING: spdlog::warn("fuse: {}", buf); break;
-    case FUSE_LOG_NOTICE: case FUSE_LOG_INFO: spdlog::info("fuse: {}", buf); break;
-    default: spdlog::debug("fuse: {}", buf); break;
-  }
-}
-
 void raise_fd_limit() {
   struct rlimit rl;
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -71,13 +57,16 @@ int main(int argc, char** argv) {
   spdlog::set_pattern(opts.debug ? "aufs-fuse[%P/%t]: %l: %v" : "aufs-fuse[%P]: %l: %v");
   spdlog::set_level(opts.debug ? spdlog::level::debug
                                : opts.verbose ? spdlog::level::info : spdlog::level::warn);
-  fuse_set_log_func(libfuse_log);
+  aufs::route_libfuse_log();
   for (auto& n : opts.notices) spdlog::warn("{}", n);
 
   ::umask(0);  // the kernel applied the caller's umask already
   raise_fd_limit();
-  auto u = aufs::Union::mount(opts);
-  if (!u.ok()) return fail(std::string("cannot open branches: ") + std::strerror(u.err()));
+  std::string why;
+  // Nothing is written to the branches before FUSE mounts (serve()).
+  auto u = aufs::Union::mount(opts, &why, false);
+  if (!u.ok())
+    return fail(!why.empty() ? why : std::string("cannot open branches: ") + std::strerror(u.err()));
 
   return aufs::serve(*u.value(), opts);
 }

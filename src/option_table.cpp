@@ -172,6 +172,50 @@ std::string fuse_key(MountOptions& o, const OptionArg& a) {
   return {};
 }
 
+// libfuse's other generic options (high-level API, FUSE 2, mount(8)'s FUSE
+// keys): none changes anything here, so each is accepted with a notice
+// saying why, or refused when the user would expect an effect it cannot have.
+struct FuseRule {
+  std::string_view names;
+  bool refuse;
+  std::string_view why;
+};
+constexpr FuseRule kFuseRules[] = {
+    {"nonempty", false, "FUSE 3 mounts over a non-empty directory anyway"},
+    {"kernel_cache|auto_cache|noauto_cache", false,
+     "the page cache of a file is kept while its data is unchanged, as auto_cache does"},
+    {"use_ino|readdir_ino", false, "inode numbers always come from the branches (xino)"},
+    {"hard_remove|noforget|remember|intr|intr_signal", false,
+     "an option of libfuse's high-level API, which aufs-fuse does not use"},
+    {"big_writes|max_write|max_readahead|async_read|sync_read|atomic_o_trunc|no_remote_lock|"
+     "no_remote_flock|no_remote_posix_lock|splice_read|splice_write|splice_move|no_splice_read|"
+     "no_splice_write|no_splice_move",
+     false, "a FUSE 2 option: libfuse 3 and the kernel negotiate it"},
+    {"umask|uid|gid", true, "it would override the owners and modes the branches have"},
+    {"modules|subdir|iconv", true, "libfuse's stacking modules need its high-level API"},
+    {"direct_io", true, "use the AUFS option dio"},
+    {"blkdev|blksize", true, "block-device FUSE mounts (fuseblk) are not supported"},
+    {"user_id|group_id|rootmode|fd", true, "libfuse sets it itself when mounting"},
+};
+
+bool has_name(std::string_view names, std::string_view key);
+
+std::string fuse_generic(MountOptions& o, const OptionArg& a) {
+  for (const FuseRule& r : kFuseRules) {
+    if (!has_name(r.names, a.key)) continue;
+    std::string line = "FUSE option '" + a.key + "' ";
+    if (r.refuse) return line + "is not supported: " + std::string(r.why);
+    o.notices.push_back(line + "ignored: " + std::string(r.why));
+    return {};
+  }
+  return {};
+}
+
+std::string fuse_debug(MountOptions& o, const OptionArg&) {
+  o.debug = o.foreground = true;  // -o debug is -d in every FUSE tool
+  return {};
+}
+
 std::string nodio(MountOptions& o, const OptionArg&) {
   o.notices.push_back("nodio is ignored (O_DIRECT is always passed through, as in aufs 6.10+)");
   return {};
@@ -235,12 +279,13 @@ const std::vector<OptionDef> kTable = {
     {"nosuid|nodev|noexec|noatime", Arg::None, "FUSE", fuse_flag},
     {"suid|dev|exec|atime|sync|async|dirsync", Arg::None, "", fuse_flag},
     {"max_read", Arg::KeyValue, "", fuse_key},
+    {"debug", Arg::Ignored, "", fuse_debug},
     // AUFS options whose value is this version's fixed behaviour.
     {"notrunc_xino|notrunc_xib", Arg::None, "", nothing},
     // Tuning knobs of AUFS's in-kernel vdir allocator: meaningless here.
     {"rdblk|rdhash", Arg::Ignored, "", notice_ignored},
     // AUFS options that are obsolete; AUFS accepts and ignores them.
-    {"clean_plink|debug|delete|imap|nodlgt|relatime|si", Arg::Ignored, "", notice_obsolete},
+    {"clean_plink|delete|imap|nodlgt|relatime|si", Arg::Ignored, "", notice_obsolete},
     // AUFS options this version recognises but does not implement.
     {"list_plink|wsum|trunc_xino|itrunc_xino|trunc_xib|fhsm_sec|droplvl", Arg::Ignored, "",
      unsupported},
@@ -279,6 +324,10 @@ const OptionDef* find_option(std::string_view key, bool has_val) {
     if (d.arg == Arg::KeyValue && !has_val) return nullptr;
     return &d;
   }
+  // libfuse's other options, each with its reason (kFuseRules).
+  static const OptionDef generic{"", Arg::Any, "", fuse_generic};
+  for (const FuseRule& r : kFuseRules)
+    if (has_name(r.names, key)) return &generic;
   return nullptr;
 }
 

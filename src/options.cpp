@@ -347,6 +347,25 @@ void absolutize_ops(std::vector<BranchOp>& ops) {
   }
 }
 
+std::string absolutize_request(std::string_view s, std::string& error) {
+  std::string out;
+  for (const std::string& item : split_options(s)) {
+    if (item.empty()) continue;
+    std::string key = item.substr(0, item.find_first_of(":="));
+    std::string sent = item;
+    if (key == "add" || key == "ins" || key == "append" || key == "prepend" || key == "del" ||
+        key == "mod") {
+      std::vector<BranchOp> ops;
+      if (error = parse_branch_ops("\"" + item + "\"", false, ops); !error.empty()) return {};
+      absolutize_ops(ops);  // the daemon does not share our cwd
+      sent = format_branch_ops(ops);
+    }
+    if (!out.empty()) out += ',';
+    out += sent.find(',') == std::string::npos ? sent : "\"" + sent + "\"";
+  }
+  return out;
+}
+
 namespace {
 
 bool is_under(const std::string& child, const std::string& parent) {
@@ -358,7 +377,7 @@ bool is_under(const std::string& child, const std::string& parent) {
 }  // namespace
 
 BranchDirCheck check_branch_dir(const std::string& given, const std::vector<BranchDir>& others,
-                                const std::string& mnt) {
+                                const std::string& mnt, bool may_be_mountpoint) {
   BranchDirCheck c;
   auto fail = [&](int e, const std::string& why) {
     c.errnum = e;
@@ -380,7 +399,9 @@ BranchDirCheck check_branch_dir(const std::string& given, const std::vector<Bran
     }
   }
   if (!mnt.empty()) {
-    if (d.path == mnt) return fail(EINVAL, "is the mount point");
+    if (d.path == mnt && !may_be_mountpoint)
+      return fail(EINVAL, "is the mount point (a live branch change cannot reach the directory "
+                          "under a mount)");
     if (is_under(d.path, mnt)) return fail(EINVAL, "lies under the mount point");
     if (is_under(mnt, d.path)) return fail(EINVAL, "contains the mount point");
   }
@@ -402,20 +423,25 @@ std::string check_writable_dir(const std::string& path) {
 }
 
 std::string validate_options(MountOptions& o) {
+  auto bad_mountpoint = [&](int e) {
+    if (e == ENOTCONN)  // a FUSE mount whose daemon is gone
+      return "mount point '" + o.mountpoint + "': a stale FUSE mount (its daemon is gone); " +
+             "clear it with 'umount " + o.mountpoint + "'";
+    return "mount point '" + o.mountpoint + "': " + std::strerror(e);
+  };
   char buf[PATH_MAX];
-  if (!::realpath(o.mountpoint.c_str(), buf))
-    return "mount point '" + o.mountpoint + "': " + std::strerror(errno);
+  if (!::realpath(o.mountpoint.c_str(), buf)) return bad_mountpoint(errno);
   std::string mnt = buf;
   struct stat mst;
-  if (::stat(mnt.c_str(), &mst) < 0 || !S_ISDIR(mst.st_mode))
-    return "mount point '" + o.mountpoint + "': not a directory";
+  if (::stat(mnt.c_str(), &mst) < 0) return bad_mountpoint(errno);
+  if (!S_ISDIR(mst.st_mode)) return "mount point '" + o.mountpoint + "': not a directory";
   o.mountpoint = mnt;
 
   std::vector<BranchDir> dirs;
   for (size_t i = 0; i < o.branches.size(); ++i) {
     BranchSpec& b = o.branches[i];
     std::string given = b.path;
-    BranchDirCheck c = check_branch_dir(given, dirs, mnt);
+    BranchDirCheck c = check_branch_dir(given, dirs, mnt, true);
     if (!c.error.empty()) return c.error;
     if (c.duplicate_of >= 0)
       return "branch '" + given + "': duplicated (same directory as branch " +

@@ -18,10 +18,13 @@ namespace aufs {
 Union::Union(std::unique_ptr<core::Mount> m) : m_(std::move(m)) {}
 Union::~Union() = default;
 
-Result<std::unique_ptr<Union>> Union::mount(const MountOptions& opts) {
-  AUFS_ASSIGN_OR_RETURN(auto m, core::open_mount(opts));
+Result<std::unique_ptr<Union>> Union::mount(const MountOptions& opts, std::string* why,
+                                            bool prepare_now) {
+  AUFS_ASSIGN_OR_RETURN(auto m, core::open_mount(opts, why, prepare_now));
   return std::unique_ptr<Union>(new Union(std::move(m)));
 }
+
+Status Union::prepare_branches(std::string* why) { return core::prepare_branches(*m_, why); }
 
 Result<Entry> Union::lookup(NodeId parent, std::string_view name, const Ctx* ctx) {
   return core::lookup(*m_, parent, name, ctx);

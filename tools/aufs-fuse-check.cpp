@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "aufs_fuse/branch_lock.hpp"
 #include "aufs_fuse/check.hpp"
 #include "aufs_fuse/version.hpp"
 
@@ -42,6 +43,20 @@ int main(int argc, char** argv) {
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
   };
   for (const std::string& br : branches) {
+    // A branch a live mount writes is that daemon's to repair: --fix takes
+    // the mount's lock, held until we exit.
+    aufs::BranchLockPtr lock;
+    if (fix) {
+      std::string why;
+      if (lock = aufs::lock_branch(br, why); !lock) {
+        std::fprintf(stderr, "aufs-fuse-check: %s; unmount it before --fix\n", why.c_str());
+        if (json) {
+          out.push_back({{"branch", br}, {"error", why}});
+          print_json();
+        }
+        return 2;
+      }
+    }
     auto rep = aufs::check_branch(br, fix, fix);
     if (!rep.ok()) {
       std::fprintf(stderr, "aufs-fuse-check: %s: %s\n", br.c_str(), std::strerror(rep.err()));

@@ -2,8 +2,13 @@
 // aufsctl: inspect and change a running aufs-fuse mount through its control
 // file (the /sys/fs/aufs/si_*/br* view of kernel AUFS, plus live counters).
 #include <errno.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <limits.h>
+#include <stdlib.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -15,6 +20,7 @@
 #include "aufs_fuse/control.hpp"
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/version.hpp"
+#include "control_client.hpp"
 
 namespace {
 
@@ -62,7 +68,61 @@ bool get(const std::string& path, const std::string& key, std::string& out) {
   return true;
 }
 
-std::string ctl_path(const std::string& mnt) { return mnt + "/" + std::string(aufs::kControlName); }
+// PATH as a path below the mount's root: relative ones are taken from MNT,
+// absolute ones must lie inside it (its directory part resolved through the
+// mount; the last name is kept, as it may be whited out). Sets `why` when
+// PATH is outside the mount or its root.
+std::string inside_mount(const std::string& mnt, const std::string& path, std::string& why) {
+  std::string p = path;
+  if (!p.empty() && p[0] == '/') {
+    char mbuf[PATH_MAX], dbuf[PATH_MAX];
+    if (!::realpath(mnt.c_str(), mbuf)) {
+      why = aufs::ctl::not_a_mount(mnt, errno);
+      return {};
+    }
+    std::string m = mbuf;
+    if (char pbuf[PATH_MAX]; ::realpath(p.c_str(), pbuf) && m == pbuf) {
+      why = "the mount's root itself; name an entry inside it";
+      return {};
+    }
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    std::string dir = p.substr(0, p.rfind('/'));
+    std::string last = p.substr(p.rfind('/') + 1);
+    if (!::realpath(dir.empty() ? "/" : dir.c_str(), dbuf)) {
+      why = std::strerror(errno);
+      return {};
+    }
+    std::string d = dbuf;
+    if (d != m && !(d.starts_with(m) && (m == "/" || d[m.size()] == '/'))) {
+      why = "not inside the mount " + m;
+      return {};
+    }
+    p = (d.size() > m.size() ? d.substr(m == "/" ? 1 : m.size() + 1) + "/" : "") + last;
+  }
+  // Relative to the root: "." and ".." are resolved by name, never above it.
+  std::vector<std::string> parts;
+  for (size_t pos = 0; pos <= p.size();) {
+    size_t end = std::min(p.find('/', pos), p.size());
+    std::string c = p.substr(pos, end - pos);
+    pos = end + 1;
+    if (c.empty() || c == ".") continue;
+    if (c != "..") {
+      parts.push_back(c);
+    } else if (parts.empty()) {
+      why = "not inside the mount " + mnt;
+      return {};
+    } else {
+      parts.pop_back();
+    }
+  }
+  if (parts.empty()) {
+    why = "the mount's root itself; name an entry inside it";
+    return {};
+  }
+  std::string out;
+  for (auto& c : parts) out += (out.empty() ? "" : "/") + c;
+  return out;
+}
 
 // The counts, then (--reset) zero them: requests between the two go
 // uncounted.
@@ -115,8 +175,8 @@ int main(int argc, char** argv) {
   if (cmd == "stats") return stats(mnt, json, reset, args.size());
   if (cmd == "list" || cmd == "info") {
     std::string raw;
-    if (!get(ctl_path(mnt), std::string(aufs::kXattrInfo), raw))
-      return fail(mnt + ": not an aufs-fuse mount (" + std::strerror(errno) + ")");
+    if (!get(aufs::ctl::control_path(mnt), std::string(aufs::kXattrInfo), raw))
+      return fail(aufs::ctl::not_a_mount(mnt, errno));
     if (json) { std::printf("%s\n", raw.c_str()); return 0; }
     Json j = parse(raw);
     if (!j.is_object()) return fail("cannot parse the daemon's answer");
@@ -155,11 +215,12 @@ int main(int argc, char** argv) {
   }
   if (cmd == "which") {
     if (args.size() != 3) return usage(stderr);
-    std::string p = args[2];
-    while (p.size() > 1 && p.back() == '/') p.pop_back();
-    auto slash = p.rfind('/');
-    std::string dir = slash == std::string::npos ? "" : p.substr(0, slash);
-    std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
+    std::string p = args[2], why;
+    std::string rel = inside_mount(mnt, p, why);
+    if (!why.empty()) return fail(p + ": " + why);
+    auto slash = rel.rfind('/');
+    std::string dir = slash == std::string::npos ? "" : rel.substr(0, slash);
+    std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
     std::string raw;
     std::string target = mnt + (dir.empty() ? "" : "/" + dir);
     if (!get(target, std::string(aufs::kXattrWhichPrefix) + name, raw))
@@ -192,14 +253,14 @@ int main(int argc, char** argv) {
   } else {
     return usage(stderr);
   }
-  std::vector<aufs::BranchOp> parsed;
-  if (auto e = aufs::parse_branch_ops(ops, false, parsed); !e.empty()) return fail(e);
-  aufs::absolutize_ops(parsed);  // the daemon does not share our cwd
-  ops = aufs::format_branch_ops(parsed);
-  if (::setxattr(ctl_path(mnt).c_str(), std::string(aufs::kXattrRemount).c_str(), ops.data(), ops.size(), 0) != 0) {
-    int e = errno;
-    if (e == EPERM || e == EACCES) return fail(mnt + ": only root or the mount's owner may change branches");
-    return fail(mnt + ": " + ops + ": " + std::strerror(e));
-  }
+  std::string e;
+  ops = aufs::absolutize_request(ops, e);
+  if (!e.empty()) return fail(e);
+  struct stat st;
+  if (::lstat(aufs::ctl::control_path(mnt).c_str(), &st) != 0)
+    return fail(aufs::ctl::not_a_mount(mnt, errno));
+  auto r = aufs::ctl::request(mnt, aufs::kXattrRemount, ops);
+  if (r.err == EACCES) return fail(mnt + ": only root or the mount's owner may change branches");
+  if (r.err) return fail(mnt + ": " + r.reason);
   return 0;
 }

@@ -21,6 +21,7 @@
 #include "aufs_fuse/control.hpp"
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/version.hpp"
+#include "control_client.hpp"
 
 #ifndef AUFS_FUSE_DAEMON
 #define AUFS_FUSE_DAEMON "/usr/local/sbin/aufs-fuse"
@@ -64,6 +65,21 @@ unsigned long current_flags(const std::string& mnt) {
   return f;
 }
 
+// What mount(8) repeats on a remount from the mount's current state: the
+// kernel's flags and FUSE's own options. Not requests for the daemon.
+bool repeated_by_mount(const std::string& o) {
+  static const char* const kFlags[] = {
+      "nosuid", "suid", "nodev", "dev", "noexec", "exec", "relatime", "norelatime",
+      "noatime", "atime", "strictatime", "nostrictatime", "nodiratime", "diratime",
+      "lazytime", "nolazytime", "sync", "async", "dirsync", "silent", "loud", "mand",
+      "nomand", "iversion", "noiversion", "default_permissions", "allow_other"};
+  for (const char* f : kFlags)
+    if (o == f) return true;
+  std::string key = o.substr(0, o.find('='));
+  return key == "user_id" || key == "group_id" || key == "rootmode" || key == "blksize" ||
+         key == "fd" || key == "max_read" || aufs::is_mount_helper_option(o);
+}
+
 int remount(const std::string& mnt, const std::vector<std::string>& opts, bool verbose) {
   std::string ops;
   int ro = -1;
@@ -72,14 +88,9 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
       ro = o == "ro";
       continue;
     }
-    // mount(8) repeats the mount's current options (nosuid, user_id=...):
-    // only branch operations are for the daemon.
-    std::string key = o.substr(0, o.find_first_of(":="));
-    if (key != "add" && key != "ins" && key != "append" && key != "prepend" && key != "del" &&
-        key != "mod")
-      continue;
+    if (o.empty() || repeated_by_mount(o)) continue;
     if (!ops.empty()) ops += ',';
-    ops += o;
+    ops += o.find(',') == std::string::npos ? o : "\"" + o + "\"";
   }
   auto kernel_remount = [&](bool to_ro) -> int {
     unsigned long f = current_flags(mnt);
@@ -88,6 +99,9 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
       return errno;
     return 0;
   };
+  struct stat cst;
+  if (::lstat(aufs::ctl::control_path(mnt).c_str(), &cst) != 0)
+    return fail(aufs::ctl::not_a_mount(mnt, errno));
   // A read-only kernel mount refuses writes to the control file, so "rw"
   // is applied to the kernel first; "ro" is applied to the daemon first and
   // undone if the kernel refuses (files open for writing: EBUSY).
@@ -95,36 +109,19 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
     if (int e = kernel_remount(false)) return fail(mnt + ": remount rw: " + std::strerror(e));
   }
   if (ro >= 0) ops += std::string(ops.empty() ? "" : ",") + (ro ? "ro" : "rw");
-  std::string ctl = mnt + "/" + std::string(aufs::kControlName);
-  auto send = [&](const std::string& what) -> int {
-    if (::setxattr(ctl.c_str(), std::string(aufs::kXattrRemount).c_str(), what.data(), what.size(), 0) != 0) return errno;
-    return 0;
-  };
   if (!ops.empty()) {
-    std::vector<aufs::BranchOp> parsed;
-    std::string e = aufs::parse_branch_ops(ops, false, parsed);
+    std::string e;
+    ops = aufs::absolutize_request(ops, e);
     if (!e.empty()) return fail(e);
-    aufs::absolutize_ops(parsed);  // the daemon does not share our cwd
-    for (auto& op : parsed) {
-      if (op.kind != aufs::BranchOp::Kind::Add) continue;
-      struct stat st;
-      if (::stat(op.spec.path.c_str(), &st) != 0)
-        return fail("branch '" + op.spec.path + "': " + std::strerror(errno));
-      if (!S_ISDIR(st.st_mode)) return fail("branch '" + op.spec.path + "': not a directory");
-    }
-    ops = aufs::format_branch_ops(parsed);
-    struct stat cst;
-    if (::lstat(ctl.c_str(), &cst) != 0) return fail(mnt + ": not an aufs-fuse mount");
     if (verbose) std::fprintf(stderr, "mount.aufs: %s: %s\n", mnt.c_str(), ops.c_str());
-    if (int err = send(ops)) {
-      if (err == ENOTSUP || err == ENODATA) return fail(mnt + ": not an aufs-fuse mount");
-      return fail(mnt + ": branch change refused: " + std::strerror(err) +
-                  " (the daemon's log says why)");
-    }
+    auto r = aufs::ctl::request(mnt, aufs::kXattrRemount, ops);
+    if (r.err == ENOTSUP || r.err == ENODATA) return fail(mnt + ": not an aufs-fuse mount");
+    if (r.err) return fail(mnt + ": " + r.reason);
   }
   if (ro == 1 && !(current_flags(mnt) & MS_RDONLY)) {
     if (int e = kernel_remount(true)) {
-      (void)send("rw");  // keep daemon and kernel in agreement
+      // keep daemon and kernel in agreement
+      (void)aufs::ctl::request(mnt, aufs::kXattrRemount, "rw");
       return fail(mnt + ": remount ro: " + std::strerror(e));
     }
   }

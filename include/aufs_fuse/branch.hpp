@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "aufs_fuse/branch_lock.hpp"
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/unique_fd.hpp"
 
@@ -26,6 +27,7 @@ struct Branch {
   // udba=notify: why inotify cannot cover this branch (its file system does
   // not report changes made elsewhere), or null.
   const char* unwatchable = nullptr;
+  BranchLockPtr lock;    // held while the mount writes the branch (branch_lock.hpp)
   bool writable() const { return spec.writable(); }
   bool wh_able() const { return spec.wh_able(); }
 };

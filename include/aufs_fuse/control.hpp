@@ -14,6 +14,10 @@ inline constexpr uint64_t kControlId = 3;  // its node id
 inline constexpr std::string_view kXattrInfo = "user.aufs.info";          // JSON (get)
 inline constexpr std::string_view kXattrRemount = "user.aufs.remount";    // branch ops (set)
 inline constexpr std::string_view kXattrStats = "user.aufs.stats";  // JSON (get); "reset" (set)
+// A refused request set as user.aufs.remount/TOKEN leaves its one-line reason
+// for the caller to read once as user.aufs.reason/TOKEN (xattrs carry only an
+// errno back).
+inline constexpr std::string_view kXattrReasonPrefix = "user.aufs.reason/";  // + token (get)
 inline constexpr std::string_view kXattrWhichPrefix = "user.aufs.which/";  // + name (get)
 
 }  // namespace aufs

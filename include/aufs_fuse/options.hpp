@@ -33,6 +33,7 @@ struct BranchSpec {
   // Whiteouts and opaque markers on this branch are honoured.
   bool wh_able() const { return perm == Perm::RW || wh || ovl; }
   bool writable() const { return perm == Perm::RW; }
+  bool operator==(const BranchSpec&) const = default;
 };
 
 std::string format_perm(const BranchSpec& b);  // "rw", "ro+wh", "rw+nolwh"
@@ -85,6 +86,7 @@ struct MountOptions {
   std::vector<std::string> fuse_opts;
   // Non-fatal remarks (ignored obsolete options, dropped attributes).
   std::vector<std::string> notices;
+  bool operator==(const MountOptions&) const = default;  // remount: "unchanged"
 };
 
 struct ParseResult {
@@ -118,6 +120,10 @@ std::string format_branch_ops(const std::vector<BranchOp>& ops);
 // Makes relative branch paths absolute against the current directory (the
 // daemon runs elsewhere); run by the tools before sending changes.
 void absolutize_ops(std::vector<BranchOp>& ops);
+// A remount request as a tool sends it: branch operations checked and their
+// paths made absolute, every other item passed on for the daemon to judge.
+// Sets `error` (one line) when a branch operation is malformed.
+std::string absolutize_request(std::string_view s, std::string& error);
 // Splits a -o string at commas that are not inside double quotes; quotes
 // are removed.
 std::vector<std::string> split_options(std::string_view s);
@@ -144,10 +150,12 @@ struct BranchDirCheck {
 };
 // Checks `given` as a branch beside `others` of a mount on `mountpoint`
 // (both real paths): it exists, is a directory, is none of the others,
-// neither contains nor lies in another branch or the mount point. A
-// duplicate is reported in duplicate_of, not as an error.
+// neither contains nor lies in another branch or the mount point. It may be
+// the mount point itself only with `may_be_mountpoint` (at mount time, when
+// the daemon opens it before mounting over it). A duplicate is reported in
+// duplicate_of, not as an error.
 BranchDirCheck check_branch_dir(const std::string& given, const std::vector<BranchDir>& others,
-                                const std::string& mountpoint);
+                                const std::string& mountpoint, bool may_be_mountpoint = false);
 // Why the directory `path` cannot be a writable branch ("" if it can).
 std::string check_writable_dir(const std::string& path);
 

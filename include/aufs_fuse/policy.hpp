@@ -18,6 +18,7 @@ struct PolicyConfig {
   CpupPolicy cpup = CpupPolicy::Tdp;
   uint64_t low = 0;   // mfsrr/tdmfs/pmfsrr threshold in bytes
   int mfs_sec = 30;   // how long a most-free-space answer is reused
+  bool operator==(const PolicyConfig&) const = default;
 };
 
 // Parses "tdp", "rr", "mfs[:sec]", "mfsrr:low[:sec]", "tdmfs:low[:sec]",

@@ -37,7 +37,12 @@ class Union {
  public:
   // Opens the branches of validated options and prepares rw branches
   // (whiteout base, plnk, orph; stale temporaries removed).
-  static Result<std::unique_ptr<Union>> mount(const MountOptions& opts);
+  // On failure *why, when given, may hold one line saying why.
+  // With prepare_now false, rw branches get their metadata (whiteout base,
+  // plnk, orph) only from prepare_branches(), once FUSE has mounted.
+  static Result<std::unique_ptr<Union>> mount(const MountOptions& opts, std::string* why = nullptr,
+                                              bool prepare_now = true);
+  Status prepare_branches(std::string* why);
   ~Union();
 
   // Names (lookup, forget) and attributes (src/core/entry, attr).

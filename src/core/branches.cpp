@@ -23,7 +23,6 @@
 namespace aufs::core {
 namespace {
 
-// Opens a branch root (no writes); finish_rw() then prepares an rw branch.
 // File systems whose changes inotify does not fully report: network and
 // cluster file systems (other hosts' changes), FUSE (changes not made
 // through this kernel) and overlayfs (changes to its layers).
@@ -46,11 +45,16 @@ const char* unwatchable_fs(int fd) {
   }
 }
 
-Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id) {
+// Opens a branch root (no writes); finish_rw() then prepares an rw branch.
+// `same` (a branch's open root) is reopened instead of the path, which may
+// lead to the union itself when it is mounted over the branch.
+Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id,
+                                            const Branch* same = nullptr) {
   auto b = std::make_shared<Branch>();
   b->id = id;
   b->spec = spec;
-  auto fd = sys::open_at(AT_FDCWD, spec.path, O_PATH | O_DIRECTORY);
+  auto fd = same ? sys::open_at(same->root.get(), ".", O_PATH | O_DIRECTORY)
+                 : sys::open_at(AT_FDCWD, spec.path, O_PATH | O_DIRECTORY);
   if (!fd.ok()) {
     spdlog::error("branch {}: {}", spec.path, std::strerror(fd.err()));
     return Errno{fd.err()};
@@ -64,16 +68,18 @@ Result<std::shared_ptr<Branch>> open_branch(const BranchSpec& spec, uint32_t id)
   return b;
 }
 
-// Whiteout base, plnk and orph directories of a writable branch.
-Status prepare_rw_branch(const Branch& b) {
+// Whiteout base, plnk and orph directories of a writable branch; the names
+// it creates are added to *made.
+Status prepare_rw_branch(const Branch& b, std::vector<std::string>* made) {
   int root = b.root.get();
   auto base = sys::lstat_at(root, std::string(wh::kBase));
   if (b.spec.nolwh) {
     if (base.ok() && S_ISREG(base->st_mode))
       (void)sys::unlink_at(root, std::string(wh::kBase), 0);
   } else if (!base.ok()) {
-    auto made = create_readonly_file(root, std::string(wh::kBase));
-    if (!made.ok() && made.err() != EEXIST) return made;
+    auto st = create_readonly_file(root, std::string(wh::kBase));
+    if (!st.ok() && st.err() != EEXIST) return st;
+    if (st.ok() && made) made->emplace_back(wh::kBase);
   } else if (!S_ISREG(base->st_mode)) {
     // Whiteouts are hard links to the base: a planted symlink or device
     // there would turn every whiteout into one. Replace it.
@@ -86,13 +92,29 @@ Status prepare_rw_branch(const Branch& b) {
     }
   }
   for (auto d : {wh::kPlink, wh::kOrph}) {
-    if (auto s = sys::mkdir_at(root, std::string(d), 0700); !s.ok() && s.err() != EEXIST) return s;
+    auto s = sys::mkdir_at(root, std::string(d), 0700);
+    if (!s.ok() && s.err() != EEXIST) return s;
+    if (s.ok() && made) made->emplace_back(d);
   }
   return {};
 }
 
-Status finish_rw(Branch& b) {
-  if (auto s = prepare_rw_branch(b); !s.ok()) {
+// Removes what prepare_rw_branch made: the base only while no whiteout
+// links to it, the directories only while empty.
+void unmake(const Branch& b, const std::vector<std::string>& names) {
+  int root = b.root.get();
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (*it != wh::kBase) {
+      (void)sys::unlink_at(root, *it, AT_REMOVEDIR);
+      continue;
+    }
+    auto st = sys::lstat_at(root, *it);
+    if (st.ok() && S_ISREG(st->st_mode) && st->st_nlink == 1) (void)sys::unlink_at(root, *it, 0);
+  }
+}
+
+Status finish_rw(Branch& b, std::vector<std::string>* made = nullptr) {
+  if (auto s = prepare_rw_branch(b, made); !s.ok()) {
     spdlog::error("branch {}: cannot prepare rw branch: {}", b.spec.path, std::strerror(s.err()));
     return s;
   }
@@ -117,7 +139,22 @@ void configure_parts(Mount& m) {
 
 }  // namespace
 
-Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
+Status prepare_branches(Mount& m, std::string* why) {
+  std::vector<std::pair<Branch*, std::vector<std::string>>> made;
+  for (auto& b : m.branches()->br) {
+    if (!b->writable() || m.ro()) continue;
+    made.emplace_back(b.get(), std::vector<std::string>{});
+    if (auto st = finish_rw(*b, &made.back().second); !st.ok()) {
+      for (auto& [br, names] : made) unmake(*br, names);
+      if (why) *why = "branch '" + b->spec.path + "': cannot prepare: " + std::strerror(st.err());
+      return st;
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string* why,
+                                          bool prepare) {
   auto m = std::make_unique<Mount>(opts);
   auto bs = std::make_shared<BranchSet>();
   bs->generation = 1;
@@ -127,6 +164,15 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
   ::clock_gettime(CLOCK_REALTIME, &m->started);
   configure_parts(*m);
   for (const auto& spec : opts.branches) {
+    // Locked before anything reads or repairs it: no other mount writes it.
+    BranchLockPtr lock;
+    if (spec.writable() && !opts.read_only) {
+      std::string e;
+      if (lock = lock_branch(spec.path, e); !lock) {
+        if (why) *why = e;
+        return Errno{EBUSY};
+      }
+    }
     if (spec.writable() && !opts.read_only && opts.check) {
       // Leftovers of an interrupted run (daemon killed mid-operation).
       auto rep = check_branch(spec.path, true);
@@ -139,10 +185,11 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts) {
       }
     }
     AUFS_ASSIGN_OR_RETURN(auto b, open_branch(spec, m->next_brid++));
-    if (b->writable() && !opts.read_only) AUFS_TRY(finish_rw(*b));
+    b->lock = std::move(lock);
     bs->br.push_back(std::move(b));
   }
   m->set_branches(bs);
+  if (prepare) AUFS_TRY(prepare_branches(*m, why));
   AUFS_ASSIGN_OR_RETURN(std::vector<int> rl, root_layers(*bs));
   Node& root = *m->tree.root;
   std::lock_guard<SmallMutex> g(root.mu);
@@ -164,6 +211,8 @@ struct BranchPlan {
   std::vector<std::shared_ptr<Branch>> br;  // the new list, top first
   uint32_t next_id = 0;
   bool ro = false;
+  // Locks of branches that become writable, given to them when applied.
+  std::vector<std::pair<std::shared_ptr<Branch>, BranchLockPtr>> locks;
   std::string why;  // set with an errno when refused
 };
 
@@ -236,15 +285,28 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       spec.coo = op.spec.coo;
       spec.icex = op.spec.icex;
       if (spec.writable()) {
-        if (auto e = check_writable_dir(spec.path); !e.empty())
+        if (auto e = check_writable_dir(sys::proc_fd_path(old->root.get())); !e.empty())
           return refuse(p, EINVAL, "branch '" + spec.path + "': " + e);
       }
       // Same id, new permission: a fresh object (snapshots are immutable).
-      auto nb = open_branch(spec, old->id);
+      auto nb = open_branch(spec, old->id, old.get());
       if (!nb.ok())
         return refuse(p, nb.err(), "branch '" + spec.path + "': " + std::strerror(nb.err()));
       old = nb.value();
     }
+  }
+  // Last, when nothing else refuses: branches that become writable are
+  // locked (those writable already keep their lock, from the same id).
+  for (auto& b : br) {
+    if (!b->writable() || p.ro) continue;
+    BranchLockPtr have = b->lock;
+    for (auto& c : p.cur->br)
+      if (!have && c->id == b->id && c->lock) have = c->lock;
+    if (!have) {
+      std::string e;
+      if (have = lock_branch(b->spec.path, e, b->root.get()); !have) return refuse(p, EBUSY, e);
+    }
+    p.locks.emplace_back(b, std::move(have));
   }
   return {};
 }
@@ -276,6 +338,9 @@ Status apply_branches(Mount& m, BranchPlan& p) {
       (void)sys::unlink_at(b->root.get(), std::string(wh::kOrph), AT_REMOVEDIR);
     }
   }
+  // Change_mu serializes every use of a branch's lock.
+  for (auto& b : p.br) b->lock.reset();
+  for (auto& [b, l] : p.locks) b->lock = std::move(l);
   auto ns = std::make_shared<BranchSet>();
   ns->generation = p.cur->generation + 1;
   ns->br = std::move(p.br);

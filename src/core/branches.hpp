@@ -9,9 +9,14 @@
 
 namespace aufs::core {
 
-// Opens the branches of validated options and prepares rw branches
-// (whiteout base, plnk, orph; stale temporaries removed).
-Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts);
+// Opens and locks the branches of validated options, repairs rw branches
+// (stale temporaries removed) and, with `prepare`, prepares them.
+Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string* why = nullptr,
+                                          bool prepare = true);
+// The whiteout base, plnk and orph of every rw branch. The daemon runs it
+// once FUSE has mounted, so a failed mount leaves them as they were; on
+// failure it removes what it made and sets *why.
+Status prepare_branches(Mount& m, std::string* why);
 // Runtime branch changes (remount), applied all-or-nothing in order.
 // Errors: EDOM bad index, ENOSPC too many branches, EBUSY files open on a
 // branch being removed or made read-only, EINVAL bad/overlapping branch,

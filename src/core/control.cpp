@@ -2,7 +2,12 @@
 // The control file (see control.hpp).
 #include "core/control.hpp"
 
+#include <limits.h>
 #include <spdlog/spdlog.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -52,6 +57,101 @@ const char* type_name(mode_t fmt) {
     default: return "device";
   }
 }
+
+// Keeps a refused request's reason for its caller (user.aufs.reason/TOKEN).
+void remember_reason(Mount& m, std::string token, std::string why) {
+  std::lock_guard<std::mutex> g(m.reasons.mu);
+  auto& q = m.reasons.by_token;
+  q.emplace_back(std::move(token), std::move(why));
+  if (q.size() > 64) q.pop_front();
+}
+
+Result<std::string> take_reason(Mount& m, std::string_view token) {
+  std::lock_guard<std::mutex> g(m.reasons.mu);
+  auto& q = m.reasons.by_token;
+  for (auto it = q.begin(); it != q.end(); ++it) {
+    if (it->first != token) continue;
+    std::string why = std::move(it->second);
+    q.erase(it);
+    return why;
+  }
+  return Errno{ENODATA};
+}
+
+bool is_branch_item(std::string_view item) {
+  if (item == "ro" || item == "rw") return true;
+  std::string_view key = item.substr(0, item.find_first_of(":="));
+  return key == "add" || key == "ins" || key == "append" || key == "prepend" || key == "del" ||
+         key == "mod";
+}
+
+// br=/dirs= repeated by mount(8) from fstab: the branches the mount has now?
+bool same_branches(const Mount& m, const std::vector<BranchSpec>& given) {
+  auto bs = m.branches();
+  if (given.size() != bs->size()) return false;
+  for (size_t i = 0; i < given.size(); ++i) {
+    char buf[PATH_MAX];
+    std::string real = ::realpath(given[i].path.c_str(), buf) ? std::string(buf) : given[i].path;
+    if (real != (*bs)[i].spec.path || format_perm(given[i]) != format_perm((*bs)[i].spec)) return false;
+  }
+  return true;
+}
+
+// A non-branch option in a remount request: "" when it asks for what the
+// mount already has (mount(8) repeats the fstab line) or can change now,
+// else why it is refused.
+std::string settle_option(const Mount& m, const std::string& item) {
+  const MountOptions& now = m.opts;
+  MountOptions want = now;
+  want.branches.clear();
+  if (auto e = apply_option_string(want, item); !e.empty()) return e;
+  std::string key = item.substr(0, item.find_first_of(":="));
+  if (!want.branches.empty()) {
+    if (same_branches(m, want.branches)) return {};
+    return "option '" + key + "' cannot be changed by remount: change branches with add:, del: "
+           "and mod: (see aufsctl(8))";
+  }
+  want.branches = now.branches;
+  want.notices = now.notices;
+  // FUSE options given again (fsname=...) are no change.
+  if (std::all_of(want.fuse_opts.begin(), want.fuse_opts.end(), [&](const std::string& f) {
+        return std::find(now.fuse_opts.begin(), now.fuse_opts.end(), f) != now.fuse_opts.end();
+      }))
+    want.fuse_opts = now.fuse_opts;
+  if (want.verbose != now.verbose) {
+    // Verbosity is the logger's level: it changes at run time.
+    bool verbose = want.verbose;
+    want.verbose = now.verbose;
+    if (want == now) {
+      if (!now.debug) spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
+      return {};
+    }
+  }
+  if (want == now) return {};
+  return "option '" + key + "' cannot be changed by remount (unmount and mount again)";
+}
+
+Status remount_request(Mount& m, std::string spec, const Ctx& ctx, std::string& why) {
+  if (ctx.uid != 0 && ctx.uid != m.owner) {
+    why = "only root or the mount's owner may change branches";
+    return Errno{EPERM};
+  }
+  while (!spec.empty() && (spec.back() == '\n' || spec.back() == '\0')) spec.pop_back();
+  std::string branch_items;
+  for (const std::string& item : split_options(spec)) {
+    if (item.empty() || is_mount_helper_option(item)) continue;
+    if (is_branch_item(item)) {
+      // Quoted whole: a branch path may hold a comma.
+      branch_items += (branch_items.empty() ? "" : ",") + ("\"" + item + "\"");
+    } else if (why = settle_option(m, item); !why.empty()) {
+      return Errno{EINVAL};
+    }
+  }
+  std::vector<BranchOp> ops;
+  if (why = parse_branch_ops(branch_items, m.ro(), ops); !why.empty()) return Errno{EINVAL};
+  return change_branches(m, ops, &why);
+}
+
 
 }  // namespace
 
@@ -151,6 +251,10 @@ Result<std::vector<char>> control_getxattr(Mount& m, NodeId id, std::string_view
       AUFS_ASSIGN_OR_RETURN(std::string j, stats_json(m));
       return xattr_reply(j, size);
     }
+    if (key.starts_with(kXattrReasonPrefix)) {
+      AUFS_ASSIGN_OR_RETURN(std::string why, take_reason(m, key.substr(kXattrReasonPrefix.size())));
+      return xattr_reply(why, size);
+    }
     return Errno{ENODATA};
   }
   AUFS_ASSIGN_OR_RETURN(std::string j, which_json(m, id, key.substr(kXattrWhichPrefix.size())));
@@ -165,11 +269,10 @@ Result<std::vector<char>> control_listxattr(size_t size) {
 
 Status control_setxattr(Mount& m, std::string_view key, const void* val, size_t size,
                         const Ctx& ctx) {
-  if (key != kXattrRemount && key != kXattrStats) return Errno{ENOTSUP};
-  // Only root or the user who mounted may change branches (or reset counts
-  // someone may be measuring with).
-  if (ctx.uid != 0 && ctx.uid != m.owner) return Errno{EPERM};
   if (key == kXattrStats) {
+    // Only root or the user who mounted may reset counts someone may be
+    // measuring with.
+    if (ctx.uid != 0 && ctx.uid != m.owner) return Errno{EPERM};
     std::string_view v(static_cast<const char*>(val), size);
     while (!v.empty() && (v.back() == '\n' || v.back() == '\0')) v.remove_suffix(1);
     if (v != "reset") return Errno{EINVAL};
@@ -177,17 +280,19 @@ Status control_setxattr(Mount& m, std::string_view key, const void* val, size_t 
     m.request_stats.reset();
     return {};
   }
-  std::vector<BranchOp> ops;
-  std::string spec(static_cast<const char*>(val), size);
-  while (!spec.empty() && (spec.back() == '\n' || spec.back() == '\0')) spec.pop_back();
-  std::string e = parse_branch_ops(spec, m.ro(), ops);
-  if (!e.empty()) {
-    spdlog::warn("branch change refused: {}", e);
-    return Errno{EINVAL};
+  std::string_view token;
+  if (key.starts_with(kXattrRemount) && key.size() > kXattrRemount.size() + 1 &&
+      key[kXattrRemount.size()] == '/')
+    token = key.substr(kXattrRemount.size() + 1);
+  else if (key != kXattrRemount)
+    return Errno{ENOTSUP};
+  std::string why;
+  Status st = remount_request(m, std::string(static_cast<const char*>(val), size), ctx, why);
+  if (!st.ok()) {
+    if (why.empty()) why = std::strerror(st.err());
+    spdlog::warn("branch change refused: {}", why);
+    if (!token.empty()) remember_reason(m, std::string(token), std::move(why));
   }
-  std::string msg;
-  auto st = change_branches(m, ops, &msg);
-  if (!st.ok()) spdlog::warn("branch change refused: {}", msg);
   return st;
 }
 

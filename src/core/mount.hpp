@@ -6,10 +6,12 @@
 #pragma once
 #include <atomic>
 #include <cerrno>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "aufs_fuse/branch.hpp"
 #include "aufs_fuse/core_types.hpp"
@@ -33,6 +35,13 @@ namespace aufs::core {
 struct NameChanges {
   uint64_t gen = 0;
   uint64_t busy = 0;
+};
+
+// Reasons of refused control requests, kept until their caller reads them
+// (control.cpp). Bounded: a caller that never asks loses nothing of others'.
+struct ControlReasons {
+  std::mutex mu;
+  std::deque<std::pair<std::string, std::string>> by_token;  // mu
 };
 
 struct Mount {
@@ -60,6 +69,8 @@ struct Mount {
   // branches.cpp only.
   std::mutex change_mu;    // one branch change at a time
   uint32_t next_brid = 0;  // change_mu
+  // control.cpp only.
+  ControlReasons reasons;
 
   BranchSetPtr branches() const {
     std::lock_guard<std::mutex> g(branches_mu_);

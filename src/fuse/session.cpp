@@ -7,7 +7,10 @@
 #include <syslog.h>
 
 #include <algorithm>
+#include <cstdarg>
 #include <cstdio>
+#include <mutex>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -16,12 +19,51 @@
 namespace aufs {
 namespace {
 
+// libfuse's errors while the mount is being set up are held, to end our one
+// line ("cannot mount on X: REASON") instead of printing lines of their own.
+std::mutex setup_mu;
+bool setting_up = true;   // setup_mu
+std::string setup_error;  // setup_mu: libfuse's first error
+
+void libfuse_log(enum fuse_log_level level, const char* fmt, va_list ap) {
+  char buf[1024];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  std::string_view msg = buf;
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  while (msg.starts_with("fuse: ")) msg.remove_prefix(6);  // libfuse's own prefix
+  if (level <= FUSE_LOG_ERR) {
+    std::lock_guard<std::mutex> g(setup_mu);
+    if (setting_up) {
+      if (setup_error.empty()) setup_error = msg;
+      return;
+    }
+  }
+  switch (level) {
+    case FUSE_LOG_EMERG: case FUSE_LOG_ALERT: case FUSE_LOG_CRIT: case FUSE_LOG_ERR:
+      spdlog::error("fuse: {}", msg); break;
+    case FUSE_LOG_WARNING: spdlog::warn("fuse: {}", msg); break;
+    case FUSE_LOG_NOTICE: case FUSE_LOG_INFO: spdlog::info("fuse: {}", msg); break;
+    default: spdlog::debug("fuse: {}", msg); break;
+  }
+}
+
+// Set-up is over: libfuse's errors are logged from now on.
+std::string end_setup() {
+  std::lock_guard<std::mutex> g(setup_mu);
+  setting_up = false;
+  return std::move(setup_error);
+}
+
+// Nothing is mounted: the reason is one line.
 int fail(const std::string& msg) {
-  std::fprintf(stderr, "aufs-fuse: %s\n", msg.c_str());
+  std::string why = end_setup();
+  std::fprintf(stderr, "aufs-fuse: %s%s\n", msg.c_str(), why.empty() ? "" : (": " + why).c_str());
   return 1;
 }
 
 }  // namespace
+
+void route_libfuse_log() { fuse_set_log_func(libfuse_log); }
 
 int serve(Union& fs, const MountOptions& opts) {
   FuseContext fctx;
@@ -76,7 +118,7 @@ int serve(Union& fs, const MountOptions& opts) {
   } args_guard{&fa};
 
   fuse_session* se = fuse_session_new(&fa, &fuse_operations(), sizeof(fuse_lowlevel_ops), &fctx);
-  if (!se) return fail("cannot create the FUSE session (bad FUSE option?)");
+  if (!se) return fail("cannot create the FUSE session");
   fctx.se = se;
   int rc = 1;
   if (fuse_set_signal_handlers(se) != 0) {
@@ -87,6 +129,14 @@ int serve(Union& fs, const MountOptions& opts) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return fail("cannot mount on '" + opts.mountpoint + "'");
+  }
+  if (std::string held = end_setup(); !held.empty()) spdlog::error("fuse: {}", held);
+  // Only now are the rw branches written: a failed mount leaves them alone.
+  if (std::string why; !fs.prepare_branches(&why).ok()) {
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return fail(why);
   }
   if (!opts.foreground) {
     auto sys_logger = spdlog::syslog_logger_mt("aufs-fuse-syslog", "aufs-fuse", LOG_PID, LOG_DAEMON);

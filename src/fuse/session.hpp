@@ -11,6 +11,10 @@ namespace aufs {
 
 // Mounts fs on opts.mountpoint and serves it until unmounted or signalled.
 // Errors before mounting: one line on stderr (prefixed "aufs-fuse: ") and 1.
+// The rw branches are prepared (Union::prepare_branches) once mounted.
 int serve(Union& fs, const MountOptions& opts);
+// libfuse's messages go to spdlog; while mounting, its first error is held
+// for serve()'s one-line error instead.
+void route_libfuse_log();
 
 }  // namespace aufs

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "container_support.hpp"
@@ -139,6 +140,60 @@ TEST_F(ImageTool, MountsAnImageAndExtractsEachLayerOnce) {
   umount_tool_mount(p("mnt2"));
   umount_tool_mount(p("mnt3"));
   EXPECT_EQ(snapshot(store), store_before) << "the layer store was modified through a mount";
+}
+
+// The mount point and -o are checked before any layer is read, so a typo
+// there extracts nothing.
+TEST_F(ImageTool, ChecksMountPointAndOptionsBeforeExtracting) {
+  build_image();
+  if (HasFatalFailure()) return;
+  std::string store = p("store");
+  auto empty_store = [&] { return !exists(store + "/sha256") || store_entries(store).empty(); };
+  auto r = tool({"--store", store, "--rw", p("rw"), "img:v2", p("no-such-dir")});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("mount point '" + p("no-such-dir") + "': "), std::string::npos) << r;
+  EXPECT_TRUE(empty_store()) << "layers were extracted for a mount that cannot happen";
+  r = tool({"--store", store, "-o", "allow_other,bogus_opt", "img:v2", m()});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("unknown option 'bogus_opt'"), std::string::npos) << r;
+  EXPECT_TRUE(empty_store());
+  EXPECT_FALSE(in_proc_mounts(m()));
+}
+
+// A multi-platform index: the host's entry by default, --platform for
+// another, and a clear refusal for a platform the index lacks.
+TEST_F(ImageTool, PicksThePlatformFromAMultiPlatformIndex) {
+  build_image();
+  if (HasFatalFailure()) return;
+  auto host = run({image_tool(), "--version"});
+  ASSERT_TRUE(host.ok()) << host;
+  // A nested index: l1 as linux/arm64/v8, v2 as the host's platform (uname).
+  must_sh(R"(set -e
+arch=$(uname -m); case $arch in x86_64) arch=amd64;; aarch64) arch=arm64;; esac
+desc() { jq -c --arg t "$1" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | del(.annotations)' img/index.json; }
+l1=$(desc l1); v2=$(desc v2)
+jq -nc --argjson a "$l1" --argjson b "$v2" --arg arch "$arch" '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [($a + {platform: {os: "linux", architecture: "arm64", variant: "v8"}}), ($b + {platform: {os: "linux", architecture: $arch}})]}' > nested.json
+hex=$(sha256sum nested.json | cut -d' ' -f1); size=$(stat -c %s nested.json)
+cp nested.json img/blobs/sha256/$hex
+jq --arg d "sha256:$hex" --argjson s "$size" '.manifests += [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s, annotations: {"org.opencontainers.image.ref.name": "multi"}}]' img/index.json > index.new
+mv index.new img/index.json
+)");
+  std::string store = p("store");
+  auto layers = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> a = {"--store", store, "--extract-only", "-q"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    a.push_back("img:multi");
+    auto r = tool(a);
+    EXPECT_TRUE(r.ok()) << r;
+    return std::count(r.out.begin(), r.out.end(), ':') + 1;
+  };
+  EXPECT_EQ(layers({}), 2) << "the host's entry is v2 (two layers)";
+  EXPECT_EQ(layers({"--platform", "linux/arm64"}), 1) << "any variant of arm64: l1";
+  EXPECT_EQ(layers({"--platform", "linux/arm64/v8"}), 1);
+  auto r = tool({"--store", store, "--extract-only", "--platform", "linux/s390x", "img:multi"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("no manifest for platform linux/s390x"), std::string::npos) << r;
+  EXPECT_NE(r.err.find("linux/arm64/v8"), std::string::npos) << "the line lists what it has\n" << r;
 }
 
 TEST_F(ImageTool, RefusesABlobWhoseDigestDoesNotMatch) {

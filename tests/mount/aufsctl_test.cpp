@@ -288,6 +288,26 @@ TEST_F(Aufsctl, Which) {
   ASSERT_EQ(w["layers"].size(), 1u);
   EXPECT_EQ(w["layers"][0].get<long long>(), 0);
   EXPECT_EQ(list_dir(m("gone")), std::vector<std::string>{});
+
+  // Absolute paths inside the mount, and "." / ".." that stay inside it.
+  for (const std::string& same : std::vector<std::string>{m("dir/sub/deep.txt"), m("dir/./sub//deep.txt"),
+                           "dir/sub/../sub/deep.txt", "./dir/sub/deep.txt"}) {
+    w = ctl_which(m(), same, &rc);
+    EXPECT_EQ(rc, 0) << same;
+    EXPECT_EQ(w["name"], "dir/sub/deep.txt") << same;
+  }
+  w = ctl_which(m(), m("gone/../lower.txt"), &rc);
+  EXPECT_EQ(w["name"], "lower.txt");
+  // Outside the mount, or its root: one line saying so.
+  for (const std::string& out : std::vector<std::string>{"../x", "dir/../../x", p("l1/lower.txt"), "/etc/passwd"}) {
+    auto r = ctl({m(), "which", out});
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_TRUE(one_error_line(r, {"aufsctl: "}));
+    EXPECT_NE(r.err.find("not inside the mount"), std::string::npos) << r;
+  }
+  r = ctl({m(), "which", m()});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("the mount's root itself"), std::string::npos) << r;
 }
 
 TEST_F(Aufsctl, BadUsage) {

@@ -172,5 +172,43 @@ TEST_F(Fstab, QuotedCommaInBranchPath) {
   EXPECT_TRUE(r.ok()) << r;
 }
 
+// The live-system setup: a union mounted over one of its own branches
+// ("make /etc writable for a while"), through mount -t aufs and fstab.
+// Writes land in the rw branch, the old content stays visible, and umount
+// gives the original directory back unchanged.
+TEST_F(Fstab, MountOverItsOwnBranch) {
+  mkdirs(p("etc/sub"));
+  ASSERT_TRUE(write_file(p("etc/passwd"), "root\n"));
+  ASSERT_TRUE(write_file(p("etc/sub/conf"), "conf\n"));
+  std::string before = snapshot(p("etc"));
+  std::string fstab = write_fstab("none " + p("etc") + " aufs br=" + p("rw1") + "=rw:" + p("etc") +
+                                  "=ro,noauto 0 0\n");
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "mount -t aufs" : "fstab");
+    SysMountGuard g(p("etc"));
+    auto r = round == 0 ? run({"mount", "-t", "aufs", "-o",
+                               "br=" + p("rw1") + "=rw:" + p("etc") + "=ro", "none", p("etc")})
+                        : run({"mount", "--fstab", fstab, p("etc")}, root());
+    ASSERT_TRUE(r.ok()) << r;
+    ASSERT_TRUE(in_proc_mounts(p("etc")));
+    EXPECT_EQ(read_file(p("etc/passwd")), "root\n");
+    EXPECT_EQ(read_file(p("etc/sub/conf")), "conf\n");
+    ASSERT_TRUE(write_file(p("etc/passwd"), "root\nuser" + std::to_string(round) + "\n"));
+    ASSERT_TRUE(write_file(p("etc/new"), "new\n"));
+    EXPECT_EQ(read_file(p("rw1/passwd")), "root\nuser" + std::to_string(round) + "\n");
+    EXPECT_EQ(read_file(p("rw1/new")), "new\n");
+    EXPECT_EQ(::unlink(p("etc/sub/conf").c_str()), 0);
+    EXPECT_TRUE(exists(p("rw1/sub/.wh.conf")));
+    // A live change may not name it: the path now leads to the union.
+    r = run({aufsctl_binary(), p("etc"), "append", p("etc")});
+    EXPECT_NE(r.exit_code, 0) << r;
+    r = run({"umount", p("etc")});
+    ASSERT_TRUE(r.ok()) << r;
+    EXPECT_FALSE(in_proc_mounts(p("etc")));
+    EXPECT_EQ(snapshot(p("etc")), before) << "the directory under the mount was changed";
+    ASSERT_TRUE(sh("rm -rf --one-file-system " + q(p("rw1")) + " && mkdir " + q(p("rw1"))).ok());
+  }
+}
+
 }  // namespace
 }  // namespace aufs::mt

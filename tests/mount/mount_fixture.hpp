@@ -126,7 +126,8 @@ class SysMountGuard {
 };
 
 // Pids of running aufs-fuse daemons whose command line names `mnt` (read
-// from /proc; for checking that a daemon exited, never for killing).
+// from /proc; for checking that a daemon exited; a test may kill only one it
+// started itself on its own temporary mount point).
 std::vector<pid_t> daemon_pids_for(const std::string& mnt);
 // Waits up to timeout_ms for daemon_pids_for(mnt) to become empty.
 bool wait_daemons_gone(const std::string& mnt, int timeout_ms = 5000);

@@ -63,6 +63,31 @@ TEST_F(BadOptions, UnknownOption) {
   expect_rejected({"-f", "-o", "br=" + p("rw") + ",udba=bogus", m()}, "udba");
 }
 
+// libfuse refuses the session: the line is ours with libfuse's reason, and
+// nothing was written to the branches (they are prepared once mounted).
+TEST_F(BadOptions, FailedMountLeavesNothingBehind) {
+  expect_rejected({"-f", "-o", "br=" + p("rw") + ":" + p("l1") + ",max_read=abc", m()},
+                  "cannot create the FUSE session: invalid parameter in option `max_read=abc'");
+  EXPECT_FALSE(exists(p("rw/.wh..wh.aufs")));
+  EXPECT_FALSE(exists(p("rw/.wh..wh.plnk")));
+  EXPECT_FALSE(exists(p("rw/.wh..wh.orph")));
+  // What was there before stays.
+  mkdirs(p("rw/.wh..wh.plnk"));
+  expect_rejected({"-f", "-o", "br=" + p("rw") + ":" + p("l1") + ",max_read=abc", m()}, "max_read");
+  EXPECT_TRUE(exists(p("rw/.wh..wh.plnk")));
+  EXPECT_FALSE(exists(p("rw/.wh..wh.aufs")));
+}
+
+// FUSE's -o debug is -d; its generic options are taken with a notice.
+TEST_F(BadOptions, GenericFuseOptionsMount) {
+  ASSERT_TRUE(mount_args({"-o", "br=" + p("rw") + ":" + p("l1") + ",debug,nonempty,kernel_cache", m()}));
+  EXPECT_EQ(read_file(m("file")), "f\n");
+  unmount();
+  std::string log = read_file(p("daemon.log"));
+  EXPECT_NE(log.find("FUSE option 'nonempty' ignored"), std::string::npos) << log;
+  EXPECT_NE(log.find("debug: "), std::string::npos) << "no debug output\n" << log;
+}
+
 TEST_F(BadOptions, MissingBranch) {
   expect_rejected({"-f", "-o", "br=" + p("rw") + ":" + p("missing"), m()}, "missing");
   expect_rejected({"-f", "-o", "br=" + p("missing"), m()}, "missing");
@@ -84,9 +109,17 @@ TEST_F(BadOptions, NestedBranches) {
   expect_rejected({"-f", "-o", "br=" + p("rw/sub") + ":" + p("rw"), m()}, "rw");
 }
 
-TEST_F(BadOptions, BranchIsTheMountPoint) {
-  expect_rejected({"-f", "-o", "br=" + p("rw") + ":" + m(), m()}, "mnt");
-  expect_rejected({"-f", "-o", "br=" + m(), m()}, "mnt");
+// Allowed (kernel AUFS, overlayfs): the daemon opens its branches before
+// it mounts over one of them. Fstab.MountOverItsOwnBranch has more.
+TEST_F(BadOptions, BranchMayBeTheMountPoint) {
+  ASSERT_TRUE(write_file(m("old.txt"), "old\n"));
+  ASSERT_TRUE(mount("rw:mnt=ro"));
+  EXPECT_EQ(read_file(m("old.txt")), "old\n");
+  ASSERT_TRUE(write_file(m("old.txt"), "new\n"));
+  EXPECT_EQ(read_file(p("rw/old.txt")), "new\n");
+  unmount();
+  EXPECT_EQ(read_file(m("old.txt")), "old\n");
+  EXPECT_EQ(list_dir(m()), std::vector<std::string>{"old.txt"});
 }
 
 TEST_F(BadOptions, BranchUnderTheMountPoint) {

@@ -3,6 +3,7 @@
 // made by mount(8), with files open and the daemon's default (caching)
 // timeouts, so the new view must come from cache invalidation.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,10 +171,13 @@ TEST_F(Remount, DelWithOpenFileIsBusyThenSucceeds) {
   auto r = remount("del:" + p("l2"));
   EXPECT_NE(r.exit_code, 0) << "del of a branch with an open file succeeded\n" << r;
   EXPECT_TRUE(one_error_line(r, {"mount.aufs: "}));
-  EXPECT_NE(r.err.find(std::strerror(EBUSY)), std::string::npos) << r;
+  // The daemon's own reason, not just the errno.
+  std::string why = "branch '" + p("l2") + "' has open files";
+  EXPECT_NE(r.err.find(why), std::string::npos) << r;
   r = run({aufsctl_binary(), m(), "del", p("l2")});
   EXPECT_EQ(r.exit_code, 1) << r;
-  EXPECT_NE(r.err.find(std::strerror(EBUSY)), std::string::npos) << r;
+  EXPECT_TRUE(one_error_line(r, {"aufsctl: "}));
+  EXPECT_NE(r.err.find(why), std::string::npos) << r;
   auto mid = ctl_info(m());
   EXPECT_EQ(branch_rows(mid), branch_rows(before)) << "refused del changed the branch list";
   EXPECT_EQ(mid["counters"]["open_files"].get<long long>(), 1);
@@ -209,7 +213,7 @@ TEST_F(Remount, ModRwToRoAndBack) {
   auto r = remount("mod:" + p("rw") + "=ro");
   EXPECT_NE(r.exit_code, 0) << "mod rw->ro with a writer open succeeded\n" << r;
   EXPECT_TRUE(one_error_line(r, {"mount.aufs: "}));
-  EXPECT_NE(r.err.find(std::strerror(EBUSY)), std::string::npos) << r;
+  EXPECT_NE(r.err.find("branch '" + p("rw") + "' has files open for writing"), std::string::npos) << r;
   EXPECT_EQ(ctl_info(m())["branches"][0]["perm"].get<std::string>(), "rw");
   ASSERT_EQ(::write(wr.get(), "still writable\n", 15), 15);
   wr.reset();
@@ -325,6 +329,96 @@ TEST_F(Remount, RelativePathsAndReadOnlyToggle) {
   EXPECT_TRUE(me->has_opt("rw")) << me->mount_opts;
   ASSERT_TRUE(write_file(m("new.txt"), "n\n"));
   EXPECT_EQ(read_file(p("rw/new.txt")), "n\n");
+  sys_umount();
+}
+
+// Options other than branch operations follow one rule in mount.aufs and
+// aufsctl: the daemon accepts what the mount already has (mount(8) repeats
+// fstab's options), changes what can change at run time (verbose), and
+// refuses the rest with its reason.
+TEST_F(Remount, OtherOptionsAreKeptChangedOrRefusedWithTheReason) {
+  ASSERT_NO_FATAL_FAILURE(sys_mount(p("rw") + ":" + p("l1") + "=ro+wh"));
+  auto before = ctl_info(m());
+  auto refused = [&](const RunResult& r, const std::string& prefix, int code,
+                     const std::string& why) {
+    EXPECT_EQ(r.exit_code, code) << r;
+    EXPECT_TRUE(one_error_line(r, {prefix}));
+    EXPECT_NE(r.err.find(why), std::string::npos) << "expected '" << why << "'\n" << r;
+  };
+  refused(remount("frob"), "mount.aufs: ", 32, "unknown option 'frob'");
+  refused(remount("udba=none"), "mount.aufs: ", 32,
+          "option 'udba' cannot be changed by remount");
+  refused(run({aufsctl_binary(), m(), "remount", "udba=none"}), "aufsctl: ", 1,
+          "option 'udba' cannot be changed by remount");
+  refused(run({aufsctl_binary(), m(), "remount", "frob"}), "aufsctl: ", 1,
+          "unknown option 'frob'");
+  refused(remount("br=" + p("l1") + ":" + p("rw")), "mount.aufs: ", 32,
+          "option 'br' cannot be changed by remount");
+  // A refused item refuses the whole request: the append did not happen.
+  mkdirs(p("extra"));
+  refused(remount("append:" + p("extra") + ",dirperm1"), "mount.aufs: ", 32,
+          "option 'dirperm1' cannot be changed by remount");
+  EXPECT_EQ(branch_rows(ctl_info(m())), branch_rows(before));
+  EXPECT_EQ(ctl_info(m())["options"], before["options"]);
+
+  // What the mount has already, as fstab would repeat it: accepted.
+  for (const std::string& same : std::vector<std::string>{"udba=reval", "br=" + p("rw") + ":" + p("l1") + "=ro+wh",
+                           "dirs=" + p("rw") + "=rw:" + p("l1") + "=ro+wh", "plink,nodirperm1"}) {
+    auto r = remount(same);
+    EXPECT_TRUE(r.ok()) << same << "\n" << r;
+  }
+  // Changes at run time.
+  auto r = remount("verbose");
+  EXPECT_TRUE(r.ok()) << r;
+  r = run({aufsctl_binary(), m(), "remount", "noverbose"});
+  EXPECT_TRUE(r.ok()) << r;
+  auto after = ctl_info(m());
+  EXPECT_EQ(branch_rows(after), branch_rows(before));
+  EXPECT_EQ(after["generation"], before["generation"]);
+  sys_umount();
+}
+
+// A mount made read-only (-o ro) is made writable by the helper alone: it
+// clears the kernel flag before it asks the daemon.
+TEST_F(Remount, ReadOnlyMountBecomesWritableThroughTheHelper) {
+  auto r = run({"mount", "-t", "aufs", "-o", "ro,br=" + p("rw") + "=rw:" + p("l1") + "=ro+wh",
+                "none", m()});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_ERRNO(EROFS, ::open(m("new.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  EXPECT_FALSE(exists(p("rw/.wh..wh.aufs"))) << "a read-only mount prepared its rw branch";
+  r = remount("rw");
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(write_file(m("new.txt"), "x\n"));
+  EXPECT_EQ(read_file(p("rw/new.txt")), "x\n");
+  EXPECT_EQ(ctl_info(m())["options"].get<std::string>().find(",ro"), std::string::npos);
+  sys_umount();
+}
+
+// A mount whose daemon died: both tools say it is a stale aufs-fuse mount
+// and how to clear it.
+TEST_F(Remount, StaleMountIsNamedWithTheFix) {
+  ASSERT_NO_FATAL_FAILURE(sys_mount(p("rw") + ":" + p("l1") + "=ro+wh"));
+  auto pids = daemon_pids_for(m());
+  ASSERT_EQ(pids.size(), 1u);
+  ASSERT_EQ(::kill(pids[0], SIGKILL), 0);  // the daemon this test started
+  ASSERT_TRUE(eventually([&] { return lstat_errno(m()) == ENOTCONN; }, 5000));
+  std::string fix = "stale aufs-fuse mount (its daemon is gone); clear it with 'umount " + m() + "'";
+  auto r = run({aufsctl_binary(), m()});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(one_error_line(r, {"aufsctl: "}));
+  EXPECT_NE(r.err.find(fix), std::string::npos) << r;
+  r = run({aufsctl_binary(), m(), "append", p("l1")});
+  EXPECT_NE(r.err.find(fix), std::string::npos) << r;
+  r = remount("append:" + p("l1"));
+  EXPECT_EQ(r.exit_code, 32) << r;
+  EXPECT_TRUE(one_error_line(r, {"mount.aufs: "}));
+  EXPECT_NE(r.err.find(fix), std::string::npos) << r;
+  // Mounting on it again: the daemon says the same.
+  r = run({daemon_binary(), "-f", "-o", "br=" + p("rw"), m()}, root(), 5000);
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(one_error_line(r, {"aufs-fuse: "}));
+  EXPECT_NE(r.err.find("a stale FUSE mount (its daemon is gone); clear it with 'umount " + m() + "'"),
+            std::string::npos) << r;
   sys_umount();
 }
 

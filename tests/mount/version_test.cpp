@@ -28,11 +28,14 @@ TEST(Version, EveryToolNamesReleaseAndRevision) {
     std::string bin;
     std::string tail;  // after the version
   };
-  const Tool tools[] = {
+  std::vector<Tool> tools = {
       {"aufs-fuse", daemon_binary(), ", libfuse "},
       {"aufsctl", tool_binary("AUFSCTL_BIN", "aufsctl"), "\n"},
       {"aufs-fuse-check", tool_binary("AUFS_FUSE_CHECK_BIN", "aufs-fuse-check"), "\n"},
       {"mount.aufs", tool_binary("AUFS_MOUNT_HELPER_BIN", "mount.aufs"), "\n"}};
+  // aufs-fuse-image is built only with its libraries.
+  if (const char* img = std::getenv("AUFS_FUSE_IMAGE_BIN"); img && *img)
+    tools.push_back({"aufs-fuse-image", img, "\n"});
   for (const Tool& t : tools) {
     for (const char* flag : {"--version", "-V"}) {
       SCOPED_TRACE(std::string(t.name) + " " + flag);

@@ -104,6 +104,28 @@ TEST(Options, ObsoleteIgnoredWithNotice) {
   EXPECT_EQ(r.opts.notices.size(), 3u);
 }
 
+// -o debug is -d, as in every FUSE tool; libfuse's other options are
+// accepted with a notice or refused with a reason, never "unknown option".
+TEST(Options, GenericFuseOptionsSayWhy) {
+  auto r = parse({"-o", "br=/a,debug", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.opts.debug);
+  EXPECT_TRUE(r.opts.foreground);
+  EXPECT_TRUE(r.opts.notices.empty());
+  r = parse({"-o", "br=/a,nonempty,kernel_cache,use_ino,max_write=131072,big_writes", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.opts.notices.size(), 5u);
+  EXPECT_EQ(r.opts.notices[0],
+            "FUSE option 'nonempty' ignored: FUSE 3 mounts over a non-empty directory anyway");
+  EXPECT_TRUE(r.opts.fuse_opts.empty());
+  for (const char* o : {"umask=022", "uid=0", "modules=subdir", "direct_io", "blkdev", "fd=3"}) {
+    r = parse({"-o", std::string("br=/a,") + o, "m"});
+    EXPECT_FALSE(r.ok()) << o;
+    EXPECT_NE(r.error.find("is not supported: "), std::string::npos) << r.error;
+    EXPECT_EQ(r.error.find("unknown"), std::string::npos) << r.error;
+  }
+}
+
 TEST(Options, FusePassThroughAndTuning) {
   auto r = parse({"-f", "-o", "br=/a,allow_other,fsname=x,nosuid,entry_timeout=2.5,udba=none,diropq=a,sum,xino=/dev/shm/x,dio", "m"});
   ASSERT_TRUE(r.ok()) << r.error;

@@ -22,6 +22,10 @@ struct Error : std::runtime_error {
 };
 
 extern bool g_quiet;
+// The platform a multi-platform index is read for: "OS/ARCH[/VARIANT]",
+// the host's unless --platform names another.
+extern std::string g_platform;
+std::string host_platform();
 // A progress message on stderr (not with -q).
 void note(const std::string& s);
 

@@ -24,11 +24,13 @@
 // entries), layer_writer.cpp (reproducible tar), commit.cpp (diff, commit).
 #include <cstdio>
 
+#include "aufs_fuse/version.hpp"
 #include "image.hpp"
 
 namespace aufs_image {
 
 bool g_quiet = false;
+std::string g_platform = host_platform();
 
 void note(const std::string& s) {
   if (!g_quiet) std::fprintf(stderr, "aufs-fuse-image: %s\n", s.c_str());
@@ -39,6 +41,10 @@ void note(const std::string& s) {
 int main(int argc, char** argv) {
   using namespace aufs_image;
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "--version" || args[0] == "-V")) {
+    std::printf("aufs-fuse-image %s\n", AUFS_FUSE_VERSION);
+    return 0;
+  }
   try {
     if (!args.empty() && args[0] == "diff") return diff_main({args.begin() + 1, args.end()});
     if (!args.empty() && args[0] == "commit") return commit_main({args.begin() + 1, args.end()});

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Mounting an image: layers into the store, then aufs-fuse with the layers
 // as ro+wh branches under the optional rw branch.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 
+#include "aufs_fuse/options.hpp"
 #include "image.hpp"
 
 #ifndef AUFS_FUSE_DAEMON
@@ -28,7 +31,10 @@ const char* kUsage =
     "  --aufs-whiteouts a whiteout also hides its own layer's entry (default: OCI rule, ociwh)\n"
     "  -f              keep the daemon in the foreground\n"
     "  --extract-only  fill the layer store, print the branch list, mount nothing\n"
+    "  --platform OS/ARCH[/VARIANT]  the image of a multi-platform index to use\n"
+    "                  (default: the host's, e.g. linux/amd64)\n"
     "  -q              no progress messages\n"
+    "  --version       the version (also -V)\n"
     "  -h, --help      this text\n";
 
 std::string quote_branch(const std::string& path) {
@@ -107,6 +113,10 @@ int mount_main(const std::vector<std::string>& argv) {
       extract_only = true;
     } else if (a == "-q") {
       g_quiet = true;
+    } else if (a == "--platform") {
+      g_platform = value("--platform");
+      if (std::count(g_platform.begin(), g_platform.end(), '/') < 1)
+        throw Error("--platform " + g_platform + ": expected OS/ARCH[/VARIANT]");
     } else if (a.starts_with("-") && a != "-") {
       std::fprintf(stderr, "aufs-fuse-image: unknown option %s\n%s", a.c_str(), kUsage);
       return 2;
@@ -120,6 +130,19 @@ int mount_main(const std::vector<std::string>& argv) {
   }
   image = pos[0];
   if (!extract_only) mnt = pos[1];
+  // Everything that can be checked before a layer is read or extracted.
+  if (!extract_only) {
+    struct stat st;
+    if (::stat(mnt.c_str(), &st) != 0)
+      throw Error("mount point '" + mnt + "': " +
+                  (errno == ENOTCONN ? "a stale FUSE mount (its daemon is gone); clear it with "
+                                       "'umount " + mnt + "'"
+                                     : std::string(std::strerror(errno))));
+    if (!S_ISDIR(st.st_mode)) throw Error("mount point '" + mnt + "': not a directory");
+    aufs::MountOptions probe;
+    if (std::string e = aufs::apply_option_string(probe, extra); !e.empty())
+      throw Error("-o " + extra + ": " + e);
+  }
   auto [layout, tag] = split_image_ref(image);
   store = absolute(store);
   Image img = load_image(layout, tag);

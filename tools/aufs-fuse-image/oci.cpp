@@ -2,7 +2,10 @@
 // OCI image layouts: blobs checked against their digests, the manifest of
 // a tag, the image's layers and diff_ids.
 #include <fcntl.h>
+#include <sys/utsname.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -63,6 +66,38 @@ void verify_blob_file(const std::string& path, const std::string& digest, long l
   if (size >= 0 && total != size) throw Error("size mismatch for layer " + digest);
 }
 
+std::string host_platform() {
+  struct utsname u;
+  std::string m = ::uname(&u) == 0 ? u.machine : "";
+  // uname's machine names as OCI's GOARCH values.
+  if (m == "x86_64") return "linux/amd64";
+  if (m == "aarch64" || m == "arm64") return "linux/arm64";
+  if (m == "i386" || m == "i686") return "linux/386";
+  if (m == "armv7l") return "linux/arm/v7";
+  if (m == "armv6l") return "linux/arm/v6";
+  return "linux/" + m;  // ppc64le, s390x, riscv64, mips64le: the same names
+}
+
+namespace {
+
+std::string platform_of(const json& m) {
+  const json& p = m["platform"];
+  std::string s = p.value("os", "") + "/" + p.value("architecture", "");
+  if (!p.value("variant", "").empty()) s += "/" + p.value("variant", "");
+  return s;
+}
+
+// "linux/arm64" matches an entry with or without a variant; "linux/arm/v7"
+// only that variant.
+bool platform_matches(const json& m, const std::string& want) {
+  if (!m.contains("platform")) return false;
+  std::string have = platform_of(m);
+  return have == want || (std::count(want.begin(), want.end(), '/') == 1 &&
+                          have.starts_with(want + "/"));
+}
+
+}  // namespace
+
 json pick_manifest(const std::string& layout, const json& index, const std::string& tag,
                    int depth, json* desc) {
   if (depth > 4) throw Error("image indexes nested too deeply");
@@ -77,14 +112,20 @@ json pick_manifest(const std::string& layout, const json& index, const std::stri
     if (!chosen && depth == 0) throw Error("no manifest tagged '" + tag + "' in " + layout);
   }
   if (!chosen) {
-    // A nested index (or an untagged request): take the linux/amd64 entry,
-    // else the only entry.
+    // A nested index (or an untagged request): the entry of the platform
+    // asked for (the host's by default), else the only entry.
+    bool any_platform = false;
+    std::string have;
     for (auto& m : ms) {
-      if (m.contains("platform") && m["platform"].value("os", "") == "linux" &&
-          m["platform"].value("architecture", "") == "amd64")
-        chosen = &m;
+      if (!m.contains("platform")) continue;
+      any_platform = true;
+      have += (have.empty() ? "" : ", ") + platform_of(m);
+      if (!chosen && platform_matches(m, g_platform)) chosen = &m;
     }
-    if (!chosen && ms.size() == 1) chosen = &ms[0];
+    if (!chosen && ms.size() == 1 && (!any_platform || depth == 0)) chosen = &ms[0];
+    if (!chosen && any_platform)
+      throw Error("no manifest for platform " + g_platform + " in " + layout + " (it has " +
+                  have + "; see --platform)");
     if (!chosen) throw Error("several manifests in " + layout + ": name a TAG");
   }
   std::string media = chosen->value("mediaType", "");

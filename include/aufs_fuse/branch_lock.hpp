@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// One writer per branch: a mount holds an exclusive flock on the root of each
+// branch it writes, for as long as it writes it. Two daemons writing one
+// branch (each running its repair pass on the other's live entries) is
+// refused, as kernel overlayfs refuses an upper directory in use; a killed
+// daemon's lock goes with its file descriptors. aufs-fuse-check --fix takes
+// the same lock.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "aufs_fuse/unique_fd.hpp"
+
+namespace aufs {
+
+struct BranchLock {
+  UniqueFd fd;  // the branch root, opened for the lock
+};
+using BranchLockPtr = std::shared_ptr<BranchLock>;
+
+// Locks the branch directory `path` (reached through `root_fd`, an open fd
+// of it, when given: the path may lead to the union mounted over it); null
+// when it cannot, with `why` set to one line naming who holds it.
+BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd = -1);
+
+// Who holds the lock of the branch directory `path`: "the aufs-fuse mount on
+// MNT (pid N)", "pid N (COMM)", or "another process".
+std::string branch_lock_holder(const std::string& path);
+
+}  // namespace aufs

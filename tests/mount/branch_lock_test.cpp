@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// One writer per branch: a second mount that would write a branch another
+// mount writes is refused with a line naming that mount, before anything is
+// written; read-only use stays allowed; aufs-fuse-check --fix refuses a live
+// branch; a killed daemon's lock goes with it.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "mount_fixture.hpp"
+
+namespace aufs::mt {
+namespace {
+
+class BranchLockTest : public MountTest {
+ protected:
+  void SetUp() override {
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    mkdirs(p("rw"));
+    mkdirs(p("l1"));
+    mkdirs(p("other"));
+    mkdirs(p("mnt2"));
+    ASSERT_TRUE(write_file(p("l1/lower.txt"), "lower\n"));
+  }
+  // The daemon, daemonized (not a child of the fixture: a test may kill it).
+  RunResult start(const std::string& br, const std::string& mnt) {
+    return run({daemon_binary(), "-o", "br=" + br, mnt}, root());
+  }
+  static bool one_line(const RunResult& r, const std::string& prefix) {
+    return r.err.starts_with(prefix) && std::count(r.err.begin(), r.err.end(), '\n') == 1;
+  }
+};
+
+TEST_F(BranchLockTest, SecondWriterIsRefusedUntilTheFirstIsGone) {
+  SysMountGuard g1(m()), g2(p("mnt2"));
+  auto r = start(p("rw") + ":" + p("l1") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  auto pids = daemon_pids_for(m());
+  ASSERT_EQ(pids.size(), 1u);
+  std::string holder = "is written by the aufs-fuse mount on " + m() + " (pid " +
+                       std::to_string(pids[0]) + ")";
+
+  std::string rw_before = snapshot(p("rw")), other_before = snapshot(p("other"));
+  // "other" comes first and is writable: still nothing is written to it.
+  r = run({daemon_binary(), "-f", "-o", "br=" + p("other") + "=rw:" + p("rw") + "=rw", p("mnt2")},
+          root(), 5000);
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(one_line(r, "aufs-fuse: branch '" + p("rw") + "' ")) << r;
+  EXPECT_NE(r.err.find(holder), std::string::npos) << r;
+  EXPECT_FALSE(in_proc_mounts(p("mnt2")));
+  EXPECT_EQ(snapshot(p("rw")), rw_before);
+  EXPECT_EQ(snapshot(p("other")), other_before) << "a refused mount wrote to a branch";
+
+  // Read-only in another mount is allowed; making it writable there is not.
+  r = start(p("other") + "=rw:" + p("rw") + "=ro+wh", p("mnt2"));
+  ASSERT_TRUE(r.ok()) << r;
+  r = run({tool_binary("AUFSCTL_BIN", "aufsctl"), p("mnt2"), "mod", p("rw") + "=rw"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(one_line(r, "aufsctl: ")) << r;
+  EXPECT_NE(r.err.find(holder), std::string::npos) << r;
+  r = run({"umount", p("mnt2")});
+  ASSERT_TRUE(r.ok()) << r;
+  ASSERT_TRUE(wait_daemons_gone(p("mnt2")));
+
+  // aufs-fuse-check: reading is fine, --fix of a live branch is refused.
+  std::string check = tool_binary("AUFS_FUSE_CHECK_BIN", "aufs-fuse-check");
+  r = run({check, p("rw")});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  r = run({check, "--fix", p("rw")});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_TRUE(one_line(r, "aufs-fuse-check: branch '" + p("rw") + "' ")) << r;
+  EXPECT_NE(r.err.find(holder), std::string::npos) << r;
+  EXPECT_NE(r.err.find("unmount it before --fix"), std::string::npos) << r;
+
+  // kill -9: the lock goes with the daemon's descriptors.
+  ASSERT_EQ(::kill(pids[0], SIGKILL), 0);  // the daemon this test started
+  ASSERT_TRUE(wait_daemons_gone(m()));
+  r = run({"umount", m()});
+  ASSERT_TRUE(r.ok()) << r;
+  r = run({check, "--fix", p("rw")});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  r = start(p("rw") + ":" + p("other") + "=ro", p("mnt2"));
+  ASSERT_TRUE(r.ok()) << r;
+  r = run({"umount", p("mnt2")});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(wait_daemons_gone(p("mnt2")));
+}
+
+}  // namespace
+}  // namespace aufs::mt
