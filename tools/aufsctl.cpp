@@ -61,6 +61,23 @@ bool get(const std::string& path, const std::string& key, std::string& out) {
   return true;
 }
 
+// The kernel features the mount uses, each off one with its reason.
+void print_fuse(const Json& f) {
+  if (!f.is_object()) return;
+  std::printf("libfuse: %s\n", str(f["libfuse"]).c_str());
+  for (auto& [name, v] : f.items()) {
+    if (!v.is_object()) continue;
+    std::string line = name + ": " + (v.value("active", false) ? "active" : "off: " + str(v["why"]));
+    if (v.contains("counters")) {
+      const Json& c = v["counters"];
+      line += "; mode " + str(c["mode"]) + ", opens " + str(c["opens"]) + ", fallbacks " +
+              str(c["fallbacks"]) + ", refused " + str(c["refused"]) + ", not eligible " +
+              str(c["ineligible"]) + ", conflicts " + str(c["conflicts"]);
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
 std::string ctl_path(const std::string& mnt) { return mnt + "/" + std::string(aufs::kControlName); }
 
 }  // namespace
@@ -95,6 +112,7 @@ int main(int argc, char** argv) {
                 str(c["inodes"]).c_str(), str(c["open_files"]).c_str(), str(c["copyups"]).c_str(),
                 str(c["copyup_bytes"]).c_str(), str(c["whiteouts"]).c_str(),
                 str(c["branch_changes"]).c_str());
+    print_fuse(j["fuse"]);
     return 0;
   }
   if (cmd == "which") {

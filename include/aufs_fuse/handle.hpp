@@ -30,6 +30,9 @@ struct FileHandle {
   int flags = 0;
   uint64_t data_gen = 0;
   bool keep_cache = false;  // the kernel's cached pages are still valid
+  // The kernel does this handle's I/O on the branch file itself (FUSE
+  // passthrough), bypassing its page cache of the union file.
+  bool kernel_uncached = false;
   std::mutex mu;  // guards fd/data_gen swaps
 };
 

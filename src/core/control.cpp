@@ -76,6 +76,10 @@ std::string info_json(const Mount& m) {
                    {"branch_changes", m.counters.branch_changes.load()},
                    {"xino_aliases", m.xino.alias_count()},
                    {"listing_cache_entries", m.listings.entries()}};
+  if (m.frontend_info) {
+    Json f = Json::parse(m.frontend_info(), nullptr, false);
+    if (f.is_object()) j["fuse"] = std::move(f);
+  }
   return dump(j);
 }
 

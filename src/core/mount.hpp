@@ -50,6 +50,7 @@ struct Mount {
   struct timespec started {};
   std::unique_ptr<BranchWatcher> watcher;  // udba=notify only
   TestHook test_hook;                      // tests only: set before use
+  std::function<std::string()> frontend_info;  // JSON object for info_json; set before use
   // placement.cpp only.
   std::mutex policy_mu;
   PolicyState policy;  // rr counter and mfs cache: policy_mu

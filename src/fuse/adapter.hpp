@@ -10,6 +10,8 @@
 #include <unordered_set>
 
 #include "aufs_fuse/union_fs.hpp"
+#include "fuse/features.hpp"
+#include "fuse/passthrough.hpp"
 
 namespace aufs {
 
@@ -42,6 +44,8 @@ struct FuseContext {
   // branch change). Bounded; past the bound, the timeout has to do.
   std::mutex neg_mu;
   std::unordered_set<std::string> negatives;  // "<parent id>/<name>"
+  Features features;        // what libfuse and the kernel granted at INIT
+  Passthrough passthrough;  // backing files of open files
 };
 
 // Drops every cached dentry and inode of the mount from the kernel (after a

@@ -7,6 +7,7 @@
 #include <syslog.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -38,6 +39,17 @@ int serve(Union& fs, const MountOptions& opts) {
   // renew the 1 s entries of a listed directory in bulk; a listing served by
   // the kernel would leave a stat-ing scan one LOOKUP per name.
   fctx.cfg.cache_readdir = opts.rdcache > 0 && opts.udba != Udba::Reval;
+  fctx.features.configure(opts);
+  // aufsctl's "fuse" part: the features in use and the passthrough counts.
+  struct InfoGuard {
+    Union& fs;
+    ~InfoGuard() { fs.set_frontend_info(nullptr); }  // fctx goes with this frame
+  } info_guard{fs};
+  fs.set_frontend_info([&fctx] {
+    auto j = nlohmann::ordered_json::parse(fctx.features.json());
+    j["passthrough"]["counters"] = nlohmann::ordered_json::parse(fctx.passthrough.counters_json());
+    return j.dump();
+  });
 
   std::vector<std::string> fargs = {"aufs-fuse"};
   std::string fsname = opts.source.empty() ? "aufs" : opts.source;
@@ -56,6 +68,7 @@ int serve(Union& fs, const MountOptions& opts) {
     o += "," + f;
   }
   if (opts.read_only) o += ",ro";
+  for (auto& so : fctx.features.session_options()) o += "," + so;
   fargs.push_back("-o");
   fargs.push_back(o);
   if (opts.debug) fargs.push_back("-d");
