@@ -26,6 +26,9 @@ void libfuse_log(enum fuse_log_level level, const char* fmt, va_list ap) {
   vsnprintf(buf, sizeof buf, fmt, ap);
   size_t n = std::strlen(buf);
   while (n && buf[n - 1] == '\n') buf[--n] = 0;
+  // A refused backing file is an expected fallback (src/fuse/passthrough.cpp
+  // warns once and counts them), not an error per open.
+  if (std::strncmp(buf, "fuse: passthrough_open:", 23) == 0) level = FUSE_LOG_DEBUG;
   switch (level) {
     case FUSE_LOG_EMERG: case FUSE_LOG_ALERT: case FUSE_LOG_CRIT: case FUSE_LOG_ERR:
       spdlog::error("fuse: {}", buf); break;

@@ -78,7 +78,9 @@ int Passthrough::open(fuse_req_t req, Union& fs, fuse_ino_t ino, FileHandle& fh)
     return id;
   }
 #endif
-  refused_++;
+  if (refused_++ == 0)
+    spdlog::warn("passthrough: the kernel did not take a branch file as backing file (one on a "
+                 "stacked file system?); such opens take the normal path (aufsctl counts them)");
   s.cached_opens++;
   return 0;
 }

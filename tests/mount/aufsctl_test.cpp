@@ -92,7 +92,7 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
 
   // The text form says the same.
   auto lines = text_lines();
-  ASSERT_EQ(lines.size(), 7u);
+  ASSERT_EQ(lines.size(), 12u);
   EXPECT_EQ(lines[0], "mount point: " + m());
   EXPECT_EQ(lines[1], "br0\tbrid0\t" + p("rw") + "=rw");
   EXPECT_EQ(lines[2], "br1\tbrid1\t" + p("l1") + "=ro+wh");
@@ -103,6 +103,16 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
   EXPECT_NE(lines[6].find("copy-ups: 0 (0 bytes)  whiteouts: 0  branch changes: 0"),
             std::string::npos)
       << lines[6];
+  // Then the libfuse release and one line per newer FUSE feature.
+  EXPECT_EQ(lines[7], "libfuse: " + info["fuse"]["libfuse"].get<std::string>());
+  std::vector<std::string> names;
+  for (size_t i = 8; i < lines.size(); ++i) {
+    names.push_back(lines[i].substr(0, lines[i].find(':')));
+    bool active = info["fuse"][names.back()]["active"].get<bool>();
+    EXPECT_TRUE(lines[i].starts_with(names.back() + (active ? ": active" : ": off: "))) << lines[i];
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"expire_only", "handle_killpriv_v2", "io_uring",
+                                             "passthrough"}));
   // `list` is the default command (the counters line may differ: the
   // inode count moves with the kernel's lookups).
   auto r = ctl({m(), "list"});
@@ -182,8 +192,8 @@ TEST_F(Aufsctl, CountersMove) {
 
   // The text line shows the same numbers.
   auto lines = text_lines();
-  ASSERT_FALSE(lines.empty());
-  EXPECT_EQ(lines.back(), counters_line(ctl_info(m())["counters"]));
+  ASSERT_GE(lines.size(), 7u);
+  EXPECT_EQ(lines[6], counters_line(ctl_info(m())["counters"]));
 }
 
 TEST_F(Aufsctl, Which) {

@@ -192,6 +192,39 @@ TEST_F(MountTest, PassthroughAllRefusesCopyUpUnderLowerReaders) {
   EXPECT_EQ(pt_counters(m())["conflicts"].get<long long>(), 1);
 }
 
+TEST_F(MountTest, PassthroughRefusedOnStackedBranchFallsBack) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount overlayfs";
+  for (const char* d : {"ol", "ou", "ow", "ovl", "l1"}) mkdirs(p(d));
+  if (!run({"mount", "-t", "overlay", "overlay", "-o",
+            "lowerdir=" + p("ol") + ",upperdir=" + p("ou") + ",workdir=" + p("ow"), p("ovl")})
+           .ok())
+    GTEST_SKIP() << "cannot mount overlayfs here";
+  struct Unmount {
+    std::string path;
+    ~Unmount() {
+      if (!run({"umount", path}).ok()) run({"umount", "-l", path});
+    }
+  } guard{p("ovl")};
+  allow_log("passthrough: the kernel did not take a branch file");
+  ASSERT_TRUE(mount("ovl:l1=ro+wh"));
+  if (auto why = why_off(ctl_info(m()), "passthrough"); !why.empty()) {
+    unmount();
+    GTEST_SKIP() << why;
+  }
+  // A backing file on a stacked file system is refused: the normal path,
+  // counted, with one warning however many opens.
+  ASSERT_TRUE(write_file(m("a"), "a\n"));
+  EXPECT_EQ(read_file(m("a")), "a\n");
+  EXPECT_EQ(read_file(m("a")), "a\n");
+  Json c = pt_counters(m());
+  EXPECT_EQ(c["opens"].get<long long>(), 0) << c.dump();
+  EXPECT_EQ(c["refused"].get<long long>(), 3) << c.dump();
+  unmount();
+  std::string log = daemon_log();
+  EXPECT_EQ(log.find("passthrough: the kernel"), log.rfind("passthrough: the kernel")) << log;
+  EXPECT_EQ(log.find("error"), std::string::npos) << log;
+}
+
 // Holds for every libfuse: with KILLPRIV_V2 the daemon clears the bits, else
 // the kernel does.
 TEST_F(MountTest, SetIdBitsClearedByUnprivilegedWriteAndTruncate) {
