@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (opts.show_version) {
-    std::printf("aufs-fuse %s, libfuse %s\n", AUFS_FUSE_VERSION, fuse_pkgversion());
+    // The features this build can use; aufsctl says which a mount uses.
+    std::printf("aufs-fuse %s, %s\n", AUFS_FUSE_VERSION, aufs::Features::build_text().c_str());
     return 0;
   }
   if (auto e = aufs::validate_options(opts); !e.empty()) return fail(e);

@@ -166,6 +166,21 @@ std::string threads(MountOptions& o, const OptionArg& a) {
   return {};
 }
 
+std::string passthrough(MountOptions& o, const OptionArg& a) {
+  if (a.val == "none") o.passthrough = PassthroughMode::None;
+  else if (a.val == "rw") o.passthrough = PassthroughMode::Rw;
+  else if (a.val == "all") o.passthrough = PassthroughMode::All;
+  else return a.bad("none, rw or all");
+  return {};
+}
+
+std::string uring_depth(MountOptions& o, const OptionArg& a) {
+  long long v;
+  if (!parse_uint(a.val, 65536, v) || v == 0) return a.bad("1 to 65536");
+  o.io_uring_q_depth = static_cast<unsigned>(v);
+  return {};
+}
+
 std::string fuse_key(MountOptions& o, const OptionArg& a) {
   if (a.val.empty()) return a.bad("non-empty");
   o.fuse_opts.push_back(std::string(a.item));
@@ -273,6 +288,10 @@ const std::vector<OptionDef> kTable = {
     {"negative_timeout", Arg::Any, "negative_timeout=SEC", timeout},
     {"threads|max_threads", Arg::Any, "threads=N", threads},
     {"clone_fd", Arg::Ignored, "", set<&M::clone_fd, true>},
+    {"passthrough", Arg::Required, "passthrough=none|rw|all", passthrough},
+    {"io_uring", Arg::Ignored, "io_uring", set<&M::io_uring, true>},
+    {"noio_uring", Arg::Ignored, "", set<&M::io_uring, false>},
+    {"io_uring_q_depth", Arg::Required, "io_uring_q_depth=N", uring_depth},
     // FUSE options: libfuse's mount flags and session options, passed on.
     {"allow_other|allow_root|default_permissions|auto_unmount", Arg::None, "FUSE", fuse_flag},
     {"fsname|subtype", Arg::KeyValue, "FUSE", fuse_key},

@@ -133,6 +133,8 @@ Result<std::string> Union::which_json(NodeId dir, std::string_view name) {
 void Union::set_request_stats(StatsSource s) { m_->request_stats = std::move(s); }
 BranchSetPtr Union::branches() const { return m_->branches(); }
 const MountOptions& Union::options() const { return m_->opts; }
+bool Union::read_only() const { return m_->ro(); }
+void Union::set_frontend_info(std::function<std::string()> f) { m_->frontend_info = std::move(f); }
 const Counters& Union::counters() const { return m_->counters; }
 size_t Union::reap_pending() const { return m_->reaper.pending(); }
 

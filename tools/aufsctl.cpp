@@ -68,6 +68,8 @@ bool get(const std::string& path, const std::string& key, std::string& out) {
   return true;
 }
 
+std::string ctl_path(const std::string& mnt) { return mnt + "/" + std::string(aufs::kControlName); }
+
 // PATH as a path below the mount's root: relative ones are taken from MNT,
 // absolute ones must lie inside it (its directory part resolved through the
 // mount; the last name is kept, as it may be whited out). Sets `why` when
@@ -154,6 +156,23 @@ int stats(const std::string& mnt, bool json, bool reset, size_t nargs) {
   }
   return 0;
 }
+// The kernel features the mount uses, each off one with its reason.
+void print_fuse(const Json& f) {
+  if (!f.is_object()) return;
+  std::printf("libfuse: %s\n", str(f["libfuse"]).c_str());
+  for (auto& [name, v] : f.items()) {
+    if (!v.is_object()) continue;
+    std::string line = name + ": " + (v.value("active", false) ? "active" : "off: " + str(v["why"]));
+    if (v.contains("counters")) {
+      const Json& c = v["counters"];
+      line += "; mode " + str(c["mode"]) + ", opens " + str(c["opens"]) + ", fallbacks " +
+              str(c["fallbacks"]) + ", refused " + str(c["refused"]) + ", not eligible " +
+              str(c["ineligible"]) + ", conflicts " + str(c["conflicts"]);
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
 
 }  // namespace
 
@@ -211,6 +230,7 @@ int main(int argc, char** argv) {
                   str(d["name_set_bytes"]).c_str(), str(d["name_set_budget"]).c_str());
     }
     std::printf("\n");
+    print_fuse(j["fuse"]);
     return 0;
   }
   if (cmd == "which") {

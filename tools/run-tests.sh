@@ -11,18 +11,23 @@
 #   --fuzz      also run tools/fuzz.sh (short libFuzzer run of each target)
 #   --no-faults skip the fault-injection build (build-faults, -Dfault_injection=true:
 #               every branch system call of each tested operation fails in turn)
+#   --no-libfuse318  skip the second build against libfuse 3.18 (build-fuse318,
+#               tools/build-libfuse.sh: Debian's source package, private prefix),
+#               whose unit and mount suites run after the main ones
 # Other arguments go to `meson test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sanitize=0
 fuzz=0
 faults=1
+fuse318=1
 args=()
 for a in "$@"; do
   case "$a" in
     --sanitize) sanitize=1 ;;
     --fuzz) fuzz=1 ;;
     --no-faults) faults=0 ;;
+    --no-libfuse318) fuse318=0 ;;
     *) args+=("$a") ;;
   esac
 done
@@ -40,6 +45,20 @@ if [ $faults -eq 1 ]; then
   [ -f build-faults/build.ninja ] || meson setup build-faults -Dfault_injection=true >/dev/null
   ninja -C build-faults tests/aufs_fuse_fault_tests
   meson test -C build-faults --no-rebuild --suite faults --print-errorlogs || rc=1
+fi
+if [ $fuse318 -eq 1 ]; then
+  # The same tree on libfuse 3.18: passthrough, KILLPRIV_V2 and io_uring
+  # tests run there instead of skipping.
+  if prefix=$(NINJA_JOBS=2 tools/build-libfuse.sh --version 3.18 | tail -n1); then
+    [ -f build-fuse318/build.ninja ] || meson setup build-fuse318 -Dlibfuse_prefix="$prefix" >/dev/null
+    ninja -C build-fuse318
+    meson test -C build-fuse318 --no-rebuild --suite unit --suite mount --print-errorlogs \
+      --num-processes 2 ${args[@]+"${args[@]}"} || rc=1
+    python3 tools/test-summary.py build-fuse318/meson-logs/testlog.junit.xml
+  else
+    echo "run-tests: libfuse 3.18 did not build (tools/build-libfuse.sh)" >&2
+    rc=1
+  fi
 fi
 if [ $sanitize -eq 1 ]; then
   tools/sanitize.sh all || rc=1

@@ -33,6 +33,9 @@ struct FileHandle {
   // A writer whose close(2) on the branch can report nothing (its file
   // system has no flush operation): the kernel need not send FLUSH.
   bool quiet_close = false;
+  // The kernel does this handle's I/O on the branch file itself (FUSE
+  // passthrough), bypassing its page cache of the union file.
+  bool kernel_uncached = false;
   std::mutex mu;  // guards fd/data_gen swaps
 };
 

@@ -40,6 +40,8 @@ std::string format_perm(const BranchSpec& b);  // "rw", "ro+wh", "rw+nolwh"
 
 enum class Udba { None, Reval, Notify };
 
+enum class PassthroughMode { None, Rw, All };
+
 struct MountOptions {
   std::vector<BranchSpec> branches;
   std::string mountpoint;
@@ -79,6 +81,11 @@ struct MountOptions {
   double entry_timeout = -1, attr_timeout = -1, negative_timeout = -1;
   unsigned max_threads = 0;    // 0 = derived from the CPU count
   bool clone_fd = false;
+  // FUSE passthrough: none; rw: files that no copy-up can move (on a
+  // writable branch, or no branch to copy to); all: lower files too.
+  PassthroughMode passthrough = PassthroughMode::Rw;
+  bool io_uring = false;          // FUSE over io_uring (libfuse >= 3.18)
+  unsigned io_uring_q_depth = 0;  // 0: libfuse's default
 
   std::string source;          // mount(8)'s first argument ("none")
   std::string ovl_lower, ovl_upper, ovl_work;  // overlay-style options

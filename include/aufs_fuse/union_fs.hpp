@@ -108,6 +108,9 @@ class Union {
   Status change_branches(const std::vector<BranchOp>& ops, std::string* msg);
   // JSON description of the mount (branches, options, counters).
   std::string info_json() const;
+  // The front end's own part of info_json (a JSON object, shown as "fuse":
+  // the kernel features in use). Set before serving requests.
+  void set_frontend_info(std::function<std::string()> f);
   // JSON: which branch serves NAME in directory `dir`, copy-up/whiteout state.
   Result<std::string> which_json(NodeId dir, std::string_view name);
   // The FUSE layer's request counts, shown as user.aufs.stats of the control
@@ -116,6 +119,7 @@ class Union {
   void set_request_stats(StatsSource s);
   BranchSetPtr branches() const;
   const MountOptions& options() const;
+  bool read_only() const;  // -o ro, or remounted read-only
   const Counters& counters() const;
   size_t reap_pending() const;  // dirwh removals still queued
 

@@ -206,6 +206,10 @@ std::string info_json(const Mount& m) {
                     {"over_budget", pc.over_budget.load()},
                     {"unchecked_reuse_ms",
                      m.parts.window_ns() < 0 ? -1 : m.parts.window_ns() / 1'000'000}};
+  if (m.frontend_info) {
+    Json f = Json::parse(m.frontend_info(), nullptr, false);
+    if (f.is_object()) j["fuse"] = std::move(f);
+  }
   return dump(j);
 }
 

@@ -92,7 +92,8 @@ void OpenFiles::repoint_readers(const NodePtr& n, int dirfd, const std::string& 
 void OpenFiles::release(std::unique_ptr<FileHandle> fh) {
   if (!fh || !fh->node) return;
   // What this writer wrote went through the kernel's page cache, so the
-  // cache matches the file as it is now.
+  // cache matches the file as it is now (not with passthrough: the kernel
+  // wrote the branch file directly).
   bool w = writer(fh->flags);
   // Taken under the handle's lock: the last request that used the handle
   // (answered before the kernel sent RELEASE) took the lock too, which
@@ -111,7 +112,7 @@ void OpenFiles::release(std::unique_ptr<FileHandle> fh) {
     Node::Extra& x = fh->node->extra();  // made when the handle was registered
     if (w) {
       x.cache_stamp = {};
-      if (stamp && fh->data_gen == fh->node->data_gen && !racy(*stamp))
+      if (stamp && !fh->kernel_uncached && fh->data_gen == fh->node->data_gen && !racy(*stamp))
         x.cache_stamp = *stamp;
     }
     auto& hs = x.handles;

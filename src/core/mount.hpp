@@ -63,6 +63,7 @@ struct Mount {
   std::string udba_fallback;  // why notify runs as reval (set before serving)
   TestHook test_hook;                      // tests only: set before use
   StatsSource request_stats;               // set before serving, cleared after
+  std::function<std::string()> frontend_info;  // JSON object for info_json; set before use
   // placement.cpp only.
   std::mutex policy_mu;
   PolicyState policy;  // rr counter and mfs cache: policy_mu

@@ -106,6 +106,44 @@ void reply_entry(fuse_req_t req, const Entry& e) {
 FileHandle* fh_of(fuse_file_info* fi) { return fi ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr; }
 DirHandle* dh_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
 
+// The set-id bits an unprivileged caller's write or truncation clears
+// (KILLPRIV_V2: the kernel leaves it to us). True if the mode changed.
+mode_t without_suidgid(mode_t m) {
+  m &= ~S_ISUID;
+  if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) m &= ~S_ISGID;  // else a lock mark
+  return m;
+}
+
+bool kill_suidgid(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  mode_t m = st.st_mode & 07777;
+  return without_suidgid(m) != m && ::fchmod(fd, without_suidgid(m)) == 0;
+}
+
+bool kill_requested(fuse_req_t req, const fuse_file_info* fi) {
+#if AUFS_HAVE_KILLPRIV_V2
+  if (ctx_of(req).features.active(Feature::KillprivV2)) return fi->kill_suidgid;
+#else
+  (void)fi;
+#endif
+  (void)req;
+  return false;
+}
+
+// open(O_TRUNC) by an unprivileged caller: the kernel truncates through our
+// OPEN (atomic_o_trunc) and, without KILLPRIV_V2, clears no set-id bits
+// there. Without the kernel's word, a caller other than root counts as
+// unprivileged.
+bool kill_on_trunc(fuse_req_t req, const fuse_file_info* fi) {
+  if (!(fi->flags & O_TRUNC)) return false;
+  if (ctx_of(req).features.active(Feature::KillprivV2)) return kill_requested(req, fi);
+  return fuse_req_ctx(req)->uid != 0;
+}
+
+// After the reply: the kernel's cached mode still has the bits.
+void inval_attr(FuseContext& fc, fuse_ino_t ino) { fuse_lowlevel_notify_inval_inode(fc.se, ino, -1, 0); }
+
 void op_init(void* userdata, fuse_conn_info* conn) {
   auto* fc = static_cast<FuseContext*>(userdata);
   auto want = [&](unsigned cap) {
@@ -130,6 +168,8 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // Locks are left to the kernel (local semantics, as AUFS: locks live on
   // the union file, not on the branches).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_WRITEBACK_CACHE);
+  fc->features.negotiate(conn);
+  fc->passthrough.configure(fc->fs->options().passthrough, fc->features.active(Feature::Passthrough));
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
   conn->max_background = 64;
@@ -194,6 +234,20 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     if (to_set & FUSE_SET_ATTR_ATIME_NOW) in.valid |= SetAttrIn::kAtimeNow;
     if (to_set & FUSE_SET_ATTR_MTIME_NOW) in.valid |= SetAttrIn::kMtimeNow;
     if (to_set & FUSE_SET_ATTR_CTIME) in.valid |= SetAttrIn::kCtime;
+#if AUFS_HAVE_KILLPRIV_V2
+    // KILLPRIV_V2: FATTR_KILL_SUIDGID (an unprivileged truncate) arrives as
+    // FUSE_SET_ATTR_KILL_SUID; the set-id bits go in the same change.
+    if ((to_set & FUSE_SET_ATTR_KILL_SUID) && !(to_set & FUSE_SET_ATTR_MODE) &&
+        ctx_of(req).features.active(Feature::KillprivV2)) {
+      auto cur = fs_of(req).getattr(ino, fh_of(fi));
+      if (!cur.ok()) return (void)fuse_reply_err(req, cur.err());
+      mode_t m = cur->st_mode & 07777, keep = without_suidgid(m);
+      if (S_ISREG(cur->st_mode) && keep != m) {
+        in.valid |= SetAttrIn::kMode;
+        in.mode = keep;
+      }
+    }
+#endif
     auto r = fs_of(req).setattr(ino, in, fh_of(fi), make_ctx(req, false));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
     fuse_reply_attr(req, &r.value(), ctx_of(req).cfg.attr_ttl(fs_of(req).unwatched_node(ino)));
@@ -266,18 +320,48 @@ void fill_open(fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
   fi->fh = reinterpret_cast<uint64_t>(fh.release());
 }
 
+// Passthrough or not, for an opened handle (see passthrough.hpp): false
+// when the open must fail with *err.
+bool choose_io(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, FileHandle& fh, int* err) {
+  int b = ctx_of(req).passthrough.open(req, fs_of(req), ino, fh);
+  if (b < 0) {
+    *err = -b;
+    return false;
+  }
+#if AUFS_HAVE_PASSTHROUGH
+  fi->backing_id = b;
+#else
+  (void)fi;
+#endif
+  return true;
+}
+
+void release_handle(fuse_req_t req, fuse_ino_t ino, FuseContext& fc, FileHandle* fh) {
+  if (!fh) return;
+  fc.passthrough.release(req, ino, fh->kernel_uncached);
+  fc.fs->release(std::unique_ptr<FileHandle>(fh));
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   log_req(req, "open", ino);
   guard(req, "open", [&] {
+    FuseContext& fc = ctx_of(req);
+    if (int e = fc.passthrough.precheck(ino, fi->flags)) return (void)fuse_reply_err(req, e);
     auto r = fs_of(req).open(ino, fi->flags, make_ctx(req, false));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
+    bool killed = kill_on_trunc(req, fi) && kill_suidgid(r.value()->raw_fd());
+    int err = 0;
+    if (!choose_io(req, ino, fi, *r.value(), &err)) {
+      fc.fs->release(std::move(r.value()));
+      return (void)fuse_reply_err(req, err);
+    }
     fi->keep_cache = r.value()->keep_cache;
     // A reader's close has nothing to report, nor a writer's on a file
     // system without a flush operation: no FLUSH round trip for them.
     fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY || r.value()->quiet_close;
     fill_open(fi, std::move(r.value()));
-    Union& fs = fs_of(req);
-    if (fuse_reply_open(req, fi) == -ENOENT) fs.release(std::unique_ptr<FileHandle>(fh_of(fi)));
+    if (fuse_reply_open(req, fi) == -ENOENT) return release_handle(req, ino, fc, fh_of(fi));
+    if (killed) inval_attr(fc, ino);
   });
 }
 
@@ -286,14 +370,24 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   guard(req, "create", [&] {
     auto r = fs_of(req).create(parent, name, mode, fi->flags, make_ctx(req, true));
     if (!r.ok()) return (void)fuse_reply_err(req, r.err());
-    fuse_entry_param p = entry_param(ctx_of(req).cfg, r->entry);
+    FuseContext& fc = ctx_of(req);
+    fuse_entry_param p = entry_param(fc.cfg, r->entry);
+    if (kill_on_trunc(req, fi) && kill_suidgid(r->fh->raw_fd())) {
+      // An existing file opened by O_CREAT|O_TRUNC: the reply's mode too.
+      p.attr.st_mode = without_suidgid(p.attr.st_mode);
+    }
+    int err = 0;
+    if (!choose_io(req, p.ino, fi, *r->fh, &err)) {
+      fc.fs->release(std::move(r->fh));
+      fc.fs->forget(p.ino, 1);
+      return (void)fuse_reply_err(req, err);
+    }
     fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY || r->fh->quiet_close;
     fill_open(fi, std::move(r->fh));
-    Union& fs = fs_of(req);
-    if (ctx_of(req).cfg.debug) spdlog::debug("  -> node {} ino {} mode {:o}", p.ino, p.attr.st_ino, p.attr.st_mode);
+    if (fc.cfg.debug) spdlog::debug("  -> node {} ino {} mode {:o}", p.ino, p.attr.st_ino, p.attr.st_mode);
     if (fuse_reply_create(req, &p, fi) == -ENOENT) {
-      fs.release(std::unique_ptr<FileHandle>(fh_of(fi)));
-      fs.forget(p.ino, 1);
+      release_handle(req, p.ino, fc, fh_of(fi));
+      fc.fs->forget(p.ino, 1);
     }
   });
 }
@@ -312,7 +406,6 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 }
 
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
-  (void)ino;
   guard(req, "write", [&] {
     auto fd = fs_of(req).io_fd(*fh_of(fi));
     if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
@@ -322,7 +415,10 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fu
     out.buf[0].pos = off;
     ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
     if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
+    bool killed = kill_requested(req, fi) && kill_suidgid(fd.value()->get());
+    FuseContext& fc = ctx_of(req);
     fuse_reply_write(req, static_cast<size_t>(n));
+    if (killed) inval_attr(fc, ino);
   });
 }
 
@@ -341,9 +437,8 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  (void)ino;
   guard(req, "release", [&] {
-    fs_of(req).release(std::unique_ptr<FileHandle>(fh_of(fi)));
+    release_handle(req, ino, ctx_of(req), fh_of(fi));
     fuse_reply_err(req, 0);
   });
 }
@@ -530,6 +625,10 @@ void reply_xattr_result(fuse_req_t req, Result<std::vector<char>>& r, size_t siz
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   guard(req, "getxattr", [&] {
+#if AUFS_HAVE_IO_URING
+    // The control file's info tells whether requests come through a ring.
+    if (ino == kControlId && fuse_req_is_uring(req)) ctx_of(req).features.saw_uring_request();
+#endif
     auto r = fs_of(req).getxattr(ino, name, size);
     reply_xattr_result(req, r, size);
   });

@@ -11,6 +11,8 @@
 
 #include "aufs_fuse/union_fs.hpp"
 #include "fuse/stats.hpp"
+#include "fuse/features.hpp"
+#include "fuse/passthrough.hpp"
 
 namespace aufs {
 
@@ -47,6 +49,8 @@ struct FuseContext {
   std::mutex neg_mu;
   std::unordered_set<std::string> negatives;  // "<parent id>/<name>"
   RequestStats stats;  // requests per opcode (aufsctl stats)
+  Features features;        // what libfuse and the kernel granted at INIT
+  Passthrough passthrough;  // backing files of open files
 };
 
 // Drops every cached dentry and inode of the mount from the kernel (after a

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdarg>
+#include <nlohmann/json.hpp>
 #include <cstdio>
 #include <mutex>
 #include <string_view>
@@ -31,6 +32,9 @@ void libfuse_log(enum fuse_log_level level, const char* fmt, va_list ap) {
   std::string_view msg = buf;
   while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
   while (msg.starts_with("fuse: ")) msg.remove_prefix(6);  // libfuse's own prefix
+  // A refused backing file is an expected fallback (src/fuse/passthrough.cpp
+  // warns once and counts them), not an error per open.
+  if (msg.starts_with("passthrough_open:")) level = FUSE_LOG_DEBUG;
   if (level <= FUSE_LOG_ERR) {
     std::lock_guard<std::mutex> g(setup_mu);
     if (setting_up) {
@@ -86,6 +90,17 @@ int serve(Union& fs, const MountOptions& opts) {
   // renew the 1 s entries of a listed directory in bulk; a listing served by
   // the kernel would leave a stat-ing scan one LOOKUP per name.
   fctx.cfg.cache_readdir = opts.rdcache > 0 && opts.udba != Udba::Reval;
+  fctx.features.configure(opts);
+  // aufsctl's "fuse" part: the features in use and the passthrough counts.
+  struct InfoGuard {
+    Union& fs;
+    ~InfoGuard() { fs.set_frontend_info(nullptr); }  // fctx goes with this frame
+  } info_guard{fs};
+  fs.set_frontend_info([&fctx] {
+    auto j = nlohmann::ordered_json::parse(fctx.features.json());
+    j["passthrough"]["counters"] = nlohmann::ordered_json::parse(fctx.passthrough.counters_json());
+    return j.dump();
+  });
 
   std::vector<std::string> fargs = {"aufs-fuse"};
   std::string fsname = opts.source.empty() ? "aufs" : opts.source;
@@ -104,6 +119,7 @@ int serve(Union& fs, const MountOptions& opts) {
     o += "," + f;
   }
   if (opts.read_only) o += ",ro";
+  for (auto& so : fctx.features.session_options()) o += "," + so;
   fargs.push_back("-o");
   fargs.push_back(o);
   if (opts.debug) fargs.push_back("-d");
