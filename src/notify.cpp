@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -77,6 +78,13 @@ void BranchWatcher::unwatch(NodeId id) {
   by_id_.erase(it);
 }
 
+bool BranchWatcher::settled() const {
+  // Queued first, then in flight: a batch read meanwhile was marked before.
+  int queued = 0;
+  if (::ioctl(fd_.get(), FIONREAD, &queued) != 0 || queued > 0) return false;
+  return !in_flight_.load();
+}
+
 size_t BranchWatcher::watch_count() const {
   std::lock_guard<std::mutex> g(mu_);
   return by_wd_.size();
@@ -91,8 +99,12 @@ void BranchWatcher::run() {
       return;
     }
     if (p[1].revents) return;
+    in_flight_.store(true);  // before the read: settled() must not see a gap
     ssize_t n = ::read(fd_.get(), buf, sizeof buf);
-    if (n <= 0) continue;
+    if (n <= 0) {
+      in_flight_.store(false);
+      continue;
+    }
     struct Event {
       NodeId id;
       std::string name;
@@ -138,6 +150,7 @@ void BranchWatcher::run() {
       std::string key = std::to_string(e.id) + '/' + e.name + '/' + std::to_string(e.flags);
       if (seen.insert(std::move(key)).second) cb_(e.id, e.name, e.flags);
     }
+    in_flight_.store(false);
   }
 }
 

@@ -42,6 +42,9 @@ class BranchWatcher {
   bool watch(NodeId id, const std::vector<int>& dir_fds);
   void unwatch(NodeId id);
   size_t watch_count() const;
+  // Every event of a change made before this call has been handled (none
+  // is queued or being handled): caches that events keep exact may be used.
+  bool settled() const;
   // Watches refused (fs.inotify.max_user_watches): those directories get
   // udba=reval timeouts.
   uint64_t failures() const { return failures_.load(); }
@@ -51,6 +54,7 @@ class BranchWatcher {
   UniqueFd fd_;
   int init_errno_ = 0;
   std::atomic<uint64_t> failures_{0};
+  std::atomic<bool> in_flight_{false};  // a batch read and not yet handled
   UniqueFd stop_fd_;  // eventfd to wake the reader
   std::thread thread_;
   Callback cb_;

@@ -113,6 +113,7 @@ std::string settle_option(const Mount& m, const std::string& item) {
   }
   want.branches = now.branches;
   want.notices = now.notices;
+  want.udba_given = now.udba_given;  // the default mode given by name is no change
   // FUSE options given again (fsname=...) are no change.
   if (std::all_of(want.fuse_opts.begin(), want.fuse_opts.end(), [&](const std::string& f) {
         return std::find(now.fuse_opts.begin(), now.fuse_opts.end(), f) != now.fuse_opts.end();

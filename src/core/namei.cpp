@@ -84,11 +84,16 @@ DirPart* find_part(DirParts& ps, uint32_t brid) {
   return nullptr;
 }
 
-// Cached parts need no check: a watch reports every change (notify), or
-// the user promised there is none (udba=none).
-bool trusted(const Mount& m, const Node& n) {
-  if (m.opts.udba == Udba::None) return true;
-  return m.watcher && m.opts.udba == Udba::Notify && !n.watch_failed.load();
+// Cached parts need no check: a watch reports every change (notify) and
+// every change made so far has been reported, or the user promised there
+// is none (udba=none).
+enum class Trust { kFull, kWindow, kNone };
+Trust trust(const Mount& m, const Node& n) {
+  if (m.opts.udba == Udba::None) return Trust::kFull;
+  if (!m.watcher || m.opts.udba != Udba::Notify || n.watch_failed.load()) return Trust::kWindow;
+  // Events not handled yet: this lookup checks every part, as reval would
+  // after its window, so a change made just before it is seen.
+  return m.watcher->settled() ? Trust::kFull : Trust::kNone;
 }
 
 // What parent_parts must do for one part outside the node lock.
@@ -160,8 +165,9 @@ OpenedParent parent_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const
   std::vector<PartWork> work(k);
   int64_t now = mono_ns();
   uint64_t gen = m.parts.gen();
-  int64_t win = m.parts.window_ns();
-  bool timed = win >= 0 && !trusted(m, *n);
+  Trust t = trust(m, *n);
+  int64_t win = t == Trust::kNone ? 0 : m.parts.window_ns();
+  bool timed = t == Trust::kNone || (t == Trust::kWindow && win >= 0);
   auto fresh = [&](int64_t at) { return !timed || now - at < win; };
   {
     std::lock_guard<SmallMutex> g(n->mu);
@@ -493,22 +499,27 @@ Status refresh(Mount& m, const BranchSet& bs, const NodePtr& n) {
     AUFS_ASSIGN_OR_RETURN(auto r, resolve_child(m, bs, cur, name, false));
     if (!r.positive() || (r.hits[0].st.st_mode & S_IFMT) != c->type) return Errno{ESTALE};
     cur = where_of(m, r, sys::join(cur.rel, name));
-    const std::vector<int>& layers = cur.layers;
-    if (m.opts.dirren && c->is_dir()) set_redirects(m, bs, c, r);
-    std::lock_guard<SmallMutex> g(c->mu);
-    if (c->is_dir()) {
-      c->layers = layers;
-      c->opaque = r.opaque_branch;
-    } else {
-      if (c->layers.empty() || c->layers[0] != layers[0] || !c->data_rel.empty()) c->data_gen++;
-      c->layers = {layers[0]};
-      c->data_rel.clear();
-    }
-    c->bgen = bs.generation;
+    adopt_resolution(m, bs, c, r, cur);
   }
   return {};
 }
 }  // namespace
+
+void adopt_resolution(Mount& m, const BranchSet& bs, const NodePtr& c, const Resolution& r,
+                      const Where& w) {
+  const std::vector<int>& layers = w.layers;
+  if (m.opts.dirren && c->is_dir()) set_redirects(m, bs, c, r);
+  std::lock_guard<SmallMutex> g(c->mu);
+  if (c->is_dir()) {
+    c->layers = layers;
+    c->opaque = r.opaque_branch;
+  } else {
+    if (c->layers.empty() || c->layers[0] != layers[0] || !c->data_rel.empty()) c->data_gen++;
+    c->layers = {layers[0]};
+    c->data_rel.clear();
+  }
+  c->bgen = bs.generation;
+}
 
 Result<std::vector<VEntry>> list_dir(Mount& m, const BranchSet& bs, const Where& w,
                                      std::vector<struct timespec>* stamps, const NodePtr* node) {

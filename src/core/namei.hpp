@@ -80,6 +80,10 @@ Result<std::vector<int>> root_layers(const BranchSet& bs);
 Where where_of(const Mount& m, const Resolution& r, const std::string& rel);
 // dirren: remembers the redirected layers of a resolved directory.
 void set_redirects(Mount& m, const BranchSet& bs, const NodePtr& n, const Resolution& r);
+// Node c (resolved as r, at w) takes the layers found: as after a branch
+// change, without walking from the root.
+void adopt_resolution(Mount& m, const BranchSet& bs, const NodePtr& c, const Resolution& r,
+                      const Where& w);
 // Where node n lives (refreshed after a branch change).
 Result<Where> where(Mount& m, const BranchSet& bs, const NodePtr& n);
 Result<Where> parent_where(Mount& m, const BranchSet& bs, const NodePtr& n);

@@ -105,24 +105,25 @@ bool start_notify(Mount& m, std::function<void(NodeId, const std::string&)> inva
     if (d && !name.empty()) {
       // The name still leads to the node the kernel has under it (our own
       // copy-up publishing a copy, a directory gaining a part): the kernel
-      // keeps the entry and the subtree below it; the node finds its
-      // layers again at its next use, and the inode's attributes go.
-      NodeId child = cached_child(m, dir, name);
-      NodePtr c = child ? m.tree.node(child) : nullptr;
-      if (c && m.tree.placed_at(*c, d, name)) {
-        {
-          std::lock_guard<SmallMutex> g(c->mu);
-          c->bgen = 0;
+      // keeps the entry and the subtree below it; the node takes the layers
+      // found now (no walk from the root: a copy-up of a deep chain makes
+      // one event per level), and the inode's attributes go.
+      auto bs = m.branches();
+      auto pw = where(m, *bs, d);
+      if (pw.ok()) {
+        OpenedParent opened = parent_parts(m, *bs, d, pw.value());
+        auto r = resolve_child(m, *bs, pw.value(), name, false, nullptr, &opened);
+        NodePtr c = r.ok() && r->positive() ? m.tree.table.by_ino(r->hits[0].ino) : nullptr;
+        if (c && (r->hits[0].st.st_mode & S_IFMT) == c->type && m.tree.placed_at(*c, d, name)) {
+          Where cw = where_of(m, r.value(), sys::join(pw->rel, name));
+          adopt_resolution(m, *bs, c, r.value(), cw);
+          c->dir_gen++;
+          // A new part (copy-up made it on the writable branch) is watched
+          // now: the kernel will not look the directory up again for that.
+          if (c->is_dir()) watch_dir(m, *bs, c, cw.rel);
+          inval(c->id, "");
+          return;
         }
-        c->dir_gen++;
-        // A new part (copy-up made it on the writable branch) is watched now:
-        // the kernel will not look the directory up again to trigger that.
-        if (c->is_dir()) {
-          auto bs = m.branches();
-          if (auto w = where(m, *bs, c); w.ok()) watch_dir(m, *bs, c, w->rel);
-        }
-        inval(child, "");
-        return;
       }
     }
     if (dir == kRootId || name.empty() || dir == 0) {

@@ -649,7 +649,9 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     // After a branch change the kernel's caches go before the caller hears
     // back, so its next access sees the new view. No lock is held here and
     // the other workers keep serving, so the notifications cannot deadlock.
-    if (st.ok() && ino == kControlId && name == kXattrRemount) invalidate_all(fc);
+    // (user.aufs.remount/TOKEN: the same request, with a reason to leave.)
+    if (st.ok() && ino == kControlId && std::string_view(name).starts_with(kXattrRemount))
+      invalidate_all(fc);
     fuse_reply_err(req, st.err());
   });
 }

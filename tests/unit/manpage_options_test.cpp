@@ -75,7 +75,8 @@ TEST(ManPage, EveryDocumentedDaemonOptionIsAccepted) {
   const std::map<std::string, std::string> sample = {
       {"br", "/a"}, {"dirs", "/a"}, {"udba", "reval"}, {"create", "tdp"}, {"cpup", "tdp"},
       {"diropq", "w"}, {"xino", "/dev/shm/x"}, {"fsname", "x"}, {"subtype", "x"},
-      {"create_policy", "tdp"}, {"copyup", "tdp"}, {"copyup_policy", "tdp"}};
+      {"create_policy", "tdp"}, {"copyup", "tdp"}, {"copyup_policy", "tdp"},
+      {"passthrough", "rw"}};
   std::set<std::string> seen;
   for (auto& [w, sub] : opts) {
     bool has_val = w.back() == '=' || w.back() == ':';
