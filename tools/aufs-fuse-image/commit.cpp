@@ -180,26 +180,36 @@ constexpr int kPauseSeconds = 600;
 class PausedMount {
  public:
   explicit PausedMount(std::string mnt) : mnt_(std::move(mnt)) {
-    auto r = aufs::ctl::request(mnt_, aufs::kXattrPause, std::to_string(kPauseSeconds));
-    if (r.err) throw Error("cannot pause the writes of " + mnt_ + ": " + r.reason);
+    // The release must not look the control file up: a writer held in the
+    // mount's root holds that directory's lock until released.
+    fd_ = ::open(aufs::ctl::control_path(mnt_).c_str(), O_PATH | O_CLOEXEC);
+    if (fd_ < 0) throw Error(mnt_ + ": not an aufs-fuse mount (" + std::strerror(errno) + ")");
+    ctl_ = "/proc/self/fd/" + std::to_string(fd_);
+    auto r = aufs::ctl::request_at(ctl_, aufs::kXattrPause, std::to_string(kPauseSeconds));
+    if (r.err) {
+      ::close(fd_);
+      throw Error("cannot pause the writes of " + mnt_ + ": " + r.reason);
+    }
     note("writes to " + mnt_ + " held (at most " + std::to_string(kPauseSeconds) + " s)");
   }
   PausedMount(const PausedMount&) = delete;
   PausedMount& operator=(const PausedMount&) = delete;
   ~PausedMount() {
     if (!released_) (void)release();
+    ::close(fd_);
   }
   // False when the pause had run out already: what was read may be torn.
   bool release() {
     released_ = true;
-    auto r = aufs::ctl::request(mnt_, aufs::kXattrRelease, "");
+    auto r = aufs::ctl::request_at(ctl_, aufs::kXattrRelease, "");
     if (r.err == 0) note("writes to " + mnt_ + " released");
     return r.err == 0;
   }
   const std::string& mnt() const { return mnt_; }
 
  private:
-  std::string mnt_;
+  std::string mnt_, ctl_;
+  int fd_ = -1;
   bool released_ = false;
 };
 
