@@ -2,6 +2,8 @@
 // The Union facade: each call forwards to the module that owns it.
 #include "aufs_fuse/union_fs.hpp"
 
+#include <fcntl.h>
+
 #include "core/attr.hpp"
 #include "core/branches.hpp"
 #include "core/control.hpp"
@@ -37,6 +39,7 @@ void Union::forget(NodeId id, uint64_t n) {
 Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) { return core::getattr(*m_, id, fh); }
 
 Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* fh, const Ctx&) {
+  auto t = m_->writes.ticket();
   return core::setattr(*m_, id, in, fh);
 }
 
@@ -50,41 +53,58 @@ Status Union::fsyncdir(NodeId id, bool datasync) { return core::fsyncdir(*m_, id
 
 Result<Entry> Union::mknod(NodeId parent, std::string_view name, mode_t mode, dev_t rdev,
                            const Ctx& ctx) {
+  auto t = m_->writes.ticket();
   return core::mknod(*m_, parent, name, mode, rdev, ctx);
 }
 
 Result<Entry> Union::mkdir(NodeId parent, std::string_view name, mode_t mode, const Ctx& ctx) {
+  auto t = m_->writes.ticket();
   return core::mkdir(*m_, parent, name, mode, ctx);
 }
 
 Result<Entry> Union::symlink(const std::string& target, NodeId parent, std::string_view name,
                              const Ctx& ctx) {
+  auto t = m_->writes.ticket();
   return core::symlink(*m_, target, parent, name, ctx);
 }
 
 Result<Entry> Union::link(NodeId src, NodeId newparent, std::string_view name, const Ctx&) {
+  auto t = m_->writes.ticket();
   return core::link(*m_, src, newparent, name);
 }
 
-Status Union::unlink(NodeId parent, std::string_view name) { return core::unlink(*m_, parent, name); }
+Status Union::unlink(NodeId parent, std::string_view name) {
+  auto t = m_->writes.ticket();
+  return core::unlink(*m_, parent, name);
+}
 
-Status Union::rmdir(NodeId parent, std::string_view name) { return core::rmdir(*m_, parent, name); }
+Status Union::rmdir(NodeId parent, std::string_view name) {
+  auto t = m_->writes.ticket();
+  return core::rmdir(*m_, parent, name);
+}
 
 Status Union::rename(NodeId parent, std::string_view name, NodeId newparent,
                      std::string_view newname, unsigned flags) {
+  auto t = m_->writes.ticket();
   return core::rename(*m_, parent, name, newparent, newname, flags);
 }
 
 Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&) {
+  // Opens that may copy up or truncate are modifications.
+  bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  WriteGate::Ticket t(writes ? &m_->writes : nullptr);
   return core::open(*m_, id, flags);
 }
 
 Result<Union::Created> Union::create(NodeId parent, std::string_view name, mode_t mode, int flags,
                                      const Ctx& ctx) {
+  auto t = m_->writes.ticket();
   return core::create(*m_, parent, name, mode, flags, ctx);
 }
 
 Result<SharedFd> Union::io_fd(FileHandle& fh) { return core::io_fd(fh); }
+
+WriteGate::Ticket Union::write_ticket() { return m_->writes.ticket(); }
 
 void Union::release(std::unique_ptr<FileHandle> fh) { m_->files.release(std::move(fh)); }
 
@@ -113,10 +133,14 @@ Result<std::vector<char>> Union::listxattr(NodeId id, size_t size) {
 Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size, int flags,
                        const Ctx& ctx) {
   if (id == kControlId) return core::control_setxattr(*m_, key, val, size, ctx);
+  auto t = m_->writes.ticket();
   return core::setxattr(*m_, id, key, val, size, flags);
 }
 
-Status Union::removexattr(NodeId id, const char* key) { return core::removexattr(*m_, id, key); }
+Status Union::removexattr(NodeId id, const char* key) {
+  auto t = m_->writes.ticket();
+  return core::removexattr(*m_, id, key);
+}
 
 const std::string& Union::ino_xattr() const { return m_->ino_key; }
 

@@ -42,10 +42,13 @@ std::string mount_type(const std::string& mnt) {
 std::string control_path(const std::string& mnt) { return mnt + "/" + std::string(kControlName); }
 
 Reply request(const std::string& mnt, std::string_view key, const std::string& value) {
+  return request_at(control_path(mnt), key, value);
+}
+
+Reply request_at(const std::string& ctl, std::string_view key, const std::string& value) {
   // The token names this request's reason; the pid keeps callers apart.
   std::random_device rd;
   std::string token = std::to_string(::getpid()) + "-" + std::to_string(rd());
-  std::string ctl = control_path(mnt);
   std::string name = std::string(key) + "/" + token;
   Reply r;
   if (::setxattr(ctl.c_str(), name.c_str(), value.data(), value.size(), 0) == 0) return r;

@@ -17,6 +17,10 @@ struct Reply {
 };
 // Sets request xattr `key` (user.aufs.remount, ...) to `value`.
 Reply request(const std::string& mnt, std::string_view key, const std::string& value);
+// The same on the control file named `ctl` (such as /proc/self/fd/N of an
+// O_PATH descriptor of it: no lookup in the mount's root, which a writer
+// held by a pause may have locked).
+Reply request_at(const std::string& ctl, std::string_view key, const std::string& value);
 
 // One line for a control-file access to `mnt` that failed with errno `e`:
 // a stale mount (its daemon gone) says so and how to clear it.

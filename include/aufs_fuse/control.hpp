@@ -18,6 +18,11 @@ inline constexpr std::string_view kXattrStats = "user.aufs.stats";  // JSON (get
 // for the caller to read once as user.aufs.reason/TOKEN (xattrs carry only an
 // errno back).
 inline constexpr std::string_view kXattrReasonPrefix = "user.aufs.reason/";  // + token (get)
+// Holds every write to the branches for at most SECONDS (the value), once
+// those in flight are done; user.aufs.release lets them go on (set). Both
+// take /TOKEN as user.aufs.remount does.
+inline constexpr std::string_view kXattrPause = "user.aufs.pause";
+inline constexpr std::string_view kXattrRelease = "user.aufs.release";
 inline constexpr std::string_view kXattrWhichPrefix = "user.aufs.which/";  // + name (get)
 
 }  // namespace aufs

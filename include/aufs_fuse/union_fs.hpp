@@ -25,6 +25,7 @@
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/result.hpp"
 #include "aufs_fuse/vdir.hpp"
+#include "aufs_fuse/write_gate.hpp"
 #include "aufs_fuse/xino.hpp"
 
 namespace aufs {
@@ -78,6 +79,9 @@ class Union {
   // The fd to use for I/O on fh (re-pointed after a copy-up), kept open for
   // as long as the caller holds it.
   Result<SharedFd> io_fd(FileHandle& fh);
+  // Held by the adapter around a write through an open file: the pause
+  // control request holds it like every other modification.
+  WriteGate::Ticket write_ticket();
   void release(std::unique_ptr<FileHandle> fh);
   size_t open_files() const;
 

@@ -16,6 +16,7 @@
 #include "core/branches.hpp"
 #include "core/namei.hpp"
 #include "core/xattr.hpp"
+#include "option_table.hpp"
 
 namespace aufs::core {
 namespace {
@@ -132,12 +133,41 @@ std::string settle_option(const Mount& m, const std::string& item) {
   return "option '" + key + "' cannot be changed by remount (unmount and mount again)";
 }
 
+// Pause: hold writes for at most SPEC seconds once those in flight are done;
+// release: let them go on.
+Status pause_request(Mount& m, bool pause, const std::string& spec, const Ctx& ctx,
+                     std::string& why) {
+  if (ctx.uid != 0 && ctx.uid != m.owner) {
+    why = "only root or the mount's owner may pause writes";
+    return Errno{EPERM};
+  }
+  if (!pause) {
+    if (m.writes.release() != 0) {
+      why = "writes are not paused (the pause timed out, or none was asked for)";
+      return Errno{ENOENT};
+    }
+    spdlog::info("writes released");
+    return {};
+  }
+  long long secs = 0;
+  if (!parse_uint(spec, 3600, secs) || secs == 0) {
+    why = "pause: '" + spec + "' is no timeout (1 to 3600 seconds)";
+    return Errno{EINVAL};
+  }
+  int e = m.writes.pause(std::chrono::seconds(secs));
+  if (e == EBUSY) why = "writes are paused already";
+  if (e == ETIMEDOUT)
+    why = "writes in flight did not end within " + spec + " s; nothing is held";
+  if (e) return Errno{e};
+  spdlog::info("writes paused for at most {} s", secs);
+  return {};
+}
+
 Status remount_request(Mount& m, std::string spec, const Ctx& ctx, std::string& why) {
   if (ctx.uid != 0 && ctx.uid != m.owner) {
     why = "only root or the mount's owner may change branches";
     return Errno{EPERM};
   }
-  while (!spec.empty() && (spec.back() == '\n' || spec.back() == '\0')) spec.pop_back();
   std::string branch_items;
   for (const std::string& item : split_options(spec)) {
     if (item.empty() || is_mount_helper_option(item)) continue;
@@ -285,17 +315,23 @@ Status control_setxattr(Mount& m, std::string_view key, const void* val, size_t 
     m.request_stats.reset();
     return {};
   }
-  std::string_view token;
-  if (key.starts_with(kXattrRemount) && key.size() > kXattrRemount.size() + 1 &&
-      key[kXattrRemount.size()] == '/')
-    token = key.substr(kXattrRemount.size() + 1);
-  else if (key != kXattrRemount)
-    return Errno{ENOTSUP};
+  // REQUEST or REQUEST/TOKEN.
+  std::string_view request = key.substr(0, key.find('/'));
+  std::string_view token = request.size() < key.size() ? key.substr(request.size() + 1) : "";
+  std::string value(static_cast<const char*>(val), size);
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\0')) value.pop_back();
   std::string why;
-  Status st = remount_request(m, std::string(static_cast<const char*>(val), size), ctx, why);
+  Status st;
+  if (request == kXattrRemount) {
+    st = remount_request(m, value, ctx, why);
+    if (!st.ok()) spdlog::warn("branch change refused: {}", why.empty() ? "" : why);
+  } else if (request == kXattrPause || request == kXattrRelease) {
+    st = pause_request(m, request == kXattrPause, value, ctx, why);
+  } else {
+    return Errno{ENOTSUP};
+  }
   if (!st.ok()) {
     if (why.empty()) why = std::strerror(st.err());
-    spdlog::warn("branch change refused: {}", why);
     if (!token.empty()) remember_reason(m, std::string(token), std::move(why));
   }
   return st;

@@ -20,6 +20,7 @@
 #include "aufs_fuse/policy.hpp"
 #include "aufs_fuse/result.hpp"
 #include "aufs_fuse/whiteout.hpp"
+#include "aufs_fuse/write_gate.hpp"
 #include "aufs_fuse/xino.hpp"
 #include "core/handles.hpp"
 #include "core/listing_cache.hpp"
@@ -72,6 +73,9 @@ struct Mount {
   uint32_t next_brid = 0;  // change_mu
   // control.cpp only.
   ControlReasons reasons;
+  // Every modification runs in one of its tickets (union_fs.cpp); the
+  // pause control request holds them.
+  WriteGate writes;
 
   BranchSetPtr branches() const {
     std::lock_guard<std::mutex> g(branches_mu_);

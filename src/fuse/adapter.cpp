@@ -407,6 +407,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   guard(req, "write", [&] {
+    auto ticket = fs_of(req).write_ticket();
     auto fd = fs_of(req).io_fd(*fh_of(fi));
     if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
     fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
@@ -456,6 +457,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
   (void)ino;
   guard(req, "fallocate", [&] {
+    auto ticket = fs_of(req).write_ticket();
     auto fd = fs_of(req).io_fd(*fh_of(fi));
     if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
     fuse_reply_err(req, ::fallocate(fd.value()->get(), mode, off, len) < 0 ? errno : 0);
@@ -468,6 +470,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   (void)ino_in;
   (void)ino_out;
   guard(req, "copy_file_range", [&] {
+    auto ticket = fs_of(req).write_ticket();
     auto in = fs_of(req).io_fd(*fh_of(fi_in));
     auto out = fs_of(req).io_fd(*fh_of(fi_out));
     if (!in.ok() || !out.ok()) return (void)fuse_reply_err(req, in.ok() ? out.err() : in.err());

@@ -14,7 +14,10 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <optional>
 
+#include "aufs_fuse/control.hpp"
+#include "control_client.hpp"
 #include "image.hpp"
 #include "layer_stream.hpp"
 #include "layer_writer.hpp"
@@ -24,7 +27,7 @@ namespace aufs_image {
 namespace {
 
 const char* kDiffUsage =
-    "usage: aufs-fuse-image diff [--json] [--from LAYOUT[:TAG]] [--store DIR] MNT|BRANCH\n"
+    "usage: aufs-fuse-image diff [--json] [--from LAYOUT[:TAG]] [--store DIR] [--pause] MNT|BRANCH\n"
     "Lists the changes of a container's writable branch, as docker diff:\n"
     "A (added), C (changed), D (deleted), one path a line.\n";
 const char* kCommitUsage =
@@ -74,7 +77,7 @@ Cli parse(const std::vector<std::string>& args, const char* usage, bool commit) 
       c.message = value();
     } else if (commit && a == "--zstd") {
       c.zstd = true;
-    } else if (commit && a == "--pause") {
+    } else if (a == "--pause") {
       c.pause = true;
     } else if (a.starts_with("-")) {
       bad("unknown option " + a);
@@ -169,14 +172,59 @@ void tag_manifest(const std::string& layout, json desc, const std::string& tag) 
 
 std::string count(long long n, const char* what) { return std::to_string(n) + " " + what; }
 
+// How long a live mount's writes are held at most while its branch is read.
+constexpr int kPauseSeconds = 600;
+
+// Holds the writes of the live mount `mnt` (the daemon's pause request)
+// while its rw branch is read; released by release() or on the way out.
+class PausedMount {
+ public:
+  explicit PausedMount(std::string mnt) : mnt_(std::move(mnt)) {
+    // The release must not look the control file up: a writer held in the
+    // mount's root holds that directory's lock until released.
+    fd_ = ::open(aufs::ctl::control_path(mnt_).c_str(), O_PATH | O_CLOEXEC);
+    if (fd_ < 0) throw Error(mnt_ + ": not an aufs-fuse mount (" + std::strerror(errno) + ")");
+    ctl_ = "/proc/self/fd/" + std::to_string(fd_);
+    auto r = aufs::ctl::request_at(ctl_, aufs::kXattrPause, std::to_string(kPauseSeconds));
+    if (r.err) {
+      ::close(fd_);
+      throw Error("cannot pause the writes of " + mnt_ + ": " + r.reason);
+    }
+    note("writes to " + mnt_ + " held (at most " + std::to_string(kPauseSeconds) + " s)");
+  }
+  PausedMount(const PausedMount&) = delete;
+  PausedMount& operator=(const PausedMount&) = delete;
+  ~PausedMount() {
+    if (!released_) (void)release();
+    ::close(fd_);
+  }
+  // False when the pause had run out already: what was read may be torn.
+  bool release() {
+    released_ = true;
+    auto r = aufs::ctl::request_at(ctl_, aufs::kXattrRelease, "");
+    if (r.err == 0) note("writes to " + mnt_ + " released");
+    return r.err == 0;
+  }
+  const std::string& mnt() const { return mnt_; }
+
+ private:
+  std::string mnt_, ctl_;
+  int fd_ = -1;
+  bool released_ = false;
+};
+
 }  // namespace
 
 int diff_main(const std::vector<std::string>& args) {
   Cli c = parse(args, kDiffUsage, false);
   Target t = resolve_target(c.target);
-  if (!t.live_mount.empty())
+  std::optional<PausedMount> paused;
+  if (!t.live_mount.empty() && c.pause) paused.emplace(t.live_mount);
+  else if (!t.live_mount.empty())
     note("the branch is in use by the mount " + t.live_mount + ": listing it as it is now");
   Changes ch = collect_changes(t.branches);
+  if (paused && !paused->release())
+    throw Error("the pause of " + paused->mnt() + " ran out while its branch was read; diff again");
   std::vector<std::pair<std::string, char>> lines;
   for (auto& e : ch.entries)
     if (e.change) lines.push_back({"/" + e.change_path, e.change});
@@ -193,14 +241,11 @@ int diff_main(const std::vector<std::string>& args) {
 
 int commit_main(const std::vector<std::string>& args) {
   Cli c = parse(args, kCommitUsage, true);
-  if (c.pause) {
-    std::fprintf(stderr,
-                 "aufs-fuse-image: --pause is not supported yet: aufs-fuse has no request that "
-                 "holds writes to a branch. Unmount the container and commit its branch.\n");
-    return 2;
-  }
   Target t = resolve_target(c.target);
-  if (!t.live_mount.empty()) {
+  std::optional<PausedMount> paused;
+  if (!t.live_mount.empty() && c.pause) {
+    paused.emplace(t.live_mount);
+  } else if (!t.live_mount.empty()) {
     std::fprintf(stderr,
                  "aufs-fuse-image: %s is in use by the live mount %s: a layer read while the "
                  "container runs can catch half-written files. Unmount it and commit the "
@@ -225,6 +270,10 @@ int commit_main(const std::vector<std::string>& args) {
   try {
     Progress progress(ch.data_bytes);
     blob = write_layer(ch.entries, tmp, c.zstd, progress);
+    // The branch has been read: the container may write again.
+    if (paused && !paused->release())
+      throw Error("the pause of " + paused->mnt() + " ran out while its branch was read (" +
+                  std::to_string(kPauseSeconds) + " s); the layer may hold half-written files");
     // Read back as a pull would be: the blob's digest and its tar's diff_id.
     note("verifying the layer " + blob.digest);
     verify_blob_file(tmp, blob.digest, blob.size);

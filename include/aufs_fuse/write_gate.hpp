@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Holding writes to the branches for a while (the pause control request,
+// used by `aufs-fuse-image commit --pause` to read a consistent rw branch):
+// every modification of the union, its copy-ups included, runs inside a
+// Ticket; pause() stops new tickets and waits for those in flight; release()
+// or the pause's deadline lets the held ones go on.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+namespace aufs {
+
+class WriteGate {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  class Ticket {
+   public:
+    explicit Ticket(WriteGate* g) : g_(g) {
+      if (g_) g_->enter();
+    }
+    Ticket(Ticket&& o) noexcept : g_(o.g_) { o.g_ = nullptr; }
+    Ticket(const Ticket&) = delete;
+    Ticket& operator=(const Ticket&) = delete;
+    Ticket& operator=(Ticket&&) = delete;
+    ~Ticket() {
+      if (g_) g_->leave();
+    }
+
+   private:
+    WriteGate* g_;
+  };
+
+  Ticket ticket() { return Ticket(this); }
+
+  // Holds new modifications until release() or `hold` from now, and waits
+  // (as long) for those in flight. EBUSY: paused already; ETIMEDOUT: those
+  // in flight did not end in time (nothing is held then). 0: held.
+  int pause(Clock::duration hold) {
+    std::unique_lock<std::mutex> l(mu_);
+    expire_locked();
+    if (paused_) return EBUSY;
+    paused_ = true;
+    until_ = Clock::now() + hold;
+    if (!cv_.wait_until(l, until_, [&] { return active_ == 0; })) {
+      paused_ = false;
+      cv_.notify_all();
+      return ETIMEDOUT;
+    }
+    return 0;
+  }
+  // 0, or ENOENT when nothing was held (never paused, or timed out).
+  int release() {
+    std::lock_guard<std::mutex> g(mu_);
+    expire_locked();
+    if (!paused_) return ENOENT;
+    paused_ = false;
+    cv_.notify_all();
+    return 0;
+  }
+
+ private:
+  void enter() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (paused_ && Clock::now() < until_) cv_.wait_until(l, until_);
+    expire_locked();
+    ++active_;
+  }
+  void leave() {
+    std::lock_guard<std::mutex> g(mu_);
+    if (--active_ == 0) cv_.notify_all();
+  }
+  void expire_locked() {
+    if (paused_ && Clock::now() >= until_) {
+      paused_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  unsigned active_ = 0;  // mu_
+  bool paused_ = false;  // mu_
+  Clock::time_point until_;  // mu_
+};
+
+}  // namespace aufs
