@@ -355,7 +355,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       fc.fs->release(std::move(r.value()));
       return (void)fuse_reply_err(req, err);
     }
-    fi->keep_cache = r.value()->keep_cache;
+    // The kernel refuses FOPEN_KEEP_CACHE with a backing file (EIO).
+    fi->keep_cache = r.value()->keep_cache && !r.value()->kernel_uncached;
     // A reader's close has nothing to report, nor a writer's on a file
     // system without a flush operation: no FLUSH round trip for them.
     fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY || r.value()->quiet_close;

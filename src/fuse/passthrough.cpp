@@ -95,7 +95,8 @@ void Passthrough::release(fuse_req_t req, fuse_ino_t ino, bool passthrough) {
   if (passthrough) {
     if (s.pt_opens && --s.pt_opens == 0) {
 #if AUFS_HAVE_PASSTHROUGH
-      // The kernel keeps the backing file for as long as open files use it.
+      // The kernel holds the backing file itself for as long as open files
+      // use it; the next first open registers it again.
       fuse_passthrough_close(req, s.backing);
 #endif
       s.backing = 0;

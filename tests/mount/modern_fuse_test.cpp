@@ -109,6 +109,18 @@ TEST_F(MountTest, PassthroughReadWriteMmapCoherentBetweenTwoOpens) {
   EXPECT_EQ(read_file(m("f")).substr(8192), "end");
 }
 
+// Regression: a second open of an unchanged file asked the kernel to keep
+// its page cache (FOPEN_KEEP_CACHE) along with a backing file, and the
+// kernel failed that open with EIO.
+TEST_F(MountTest, PassthroughReopenOfUnchangedFile) {
+  mkdirs(p("rw"));
+  ASSERT_TRUE(write_file(p("rw/f"), "same\n"));
+  ASSERT_TRUE(mount_cached("rw"));
+  if (auto why = why_off(ctl_info(m()), "passthrough"); !why.empty()) GTEST_SKIP() << why;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(read_file(m("f")), "same\n") << "open " << i;
+  EXPECT_EQ(pt_counters(m())["opens"].get<long long>(), 3);
+}
+
 TEST_F(MountTest, PassthroughLowerFilesOnlyWhereNoCopyUpCanFollow) {
   mkdirs(p("rw"));
   mkdirs(p("l1"));
