@@ -650,10 +650,11 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   guard(req, "setxattr", [&] {
     FuseContext& fc = ctx_of(req);
     auto st = fc.fs->setxattr(ino, name, value, size, flags, make_ctx(req, false));
-    // After a branch change the kernel's caches go before the caller hears
-    // back, so its next access sees the new view. No lock is held here and
-    // the other workers keep serving, so the notifications cannot deadlock.
-    // (user.aufs.remount/TOKEN: the same request, with a reason to leave.)
+    // After a branch change (user.aufs.remount, or .../TOKEN when the tool
+    // asks for the reason) the kernel's caches go before the caller hears
+    // back, so its next access sees the new view; a stats reset keeps them.
+    // No lock is held here and the other workers keep serving, so the
+    // notifications cannot deadlock.
     if (st.ok() && ino == kControlId && std::string_view(name).starts_with(kXattrRemount))
       invalidate_all(fc);
     fuse_reply_err(req, st.err());

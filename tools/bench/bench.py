@@ -1028,7 +1028,7 @@ class AufsFuse(Target):
         st = os.stat(b)
         return "%s (%s, buildtype=%s, built %s%s)" % (
             v, b, bt, datetime.datetime.fromtimestamp(st.st_mtime).isoformat(timespec="seconds"),
-            (", options " + self.extra) if self.extra else ", default options (udba=reval)")
+            (", options " + self.extra) if self.extra else ", default options")
 
     def cmd(self, upper, work, lowers, mnt):
         br = ":".join([upper + "=rw"] + [lo + "=ro+wh" for lo in lowers])
