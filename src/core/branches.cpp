@@ -4,7 +4,6 @@
 #include "core/branches.hpp"
 
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <limits.h>
 #include <spdlog/spdlog.h>
@@ -127,10 +126,7 @@ Status finish_rw(Branch& b, std::vector<std::string>* made = nullptr) {
 // daemon may hold (open files, orphans and copy-ups need the rest), and
 // 32 MiB of name sets. Unchecked reuse lasts one entry timeout under reval.
 void configure_parts(Mount& m) {
-  struct rlimit rl {};
-  size_t fds = 1024;
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-    fds = static_cast<size_t>(rl.rlim_cur / 4);
+  auto fds = static_cast<size_t>(fd_limit(4096) / 4);
   double window = m.opts.udba == Udba::None ? -1.0
                   : m.opts.entry_timeout >= 0 ? std::min(m.opts.entry_timeout, 1.0) : 1.0;
   m.parts.configure(std::min<size_t>(fds, 16384), 32u << 20,

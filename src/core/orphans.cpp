@@ -3,25 +3,19 @@
 #include "core/orphans.hpp"
 
 #include <fcntl.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 
 #include "aufs_fuse/sys.hpp"
 #include "core/namei.hpp"
+#include "core/util.hpp"
 
 namespace aufs::core {
 namespace {
 // Orphans hold descriptors until the kernel forgets their nodes; past this
 // many, a removed file is unreachable by node as before (ESTALE/ENOENT).
 long orphan_limit() {
-  static const long limit = [] {
-    struct rlimit rl {};
-    long l = 4096;
-    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-      l = std::min<long>(l, static_cast<long>(rl.rlim_cur / 8));
-    return l;
-  }();
+  static const long limit = std::min<long>(4096, fd_limit(4096 * 8) / 8);
   return limit;
 }
 }  // namespace

@@ -2,6 +2,8 @@
 // Helpers without mount state (see util.hpp).
 #include "core/util.hpp"
 
+#include <sys/resource.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +20,13 @@ bool recent(const struct timespec& t) {
   ::clock_gettime(CLOCK_REALTIME, &now);
   int64_t age_ns = (now.tv_sec - t.tv_sec) * 1000000000LL + (now.tv_nsec - t.tv_nsec);
   return age_ns < 50'000'000;
+}
+
+long fd_limit(long otherwise) {
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    return static_cast<long>(rl.rlim_cur);
+  return otherwise;
 }
 
 KeepTimes::KeepTimes(int dirfd) : fd_(dirfd) {

@@ -19,6 +19,10 @@ bool absent(int e);
 // "racy git" rule).
 bool recent(const struct timespec& t);
 
+// The daemon's descriptor limit (RLIMIT_NOFILE, soft), or `otherwise` when
+// unlimited or unknown: the budget the fd caches share.
+long fd_limit(long otherwise);
+
 // Restores a directory's atime/mtime when it goes out of scope, so internal
 // steps (copy-up, temporary names) do not change the visible parent
 // timestamps. Never around the user's own change (unlink's whiteout too):
