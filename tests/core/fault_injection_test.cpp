@@ -196,9 +196,13 @@ class FaultTest : public UnionTest {
   // A new core over the branches the current one has now.
   void remount_current(const std::string& options) {
     std::string list;
-    auto bs = fs->branches();
-    for (size_t i = 0; i < bs->size(); ++i)
-      list += (i ? ":" : "") + (*bs)[i].spec.path + "=" + format_perm((*bs)[i].spec);
+    {
+      // The snapshot holds the branches and with them their locks: drop it
+      // before the old core goes, or the new one finds the rw branch busy.
+      auto bs = fs->branches();
+      for (size_t i = 0; i < bs->size(); ++i)
+        list += (i ? ":" : "") + (*bs)[i].spec.path + "=" + format_perm((*bs)[i].spec);
+    }
     fs.reset();
     auto r = parse_command_line({"-o", "br=" + list + (options.empty() ? "" : "," + options), tmp / "mnt"});
     ASSERT_TRUE(r.ok()) << r.error;
