@@ -52,10 +52,9 @@ struct MountOptions {
   bool show_version = false;
 
   // AUFS options.
-  // reval unless given, as in AUFS. notify is faster over FUSE but not the
-  // default yet: a kernel notification racing a request can keep a stopping
-  // daemon from exiting (see aufs-fuse(8) BUGS).
-  Udba udba = Udba::Reval;
+  // notify unless given: inotify keeps long kernel caches exact, where AUFS
+  // (in the kernel, where notify costs more) defaults to reval.
+  Udba udba = Udba::Notify;
   bool udba_given = false;
   bool diropq_always = false;  // diropq=a
   bool sum = false;            // statfs sums all branches

@@ -12,6 +12,7 @@
 #include "aufs_fuse/union_fs.hpp"
 #include "fuse/stats.hpp"
 #include "fuse/features.hpp"
+#include "fuse/inflight.hpp"
 #include "fuse/passthrough.hpp"
 
 namespace aufs {
@@ -49,6 +50,7 @@ struct FuseContext {
   std::mutex neg_mu;
   std::unordered_set<std::string> negatives;  // "<parent id>/<name>"
   RequestStats stats;  // requests per opcode (aufsctl stats)
+  Inflight inflight;   // requests being served, per node
   Features features;        // what libfuse and the kernel granted at INIT
   Passthrough passthrough;  // backing files of open files
 };
@@ -58,6 +60,8 @@ struct FuseContext {
 // kernel holds only that file's lock meanwhile, none the notifications need.
 void invalidate_all(FuseContext& ctx);
 // udba=notify: an entry changed behind the mount. dir 0: everything.
-void invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name);
+// Unless forced, sends nothing and returns false while a request on the
+// directory or the cached child is being served (invalidator.hpp).
+bool invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name, bool force = true);
 
 }  // namespace aufs

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The adapter's callbacks, each wrapped to count its request (stats.hpp)
-// before it runs: counting stays out of the callbacks themselves.
+// and to mark its nodes busy while it runs (inflight.hpp): counting stays
+// out of the callbacks themselves.
+#include <tuple>
 #include <type_traits>
 
 #include "fuse/adapter.hpp"
@@ -13,12 +15,34 @@ fuse_lowlevel_ops g_inner;  // the adapter's own table, set once, before any req
 
 template <class F>
 struct Wrap;
+// The nodes a request names (inflight.hpp): its first argument, and the
+// second directory of rename and link. Forgets have no reply to wait for.
+template <Op K, class... A>
+constexpr bool tracked() {
+  if constexpr (sizeof...(A) == 0) return false;
+  else return K != Op::Forget && K != Op::BatchForget &&
+              std::is_same_v<std::tuple_element_t<0, std::tuple<A...>>, fuse_ino_t>;
+}
+template <Op K, class... A>
+uint64_t second_node(const A&... a) {
+  if constexpr (K == Op::Rename) return std::get<2>(std::forward_as_tuple(a...));
+  else if constexpr (K == Op::Link) return std::get<1>(std::forward_as_tuple(a...));
+  else return 0;
+}
+
 template <class... A>
 struct Wrap<void (*)(fuse_req_t, A...)> {
   template <Op K, auto M>
   static void call(fuse_req_t req, A... a) {
-    static_cast<FuseContext*>(fuse_req_userdata(req))->stats.count(K);
-    (g_inner.*M)(req, a...);
+    auto* fc = static_cast<FuseContext*>(fuse_req_userdata(req));
+    fc->stats.count(K);
+    if constexpr (tracked<K, A...>()) {
+      Inflight::Scope busy(fc->inflight, std::get<0>(std::forward_as_tuple(a...)),
+                           second_node<K>(a...));
+      (g_inner.*M)(req, a...);
+    } else {
+      (g_inner.*M)(req, a...);
+    }
   }
 };
 template <>

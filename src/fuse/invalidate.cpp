@@ -46,17 +46,24 @@ void invalidate_all(FuseContext& ctx) {
   fuse_lowlevel_notify_inval_inode(ctx.se, kRootId, 0, 0);
 }
 
-void invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name) {
-  if (!ctx.se) return;
-  if (dir == 0) return invalidate_all(ctx);
+bool invalidate_entry(FuseContext& ctx, NodeId dir, const std::string& name, bool force) {
+  if (!ctx.se) return true;
+  if (dir != 0 && !force && ctx.inflight.busy(dir)) return false;
+  if (dir == 0) {
+    invalidate_all(ctx);
+    return true;
+  }
   if (name.empty()) {
     fuse_lowlevel_notify_inval_inode(ctx.se, dir, 0, 0);
-    return;
+    return true;
   }
   NodeId child = ctx.fs->cached_child(dir, name);
+  // Dropping the child's pages waits for page locks a read holds.
+  if (child && !force && ctx.inflight.busy(child)) return false;
   drop_entry(ctx, dir, name);
   fuse_lowlevel_notify_inval_inode(ctx.se, dir, -1, 0);  // attributes (mtime, nlink)
   if (child) fuse_lowlevel_notify_inval_inode(ctx.se, child, 0, 0);
+  return true;
 }
 
 }  // namespace aufs

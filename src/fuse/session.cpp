@@ -6,7 +6,11 @@
 #include <spdlog/spdlog.h>
 #include <syslog.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstdarg>
 #include <nlohmann/json.hpp>
 #include <cstdio>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "fuse/adapter.hpp"
+#include "fuse/invalidator.hpp"
 
 namespace aufs {
 namespace {
@@ -63,6 +68,27 @@ int fail(const std::string& msg) {
   std::string why = end_setup();
   std::fprintf(stderr, "aufs-fuse: %s%s\n", msg.c_str(), why.empty() ? "" : (": " + why).c_str());
   return 1;
+}
+
+// The loop stopped (a signal) while a notification waits in the kernel for
+// a directory lock that a request not yet answered holds: only this daemon
+// can answer it, so serve requests until the notification is through.
+void serve_until_sent(fuse_session* se, Invalidator& inv) {
+  spdlog::info("stopping: serving requests until a cache notification is through");
+  fuse_buf buf{};
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (inv.in_kernel() && std::chrono::steady_clock::now() < until) {
+    pollfd p{fuse_session_fd(se), POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    int res = fuse_session_receive_buf(se, &buf);
+    if (res == -EINTR || res == -EAGAIN) continue;
+    if (res <= 0) break;
+    fuse_session_process_buf(se, &buf);
+  }
+  std::free(buf.mem);
+  if (inv.in_kernel())
+    spdlog::error("a cache notification still waits in the kernel; `umount -f` on the mount point "
+                  "releases it");
 }
 
 }  // namespace
@@ -160,9 +186,12 @@ int serve(Union& fs, const MountOptions& opts) {
     spdlog::set_default_logger(sys_logger);
   }
   fuse_daemonize(opts.foreground ? 1 : 0);
-  // After daemonizing: the watcher thread must live in the final process.
-  bool watching = fs.start_notify([&fctx](NodeId dir, const std::string& name) {
-    invalidate_entry(fctx, dir, name);
+  // After daemonizing: the watcher's and the invalidator's threads must
+  // live in the final process.
+  Invalidator invalidator(fctx);
+  invalidator.start();
+  bool watching = fs.start_notify([&invalidator](NodeId dir, const std::string& name) {
+    invalidator.post(dir, name);
   });
   if (opts.udba == Udba::Notify && !watching) {
     // Given explicitly, the user expected notify: a warning; the default
@@ -189,6 +218,8 @@ int serve(Union& fs, const MountOptions& opts) {
     fuse_loop_cfg_destroy(lc);
   }
   fs.stop_notify();
+  if (!invalidator.quiesce(std::chrono::milliseconds(200))) serve_until_sent(se, invalidator);
+  invalidator.stop();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

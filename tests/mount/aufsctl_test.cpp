@@ -73,16 +73,21 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
   EXPECT_TRUE(info["generation"].is_number());
   EXPECT_EQ(info["xino"].get<std::string>(), "in memory");
   EXPECT_TRUE(info["options"].is_string());
-  EXPECT_NE(info["options"].get<std::string>().find("udba=reval"), std::string::npos) << info["options"].get<std::string>();
+  EXPECT_NE(info["options"].get<std::string>().find("udba=notify"), std::string::npos) << info["options"].get<std::string>();
   for (const char* k : {"inodes", "open_files", "copyups", "copyup_bytes", "whiteouts",
                         "branch_changes", "xino_aliases", "listing_cache_entries"})
     EXPECT_TRUE(info["counters"][k].is_number()) << "counters." << k;
-  EXPECT_EQ(info["udba"]["mode"], "reval");
+  EXPECT_EQ(info["udba"]["mode"], "notify");
   EXPECT_EQ(info["udba"]["default"], true);
+  for (const char* k : {"watches", "watch_failures"})
+    EXPECT_TRUE(info["udba"][k].is_number()) << "udba." << k;
   for (const char* k : {"fds", "fd_budget", "name_sets", "name_set_bytes", "name_set_budget", "opens",
                         "reuses", "set_builds", "set_answers", "evictions", "over_budget",
                         "unchecked_reuse_ms"})
     EXPECT_TRUE(info["dir_parts"][k].is_number()) << "dir_parts." << k;
+  std::vector<std::string> watched;
+  for (auto& b : info["branches"]) watched.push_back(b["watched"].get<std::string>());
+  EXPECT_EQ(watched, (std::vector<std::string>{"yes", "yes", "no need: rr"}));
   for (auto& b : info["branches"])
     for (const char* k : {"index", "id", "path", "perm"}) EXPECT_TRUE(b.contains(k)) << k;
   EXPECT_EQ(branch_rows(info),
@@ -104,12 +109,13 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
   EXPECT_EQ(lines[3], "br2\tbrid2\t" + p("l2") + "=rr");
   EXPECT_EQ(lines[4], "xino: in memory");
   EXPECT_EQ(lines[5], "options: " + info["options"].get<std::string>());
-  EXPECT_EQ(lines[6], "udba: reval (default)");
+  EXPECT_EQ(lines[6], "udba: notify (default)");
   EXPECT_TRUE(lines[7].starts_with("inodes: ")) << lines[7];
   EXPECT_NE(lines[7].find("copy-ups: 0 (0 bytes)  whiteouts: 0  branch changes: 0"),
             std::string::npos)
       << lines[7];
-  EXPECT_TRUE(lines[8].starts_with("directory parts: ")) << lines[8];
+  EXPECT_TRUE(lines[8].starts_with("inotify watches: ")) << lines[8];
+  EXPECT_NE(lines[8].find("directory parts: "), std::string::npos) << lines[8];
   // Then the libfuse release and one line per newer FUSE feature.
   EXPECT_EQ(lines[9], "libfuse: " + info["fuse"]["libfuse"].get<std::string>());
   std::vector<std::string> names;

@@ -362,7 +362,7 @@ TEST_F(Remount, OtherOptionsAreKeptChangedOrRefusedWithTheReason) {
   EXPECT_EQ(ctl_info(m())["options"], before["options"]);
 
   // What the mount has already, as fstab would repeat it: accepted.
-  for (const std::string& same : std::vector<std::string>{"udba=reval", "br=" + p("rw") + ":" + p("l1") + "=ro+wh",
+  for (const std::string& same : std::vector<std::string>{"udba=notify", "br=" + p("rw") + ":" + p("l1") + "=ro+wh",
                            "dirs=" + p("rw") + "=rw:" + p("l1") + "=ro+wh", "plink,nodirperm1"}) {
     auto r = remount(same);
     EXPECT_TRUE(r.ok()) << same << "\n" << r;

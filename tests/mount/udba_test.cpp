@@ -288,14 +288,15 @@ TEST_F(Udba, ListingsKeptByTheKernelFollowEdits) {
   }
 }
 
-// notify on local branches: aufsctl says which branches are watched.
-TEST_F(Udba, NotifyWatchesLocalBranches) {
-  ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=notify"));
+// The default is notify wherever inotify covers a branch (a deliberate
+// difference from AUFS, whose default is reval), and aufsctl says so.
+TEST_F(Udba, DefaultIsNotifyOnLocalBranches) {
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));
   EXPECT_NE(udba_option().find("udba=notify"), std::string::npos) << udba_option();
   Json info = ctl_info(m(""));
   ASSERT_TRUE(info.contains("udba")) << info.dump();
   EXPECT_EQ(info["udba"]["mode"], "notify");
-  EXPECT_EQ(info["udba"]["default"], false);
+  EXPECT_EQ(info["udba"]["default"], true);
   for (auto& b : info["branches"]) EXPECT_EQ(b["watched"], "yes") << b.dump();
   warm_caches();
   edit_branches();
@@ -334,7 +335,7 @@ TEST_F(Udba, CachedDirectoryPartsFollowADirectRename) {
 // Names absent from a read-only branch are answered from the set of names
 // read from its listing; a name added there directly still shows.
 TEST_F(Udba, LowerNameSetsFollowDirectEdits) {
-  for (const char* mode : {"udba=reval", "udba=notify"}) {
+  for (const char* mode : {"udba=reval", ""}) {
     SCOPED_TRACE(mode);
     ::usleep(60000);  // no name set for a directory changed in the last 50 ms
     ASSERT_TRUE(mount_cached("rw:l1=ro+wh", mode));
@@ -356,7 +357,7 @@ TEST_F(Udba, LowerNameSetsFollowDirectEdits) {
   }
 }
 
-// 200 mounts at once under udba=notify: each daemon takes one inotify
+// 200 mounts at once under the default: each daemon takes one inotify
 // instance, so past the per-user limit (set to 128 in a user namespace of
 // the test's own) mounts fall back to reval, say why in aufsctl, and still
 // show direct edits within their 1 s timeout; the others at once.
@@ -379,7 +380,7 @@ cleanup() {
 trap cleanup EXIT
 for i in $(seq $N); do
   mkdir -p $R/rw$i $R/m$i
-  "$BIN" -f -o br=$R/rw$i=rw:$R/l1=ro+wh,udba=notify $R/m$i 2>>$R/many.log &
+  "$BIN" -f -o br=$R/rw$i=rw:$R/l1=ro+wh $R/m$i 2>>$R/many.log &
   pids="$pids $!"
 done
 for i in $(seq $N); do
@@ -424,7 +425,7 @@ echo "stale=$bad"
 TEST_F(Udba, OwnCopyUpKeepsKernelEntriesAndWatchesTheNewPart) {
   mkdirs(p("l1/a/b"));
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(write_file(p("l1/a/b/f" + std::to_string(i)), "x"));
-  ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=notify"));
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh"));
   for (int i = 0; i < 30; ++i) EXPECT_EQ(lstat_errno(m("a/b/f" + std::to_string(i))), 0);
   long before = ctl_info(m(""))["counters"]["inodes"].get<long long>();
   ASSERT_GE(before, 32);

@@ -706,8 +706,10 @@ TEST_F(Crash, KillDuringCopyUpWhiteoutsRenameMkdir) {
       kill_time = Clock::now().time_since_epoch().count();
       long at_done = done.load(), at_started = started.load();
       bool was_finished = finished.load();
+      int aborts_before = kill9_aborts();
       for (auto& pr : d->kill9()) ADD_FAILURE() << "kill " << iter << ": " << pr;
       stats["kills"]++;
+      if (kill9_aborts() != aborts_before) stats["kills that needed the connection aborted"]++;
       if (!was_finished && at_started == at_done && at_started >= 0 &&
           at_started < static_cast<long>(steps.size())) {
         stats[std::string("killed during ") + kname(steps[static_cast<size_t>(at_started)].k) +

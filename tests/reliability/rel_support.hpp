@@ -110,6 +110,10 @@ long json_number(const std::string& json, const std::string& key);
 
 // A daemon started and owned by one test: it may be killed with SIGKILL
 // (this pid only). The destructor never leaves a mount or a process behind.
+// How many SIGKILLed daemons of this process were still alive 1 s later
+// and needed their FUSE connection aborted (OwnDaemon::kill9).
+int kill9_aborts();
+
 class OwnDaemon {
  public:
   struct Config {
