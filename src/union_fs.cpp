@@ -106,6 +106,8 @@ Result<SharedFd> Union::io_fd(FileHandle& fh) { return core::io_fd(fh); }
 
 WriteGate::Ticket Union::write_ticket() { return m_->writes.ticket(); }
 
+WriteGate& Union::write_gate() { return m_->writes; }
+
 void Union::release(std::unique_ptr<FileHandle> fh) { m_->files.release(std::move(fh)); }
 
 size_t Union::open_files() const { return m_->files.count(); }

@@ -36,6 +36,8 @@ struct FileHandle {
   // The kernel does this handle's I/O on the branch file itself (FUSE
   // passthrough), bypassing its page cache of the union file.
   bool kernel_uncached = false;
+  // Passthrough and open for writing: counted by WriteGate::pin().
+  bool pinned_writer = false;
   std::mutex mu;  // guards fd/data_gen swaps
 };
 

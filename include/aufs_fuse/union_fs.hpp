@@ -82,6 +82,7 @@ class Union {
   // Held by the adapter around a write through an open file: the pause
   // control request holds it like every other modification.
   WriteGate::Ticket write_ticket();
+  WriteGate& write_gate();
   void release(std::unique_ptr<FileHandle> fh);
   size_t open_files() const;
 

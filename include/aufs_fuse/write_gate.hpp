@@ -36,7 +36,8 @@ class WriteGate {
 
   // Holds new modifications until release() or `hold` from now, and waits
   // (as long) for those in flight. EBUSY: paused already; ETIMEDOUT: those
-  // in flight did not end in time (nothing is held then). 0: held.
+  // in flight did not end in time; ETXTBSY: pinned writers are open
+  // (nothing is held after either). 0: held.
   int pause(Clock::duration hold) {
     std::unique_lock<std::mutex> l(mu_);
     expire_locked();
@@ -48,7 +49,27 @@ class WriteGate {
       cv_.notify_all();
       return ETIMEDOUT;
     }
+    if (pinned_) {
+      paused_ = false;
+      cv_.notify_all();
+      return ETXTBSY;
+    }
     return 0;
+  }
+  // A file open for writing whose writes bypass the daemon (FUSE
+  // passthrough) cannot be held: pause() refuses (ETXTBSY) while one is
+  // open. Pinned inside a Ticket, so a pause sees every pin made before it.
+  void pin() {
+    std::lock_guard<std::mutex> g(mu_);
+    ++pinned_;
+  }
+  void unpin() {
+    std::lock_guard<std::mutex> g(mu_);
+    --pinned_;
+  }
+  unsigned pinned() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return pinned_;
   }
   // 0, or ENOENT when nothing was held (never paused, or timed out).
   int release() {
@@ -78,9 +99,10 @@ class WriteGate {
     }
   }
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   unsigned active_ = 0;  // mu_
+  unsigned pinned_ = 0;  // mu_
   bool paused_ = false;  // mu_
   Clock::time_point until_;  // mu_
 };

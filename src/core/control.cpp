@@ -158,6 +158,10 @@ Status pause_request(Mount& m, bool pause, const std::string& spec, const Ctx& c
   if (e == EBUSY) why = "writes are paused already";
   if (e == ETIMEDOUT)
     why = "writes in flight did not end within " + spec + " s; nothing is held";
+  if (e == ETXTBSY)
+    why = std::to_string(m.writes.pinned()) +
+          " file(s) open for writing through FUSE passthrough, whose writes bypass the daemon "
+          "and cannot be held; close them, or mount with passthrough=none";
   if (e) return Errno{e};
   spdlog::info("writes paused for at most {} s", secs);
   return {};

@@ -141,7 +141,10 @@ OpenedParent parent_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const
       if (p->names) {
         // Without a watch the set is checked at every use: a name made
         // directly must show at its first lookup, as without the set.
-        if (!work[li].open && !timed) o.names[li] = p->names;
+        // udba=none trusts the kernel's cached answers, not a set of names
+        // for one it never asked: such a name is looked up on the branch,
+        // as AUFS does, so the set is checked as under reval.
+        if (!work[li].open && !timed && m.opts.udba != Udba::None) o.names[li] = p->names;
         else work[li].names = PartWork::kCheck, work[li].old = p->names;
       } else if (++p->uses >= kSetAfterUses) {
         work[li].names = PartWork::kRead;

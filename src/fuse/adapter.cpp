@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <new>
 
 namespace aufs {
@@ -323,10 +324,19 @@ void fill_open(fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
 // Passthrough or not, for an opened handle (see passthrough.hpp): false
 // when the open must fail with *err.
 bool choose_io(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, FileHandle& fh, int* err) {
+  // A writer given a backing file writes past the pause gate: it is pinned
+  // (inside a ticket: a pause waits for it, then refuses while it is open).
+  bool writer = (fh.flags & O_ACCMODE) != O_RDONLY;
+  std::optional<WriteGate::Ticket> t;
+  if (writer && ctx_of(req).passthrough.enabled()) t.emplace(fs_of(req).write_ticket());
   int b = ctx_of(req).passthrough.open(req, fs_of(req), ino, fh);
   if (b < 0) {
     *err = -b;
     return false;
+  }
+  if (b > 0 && writer) {
+    fs_of(req).write_gate().pin();
+    fh.pinned_writer = true;
   }
 #if AUFS_HAVE_PASSTHROUGH
   fi->backing_id = b;
@@ -339,6 +349,7 @@ bool choose_io(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, FileHandle& f
 void release_handle(fuse_req_t req, fuse_ino_t ino, FuseContext& fc, FileHandle* fh) {
   if (!fh) return;
   fc.passthrough.release(req, ino, fh->kernel_uncached);
+  if (fh->pinned_writer) fc.fs->write_gate().unpin();
   fc.fs->release(std::unique_ptr<FileHandle>(fh));
 }
 

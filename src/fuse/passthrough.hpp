@@ -30,6 +30,7 @@ class Passthrough {
     active_ = active;
   }
   void set_active(bool a) { active_ = a; }
+  bool enabled() const { return active_; }
   // Before the core opens: an open for writing of a file whose lower copy
   // is open through passthrough (passthrough=all) would copy it up, and the
   // kernel could not move those readers: ETXTBSY, else 0.

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "mount_fixture.hpp"
+#include "tools_support.hpp"
 
 namespace aufs::mt {
 namespace {
@@ -31,8 +32,13 @@ class Pause : public MountTest {
     // Held creates lock their directory in the kernel (a lookup there waits
     // too): they go to sub/, the reads to the root.
     mkdirs(p("rw/sub"));
-    // Threads enough for the held writers and the release.
-    ASSERT_TRUE(mount("rw:l1=ro+wh", "threads=8"));
+    // Threads enough for the held writers and the release. Without
+    // passthrough: a writer with a backing file writes past the daemon
+    // (PassthroughWriterRefusesThePause).
+    ASSERT_TRUE(mount("rw:l1=ro+wh", "threads=8,passthrough=none"));
+    open_ctl();
+  }
+  void open_ctl() {
     // Requests go through an O_PATH descriptor, as aufs-fuse-image does: a
     // create held in the root keeps the root's lock, so looking the control
     // file up again would wait for the pause's end.
@@ -87,6 +93,36 @@ TEST_F(Pause, WritesWaitWhilePausedAndFinishAfterRelease) {
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_TRUE(exists(p("rw/sub/dir")));
   EXPECT_EQ(request("user.aufs.release", ""), ENOENT) << "nothing is held any more";
+  close_ctl();
+  unmount();
+}
+
+// A file open for writing through FUSE passthrough writes straight to the
+// branch: the pause cannot hold it, so it is refused while one is open.
+TEST_F(Pause, PassthroughWriterRefusesThePause) {
+  close_ctl();
+  unmount();
+  ASSERT_TRUE(mount("rw:l1=ro+wh", "threads=8"));
+  open_ctl();
+  Json info = ctl_info(m());
+  if (!info["fuse"]["passthrough"].value("active", false)) {
+    close_ctl();
+    unmount();
+    GTEST_SKIP() << "passthrough is not active here: "
+                 << info["fuse"]["passthrough"].value("why", std::string("?"));
+  }
+  int fd = ::open(m("open.txt").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(request("user.aufs.pause", "5"), ETXTBSY);
+  EXPECT_EQ(::write(fd, "b", 1), 1) << "nothing is held after the refusal";
+  ::close(fd);
+  // Readers through passthrough do not count.
+  int rfd = ::open(m("open.txt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(rfd, 0);
+  EXPECT_EQ(request("user.aufs.pause", "5"), 0);
+  EXPECT_EQ(request("user.aufs.release", ""), 0);
+  ::close(rfd);
+  EXPECT_EQ(read_file(p("rw/open.txt")), "ab");
   close_ctl();
   unmount();
 }

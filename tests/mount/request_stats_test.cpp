@@ -139,7 +139,10 @@ TEST_F(RequestStats, CreateWriteCloseFlushesOnlyWhereCloseCanFail) {
     EXPECT_EQ(::close(fd), 0);
   });
   EXPECT_EQ(c["create"], 1) << show(c);
-  EXPECT_EQ(c["write"], 1) << show(c);
+  // With FUSE passthrough (libfuse >= 3.16) the kernel writes the branch
+  // file itself: no WRITE reaches the daemon.
+  bool passthrough = ctl_info(m())["fuse"]["passthrough"].value("active", false);
+  EXPECT_EQ(c["write"], passthrough ? 0 : 1) << show(c);
   EXPECT_EQ(c["flush"], silent ? 0 : 1) << show(c) << " f_type " << std::hex << sf.f_type;
   EXPECT_EQ(c["open"], 0) << show(c);
   EXPECT_EQ(read_file(p("rw/new.txt")), "new\n");
