@@ -206,10 +206,12 @@ int main(int argc, char** argv) {
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
-  bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-  if (!ok && nofail) {
-    std::fprintf(stderr, "mount.aufs: %s not mounted (nofail)\n", pos[1].c_str());
-    return 0;
-  }
-  return ok ? 0 : 32;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+  // nofail is for mount(8) and systemd (a boot does not wait for the
+  // mount); like mount.fuse3 the helper still reports the failure, and
+  // says so, since nofail suggests otherwise.
+  if (nofail)
+    std::fprintf(stderr, "mount.aufs: nothing was mounted on %s (nofail does not hide a failed mount)\n",
+                 pos[1].c_str());
+  return 32;
 }
