@@ -117,6 +117,9 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
     auto r = aufs::ctl::request(mnt, aufs::kXattrRemount, ops);
     if (r.err == ENOTSUP || r.err == ENODATA) return fail(mnt + ": not an aufs-fuse mount");
     if (r.err) return fail(mnt + ": " + r.reason);
+    if (!r.reason.empty()) std::fprintf(stderr, "mount.aufs: %s: %s\n", mnt.c_str(), r.reason.c_str());
+  } else {
+    std::fprintf(stderr, "mount.aufs: %s: nothing changed: no options given\n", mnt.c_str());
   }
   if (ro == 1 && !(current_flags(mnt) & MS_RDONLY)) {
     if (int e = kernel_remount(true)) {
