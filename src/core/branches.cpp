@@ -165,12 +165,14 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
     BranchLockPtr lock;
     if (spec.writable() && !opts.read_only) {
       std::string e;
-      if (lock = lock_branch(spec.path, e); !lock) {
+      if (lock = lock_branch(spec.path, e, -1, spec.shared); !lock) {
         if (why) *why = e;
         return Errno{EBUSY};
       }
     }
-    if (spec.writable() && !opts.read_only && opts.check) {
+    // A shared branch another mount writes: its live temporaries are no
+    // leftovers, so no repair.
+    if (spec.writable() && !opts.read_only && opts.check && (!lock->shared || lock->alone)) {
       // Leftovers of an interrupted run (daemon killed mid-operation).
       auto rep = check_branch(spec.path, true);
       if (!rep.ok()) {
@@ -181,6 +183,7 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
                        is.fixed ? ": repaired" : ": left as is");
       }
     }
+    if (lock) lock->share();
     AUFS_ASSIGN_OR_RETURN(auto b, open_branch(spec, m->next_brid++));
     b->lock = std::move(lock);
     bs->br.push_back(std::move(b));
@@ -293,6 +296,7 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       spec.nolwh = op.spec.nolwh;
       spec.coo = op.spec.coo;
       spec.icex = op.spec.icex;
+      spec.shared = op.spec.shared;
       if (format_perm(spec) == format_perm(old->spec)) {
         p.notes.push_back("branch '" + old->spec.path + "' is " + format_perm(spec) + " already");
         continue;
@@ -317,7 +321,14 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       if (!have && c->id == b->id && c->lock) have = c->lock;
     if (!have) {
       std::string e;
-      if (have = lock_branch(b->spec.path, e, b->root.get()); !have) return refuse(p, EBUSY, e);
+      if (have = lock_branch(b->spec.path, e, b->root.get(), b->spec.shared); !have)
+        return refuse(p, EBUSY, e);
+      have->share();
+    } else if (have->shared != b->spec.shared) {
+      // The lock of a branch written now cannot change its kind without a
+      // moment unlocked.
+      return refuse(p, EINVAL, "branch '" + b->spec.path + "': 'shared' cannot change while it is "
+                               "writable (mod: it to ro first)");
     }
     p.locks.emplace_back(b, std::move(have));
   }
