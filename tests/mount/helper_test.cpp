@@ -122,6 +122,8 @@ TEST_F(Helper, FuseAufsFuseTypeThroughMountFuse3) {
     r = run({"umount", m()});
     EXPECT_TRUE(r.ok()) << r;
     EXPECT_FALSE(in_proc_mounts(m()));
+    // The daemon exits after umount returns; until then it holds rw's lock.
+    EXPECT_TRUE(wait_daemons_gone(m()));
   }
   {
     // The SOURCE field as the branch list (handy in fstab).
