@@ -108,19 +108,35 @@ std::string branch_lock_holder(const std::string& path) {
   return "pid " + std::to_string(pid) + (comm.empty() ? "" : " (" + comm + ")");
 }
 
-BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd) {
+void BranchLock::share() {
+  if (!alone) return;
+  alone = false;
+  // Not atomic (flock(2)): a plain rw mount may take the branch meanwhile,
+  // then the new mount keeps its exclusive lock and this one writes
+  // unlocked; both were asked for by the user.
+  while (::flock(fd.get(), LOCK_SH) != 0 && errno == EINTR) {
+  }
+}
+
+BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd, bool shared) {
   auto l = std::make_shared<BranchLock>();
+  l->shared = shared;
   l->fd.reset(root_fd >= 0 ? ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                            : ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!l->fd.valid()) {
     why = "branch '" + path + "': " + std::strerror(errno);
     return nullptr;
   }
-  while (::flock(l->fd.get(), LOCK_EX | LOCK_NB) != 0) {
+  if (shared && ::flock(l->fd.get(), LOCK_EX | LOCK_NB) == 0) {
+    l->alone = true;
+    return l;
+  }
+  while (::flock(l->fd.get(), (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     if (errno == EINTR) continue;
     if (errno == EWOULDBLOCK)
       why = "branch '" + path + "' is written by " + branch_lock_holder(path) +
-            "; a branch can be writable in one mount only";
+            "; a branch can be writable in one mount only, unless each of them gives it as "
+            "rw+shared";
     else
       why = "branch '" + path + "': cannot lock: " + std::strerror(errno);
     return nullptr;

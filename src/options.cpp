@@ -24,6 +24,7 @@ std::string format_perm(const BranchSpec& b) {
   if (b.wh) s += "+wh";
   if (b.nolwh) s += "+nolwh";
   if (b.ovl) s += "+ovl";
+  if (b.shared) s += "+shared";
   if (b.coo == BranchSpec::Coo::Reg) s += "+coo_reg";
   if (b.coo == BranchSpec::Coo::All) s += "+coo_all";
   if (b.coo == BranchSpec::Coo::Move) s += "+moo";
@@ -83,6 +84,11 @@ std::string parse_branches(std::string_view list, bool read_only_mount,
                               "': attribute 'ovl' ignored on an rw branch (writes are in AUFS format)");
           else
             b.ovl = true;
+        } else if (attr == "shared") {
+          if (b.perm != Perm::RW)
+            notices.push_back("branch '" + b.path + "': attribute 'shared' ignored on a read-only branch");
+          else
+            b.shared = true;
         } else if (attr == "nolwh") {
           if (b.perm != Perm::RW)
             notices.push_back("branch '" + b.path + "': attribute 'nolwh' ignored on a read-only branch");
@@ -485,7 +491,7 @@ std::string usage_text(std::string_view prog) {
          "\n"
          "Branches (br=, br:, dirs=): DIR[=PERM[+ATTR]] joined by ':', top first.\n"
          "  PERM: rw (first branch default), ro (others), rr.  ATTR: wh (ro/rr), ovl (ro/rr), nolwh (rw),\n"
-         "  moo (rw), coo_reg, coo_all, icex, icexsec, icexsys, icextr, icexusr, icexoth.\n"
+         "  moo (rw), shared (rw), coo_reg, coo_all, icex, icexsec, icexsys, icextr, icexusr, icexoth.\n"
          "Branch edits (applied in order): add:N:DIR[=PERM], ins:N:DIR, append:DIR, prepend:DIR,\n"
          "  del:DIR, mod:DIR=PERM.  Overlay style: lowerdir=A:B,upperdir=U[,workdir=W].\n"
          + option_help() +

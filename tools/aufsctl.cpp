@@ -282,5 +282,6 @@ int main(int argc, char** argv) {
   auto r = aufs::ctl::request(mnt, aufs::kXattrRemount, ops);
   if (r.err == EACCES) return fail(mnt + ": only root or the mount's owner may change branches");
   if (r.err) return fail(mnt + ": " + r.reason);
+  if (!r.reason.empty()) std::fprintf(stderr, "aufsctl: %s: %s\n", mnt.c_str(), r.reason.c_str());
   return 0;
 }

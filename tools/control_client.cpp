@@ -51,12 +51,14 @@ Reply request_at(const std::string& ctl, std::string_view key, const std::string
   std::string token = std::to_string(::getpid()) + "-" + std::to_string(rd());
   std::string name = std::string(key) + "/" + token;
   Reply r;
-  if (::setxattr(ctl.c_str(), name.c_str(), value.data(), value.size(), 0) == 0) return r;
-  r.err = errno;
+  bool done = ::setxattr(ctl.c_str(), name.c_str(), value.data(), value.size(), 0) == 0;
+  if (!done) r.err = errno;
+  // Refused: why; done: a note, if the daemon has one.
   std::string why(4096, '\0');
   std::string rname = std::string(kXattrReasonPrefix) + token;
   ssize_t n = ::getxattr(ctl.c_str(), rname.c_str(), why.data(), why.size());
-  r.reason = n > 0 ? why.substr(0, static_cast<size_t>(n)) : std::strerror(r.err);
+  if (n > 0) r.reason = why.substr(0, static_cast<size_t>(n));
+  else if (!done) r.reason = std::strerror(r.err);
   return r;
 }
 

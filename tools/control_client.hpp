@@ -13,7 +13,9 @@ std::string control_path(const std::string& mnt);
 
 struct Reply {
   int err = 0;          // 0: done
-  std::string reason;   // on refusal: the daemon's one line (or strerror)
+  // On refusal: the daemon's one line (or strerror). Done: the daemon's
+  // note ("nothing changed: ...") or "".
+  std::string reason;
 };
 // Sets request xattr `key` (user.aufs.remount, ...) to `value`.
 Reply request(const std::string& mnt, std::string_view key, const std::string& value);

@@ -117,6 +117,9 @@ int remount(const std::string& mnt, const std::vector<std::string>& opts, bool v
     auto r = aufs::ctl::request(mnt, aufs::kXattrRemount, ops);
     if (r.err == ENOTSUP || r.err == ENODATA) return fail(mnt + ": not an aufs-fuse mount");
     if (r.err) return fail(mnt + ": " + r.reason);
+    if (!r.reason.empty()) std::fprintf(stderr, "mount.aufs: %s: %s\n", mnt.c_str(), r.reason.c_str());
+  } else {
+    std::fprintf(stderr, "mount.aufs: %s: nothing changed: no options given\n", mnt.c_str());
   }
   if (ro == 1 && !(current_flags(mnt) & MS_RDONLY)) {
     if (int e = kernel_remount(true)) {
@@ -206,10 +209,12 @@ int main(int argc, char** argv) {
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
-  bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-  if (!ok && nofail) {
-    std::fprintf(stderr, "mount.aufs: %s not mounted (nofail)\n", pos[1].c_str());
-    return 0;
-  }
-  return ok ? 0 : 32;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+  // nofail is for mount(8) and systemd (a boot does not wait for the
+  // mount); like mount.fuse3 the helper still reports the failure, and
+  // says so, since nofail suggests otherwise.
+  if (nofail)
+    std::fprintf(stderr, "mount.aufs: nothing was mounted on %s (nofail does not hide a failed mount)\n",
+                 pos[1].c_str());
+  return 32;
 }

@@ -4,7 +4,8 @@
 // branch (each running its repair pass on the other's live entries) is
 // refused, as kernel overlayfs refuses an upper directory in use; a killed
 // daemon's lock goes with its file descriptors. aufs-fuse-check --fix takes
-// the same lock.
+// the same lock. A branch given as rw+shared takes a shared lock: mounts
+// that all say so may write it together (at their own risk, aufs-fuse(8)).
 #pragma once
 #include <memory>
 #include <string>
@@ -14,14 +15,21 @@
 namespace aufs {
 
 struct BranchLock {
-  UniqueFd fd;  // the branch root, opened for the lock
+  UniqueFd fd;          // the branch root, opened for the lock
+  bool shared = false;  // rw+shared
+  // A shared lock taken while no other mount held one is exclusive until
+  // share(): the repair pass runs on a branch nobody else writes.
+  bool alone = false;
+  void share();
 };
 using BranchLockPtr = std::shared_ptr<BranchLock>;
 
 // Locks the branch directory `path` (reached through `root_fd`, an open fd
 // of it, when given: the path may lead to the union mounted over it); null
 // when it cannot, with `why` set to one line naming who holds it.
-BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd = -1);
+// With `shared`, a shared lock (exclusive while alone, see BranchLock).
+BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd = -1,
+                          bool shared = false);
 
 // Who holds the lock of the branch directory `path`: "the aufs-fuse mount on
 // MNT (pid N)", "pid N (COMM)", or "another process".

@@ -30,6 +30,9 @@ struct BranchSpec {
   // ro/rr+ovl: overlayfs's whiteouts (character devices 0:0) and opaque
   // markers (trusted./user.overlay.opaque=y) read as AUFS ones.
   bool ovl = false;
+  // rw+shared: other mounts may write the branch too, if they also say so
+  // (a shared lock instead of the exclusive one; see branch_lock.hpp).
+  bool shared = false;
   // Whiteouts and opaque markers on this branch are honoured.
   bool wh_able() const { return perm == Perm::RW || wh || ovl; }
   bool writable() const { return perm == Perm::RW; }

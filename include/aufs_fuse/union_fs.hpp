@@ -109,7 +109,8 @@ class Union {
   // Runtime branch changes (remount), applied all-or-nothing in order.
   // Errors: EDOM bad index, ENOSPC too many branches, EBUSY files open on a
   // branch being removed or made read-only, EINVAL bad/overlapping branch,
-  // ENOENT missing path. `msg` gets a one-line reason.
+  // ENOENT missing path. `msg` gets a one-line reason; on success, a note
+  // for the user ("nothing changed: ...", no writable branch left) or "".
   Status change_branches(const std::vector<BranchOp>& ops, std::string* msg);
   // JSON description of the mount (branches, options, counters).
   std::string info_json() const;

@@ -3,6 +3,7 @@
 // preparing writable ones, and live branch changes (remount).
 #include "core/branches.hpp"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <sys/vfs.h>
 #include <limits.h>
@@ -164,12 +165,14 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
     BranchLockPtr lock;
     if (spec.writable() && !opts.read_only) {
       std::string e;
-      if (lock = lock_branch(spec.path, e); !lock) {
+      if (lock = lock_branch(spec.path, e, -1, spec.shared); !lock) {
         if (why) *why = e;
         return Errno{EBUSY};
       }
     }
-    if (spec.writable() && !opts.read_only && opts.check) {
+    // A shared branch another mount writes: its live temporaries are no
+    // leftovers, so no repair.
+    if (spec.writable() && !opts.read_only && opts.check && (!lock->shared || lock->alone)) {
       // Leftovers of an interrupted run (daemon killed mid-operation).
       auto rep = check_branch(spec.path, true);
       if (!rep.ok()) {
@@ -180,6 +183,7 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
                        is.fixed ? ": repaired" : ": left as is");
       }
     }
+    if (lock) lock->share();
     AUFS_ASSIGN_OR_RETURN(auto b, open_branch(spec, m->next_brid++));
     b->lock = std::move(lock);
     bs->br.push_back(std::move(b));
@@ -210,6 +214,9 @@ struct BranchPlan {
   // Locks of branches that become writable, given to them when applied.
   std::vector<std::pair<std::shared_ptr<Branch>, BranchLockPtr>> locks;
   std::string why;  // set with an errno when refused
+  // Requests that changed nothing (a branch already there, ...), for the
+  // user: a remount is not silent about what it skipped.
+  std::vector<std::string> notes;
 };
 
 Status refuse(BranchPlan& p, int e, std::string why) {
@@ -232,6 +239,8 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
   auto busy = [&](uint32_t id, bool writers_only) { return m.files.busy(id, writers_only); };
   for (const BranchOp& op : ops) {
     if (op.kind == BranchOp::Kind::SetRo || op.kind == BranchOp::Kind::SetRw) {
+      // No note when it is so already: mount(8) passes rw or ro with every
+      // remount.
       p.ro = op.kind == BranchOp::Kind::SetRo;
       continue;
     }
@@ -248,7 +257,11 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       for (auto& b : br) dirs.push_back({b->spec.path, b->dev, b->root_ino});
       BranchDirCheck c = check_branch_dir(op.spec.path, dirs, m.opts.mountpoint);
       if (!c.error.empty()) return refuse(p, c.errnum, c.error);
-      if (c.duplicate_of >= 0) continue;  // AUFS ignores a duplicated branch at remount
+      if (c.duplicate_of >= 0) {  // AUFS ignores a duplicated branch at remount
+        p.notes.push_back("branch '" + op.spec.path + "' is branch " + std::to_string(c.duplicate_of) +
+                          " already: not added again");
+        continue;
+      }
       if (br.size() >= 127) return refuse(p, ENOSPC, "too many branches (127 at most)");
       BranchSpec spec = op.spec;
       spec.path = c.dir.path;
@@ -263,7 +276,10 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       br.insert(br.begin() + idx, nb.value());
     } else if (op.kind == BranchOp::Kind::Del) {
       long i = find(real);
-      if (i < 0) continue;  // AUFS ignores an unknown path at remount
+      if (i < 0) {  // AUFS ignores an unknown path at remount
+        p.notes.push_back("no branch '" + op.spec.path + "': nothing deleted");
+        continue;
+      }
       if (br.size() == 1) return refuse(p, EBUSY, "cannot delete the last branch");
       if (busy(br[static_cast<size_t>(i)]->id, false))
         return refuse(p, EBUSY, "branch '" + br[static_cast<size_t>(i)]->spec.path + "' has open files");
@@ -280,6 +296,11 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       spec.nolwh = op.spec.nolwh;
       spec.coo = op.spec.coo;
       spec.icex = op.spec.icex;
+      spec.shared = op.spec.shared;
+      if (format_perm(spec) == format_perm(old->spec)) {
+        p.notes.push_back("branch '" + old->spec.path + "' is " + format_perm(spec) + " already");
+        continue;
+      }
       if (spec.writable()) {
         if (auto e = check_writable_dir(sys::proc_fd_path(old->root.get())); !e.empty())
           return refuse(p, EINVAL, "branch '" + spec.path + "': " + e);
@@ -300,7 +321,14 @@ Status plan_branches(Mount& m, const std::vector<BranchOp>& ops, BranchPlan& p) 
       if (!have && c->id == b->id && c->lock) have = c->lock;
     if (!have) {
       std::string e;
-      if (have = lock_branch(b->spec.path, e, b->root.get()); !have) return refuse(p, EBUSY, e);
+      if (have = lock_branch(b->spec.path, e, b->root.get(), b->spec.shared); !have)
+        return refuse(p, EBUSY, e);
+      have->share();
+    } else if (have->shared != b->spec.shared) {
+      // The lock of a branch written now cannot change its kind without a
+      // moment unlocked.
+      return refuse(p, EINVAL, "branch '" + b->spec.path + "': 'shared' cannot change while it is "
+                               "writable (mod: it to ro first)");
     }
     p.locks.emplace_back(b, std::move(have));
   }
@@ -353,12 +381,36 @@ Status apply_branches(Mount& m, BranchPlan& p) {
 
 }  // namespace
 
+namespace {
+
+bool has_writable(const std::vector<std::shared_ptr<Branch>>& br) {
+  return std::any_of(br.begin(), br.end(), [](auto& b) { return b->writable(); });
+}
+
+// One line for the user about a change that went through: what it
+// skipped, and a union that lost its last writable branch.
+std::string change_note(const Mount& m, const BranchPlan& p, bool changed) {
+  std::string note;
+  for (auto& n : p.notes) note += (note.empty() ? "" : "; ") + n;
+  if (!changed)
+    return "nothing changed: " + (note.empty() ? "the mount has these branches and options already" : note);
+  if (!p.ro && !has_writable(p.br) && (m.ro() || has_writable(p.cur->br)))
+    note += std::string(note.empty() ? "" : "; ") +
+            "no writable branch is left: writes fail (EROFS) until one is added";
+  return note;
+}
+
+}  // namespace
+
 Status change_branches(Mount& m, const std::vector<BranchOp>& ops, std::string* msg) {
   std::lock_guard<std::mutex> change(m.change_mu);
   BranchPlan plan;
   Status s = plan_branches(m, ops, plan);
-  if (s.ok() && changes_anything(m, plan)) s = apply_branches(m, plan);
-  if (!s.ok() && msg) *msg = plan.why;
+  bool changed = s.ok() && changes_anything(m, plan);
+  // The note is taken before apply_branches() moves the new list away.
+  std::string note = s.ok() ? change_note(m, plan, changed) : "";
+  if (changed) s = apply_branches(m, plan);
+  if (msg) *msg = s.ok() ? note : plan.why;
   return s;
 }
 

@@ -20,7 +20,8 @@ Status prepare_branches(Mount& m, std::string* why);
 // Runtime branch changes (remount), applied all-or-nothing in order.
 // Errors: EDOM bad index, ENOSPC too many branches, EBUSY files open on a
 // branch being removed or made read-only, EINVAL bad/overlapping branch,
-// ENOENT missing path. `msg` gets a one-line reason.
+// ENOENT missing path. `msg` gets a one-line reason; on success, a note
+// for the user ("nothing changed: ...", no writable branch left) or "".
 Status change_branches(Mount& m, const std::vector<BranchOp>& ops, std::string* msg);
 
 }  // namespace aufs::core

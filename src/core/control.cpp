@@ -59,7 +59,8 @@ const char* type_name(mode_t fmt) {
   }
 }
 
-// Keeps a refused request's reason for its caller (user.aufs.reason/TOKEN).
+// Keeps a refused request's reason, or a done request's note, for its
+// caller (user.aufs.reason/TOKEN).
 void remember_reason(Mount& m, std::string token, std::string why) {
   std::lock_guard<std::mutex> g(m.reasons.mu);
   auto& q = m.reasons.by_token;
@@ -99,9 +100,9 @@ bool same_branches(const Mount& m, const std::vector<BranchSpec>& given) {
 }
 
 // A non-branch option in a remount request: "" when it asks for what the
-// mount already has (mount(8) repeats the fstab line) or can change now,
-// else why it is refused.
-std::string settle_option(const Mount& m, const std::string& item) {
+// mount already has (mount(8) repeats the fstab line) or can change now
+// (*changed set), else why it is refused.
+std::string settle_option(const Mount& m, const std::string& item, bool* changed) {
   const MountOptions& now = m.opts;
   MountOptions want = now;
   want.branches.clear();
@@ -126,6 +127,7 @@ std::string settle_option(const Mount& m, const std::string& item) {
     want.verbose = now.verbose;
     if (want == now) {
       if (!now.debug) spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
+      *changed = true;
       return {};
     }
   }
@@ -173,18 +175,22 @@ Status remount_request(Mount& m, std::string spec, const Ctx& ctx, std::string& 
     return Errno{EPERM};
   }
   std::string branch_items;
+  bool option_changed = false;
   for (const std::string& item : split_options(spec)) {
     if (item.empty() || is_mount_helper_option(item)) continue;
     if (is_branch_item(item)) {
       // Quoted whole: a branch path may hold a comma.
       branch_items += (branch_items.empty() ? "" : ",") + ("\"" + item + "\"");
-    } else if (why = settle_option(m, item); !why.empty()) {
+    } else if (why = settle_option(m, item, &option_changed); !why.empty()) {
       return Errno{EINVAL};
     }
   }
   std::vector<BranchOp> ops;
   if (why = parse_branch_ops(branch_items, m.ro(), ops); !why.empty()) return Errno{EINVAL};
-  return change_branches(m, ops, &why);
+  Status st = change_branches(m, ops, &why);
+  // An option changed at run time (verbose) is a change.
+  if (st.ok() && option_changed && why.starts_with("nothing changed")) why.clear();
+  return st;
 }
 
 
@@ -336,6 +342,11 @@ Status control_setxattr(Mount& m, std::string_view key, const void* val, size_t 
   }
   if (!st.ok()) {
     if (why.empty()) why = std::strerror(st.err());
+    if (!token.empty()) remember_reason(m, std::string(token), std::move(why));
+  } else if (!why.empty()) {
+    // A note on a request that went through (nothing changed, ...): the
+    // caller reads it the same way.
+    spdlog::info("{}", why);
     if (!token.empty()) remember_reason(m, std::string(token), std::move(why));
   }
   return st;

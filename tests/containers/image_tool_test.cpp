@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <functional>
 
-#include "container_support.hpp"
+#include "image_tool_fixture.hpp"
 
 #if AUFS_HAVE_NLOHMANN
 #include <nlohmann/json.hpp>
@@ -25,72 +25,6 @@ namespace aufs::ct {
 namespace {
 
 using namespace aufs::mt;
-
-class ImageTool : public MountTest {
- protected:
-  void SetUp() override {
-    MountTest::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (layers hold files of other owners)";
-    if (image_tool().empty() || ::access(image_tool().c_str(), X_OK) != 0)
-      GTEST_SKIP() << "aufs-fuse-image not built (needs libarchive-dev, libssl-dev, "
-                      "nlohmann-json3-dev); AUFS_FUSE_IMAGE_BIN unset";
-    if (!which("umoci")) GTEST_SKIP() << "umoci not installed (Debian package umoci)";
-    if (!which("busybox")) GTEST_SKIP() << "busybox not installed (Debian package busybox-static)";
-  }
-  void TearDown() override {
-    // Mounts made by the tool are daemonized: unmount any left below root.
-    if (!root().empty()) {
-      for (auto& e : mounts_under(root())) {
-        ADD_FAILURE() << "mount left behind on " << e.mount_point;
-        SysMountGuard g(e.mount_point);
-      }
-    }
-    MountTest::TearDown();
-  }
-
-  void must(const std::vector<std::string>& argv) {
-    auto r = run(argv, root(), 120000);
-    ASSERT_TRUE(r.ok()) << r;
-  }
-  void must_sh(const std::string& cmd) {
-    auto r = sh(cmd, root(), 120000);
-    ASSERT_TRUE(r.ok()) << cmd << "\n" << r;
-  }
-
-  // img:l1 = busybox root; img:v2 = l1 + a layer with a deletion, a new
-  // directory, a hard link and a symlink.
-  void build_image() {
-    must({"umoci", "init", "--layout", "img"});
-    must({"umoci", "new", "--image", "img:base"});
-    must({"umoci", "unpack", "--image", "img:base", "bundle"});
-    ASSERT_EQ(make_busybox_root(p("bundle/rootfs")), "");
-    must({"umoci", "repack", "--refresh-bundle", "--image", "img:l1", "bundle"});
-    must_sh(R"(set -e; cd bundle/rootfs
-rm bin/vi etc/motd
-mkdir -p srv/app; echo app > srv/app/conf; ln srv/app/conf srv/app/conf.hard
-ln -s app/conf srv/conf.link
-echo 'app:x:100:100::/srv/app:/bin/sh' >> etc/passwd
-)");
-    must({"umoci", "repack", "--refresh-bundle", "--image", "img:v2", "bundle"});
-  }
-
-  RunResult tool(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {image_tool()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, root(), 120000);
-  }
-
-  void umount_tool_mount(const std::string& mnt) {
-    auto r = run({"umount", mnt});
-    EXPECT_TRUE(r.ok()) << r;
-    EXPECT_TRUE(wait_daemons_gone(mnt, 10000)) << "daemon of " << mnt << " still running";
-  }
-
-  std::vector<std::string> store_entries(const std::string& store) {
-    return list_dir(store + "/sha256");
-  }
-};
 
 TEST_F(ImageTool, MountsAnImageAndExtractsEachLayerOnce) {
   build_image();
@@ -110,7 +44,9 @@ TEST_F(ImageTool, MountsAnImageAndExtractsEachLayerOnce) {
   EXPECT_EQ(diff_trees(scan_tree(p("flat/rootfs")), scan_tree(m())), "");
   EXPECT_EQ(link_groups(scan_tree(m())).size(), 1u);
   EXPECT_EQ(store_entries(store).size(), 2u);
-  std::string store_before = snapshot(store);
+  // The layers (images/ records which images used the store).
+  auto layers_of = [&] { return snapshot(store + "/sha256") + snapshot(store + "/diff_ids"); };
+  std::string store_before = layers_of();
 
   // Same image again: nothing extracted, the store untouched.
   r = tool({"--store", store, "--rw", p("rw2"), "-o", "threads=2", "img:v2", p("mnt2")});
@@ -118,13 +54,13 @@ TEST_F(ImageTool, MountsAnImageAndExtractsEachLayerOnce) {
   ASSERT_TRUE(r.ok()) << r;
   EXPECT_NE(r.err.find("layers: 0 extracted, 2 reused"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(": extracted ("), std::string::npos) << r.err;
-  EXPECT_EQ(snapshot(store), store_before);
+  EXPECT_EQ(layers_of(), store_before);
   // Another image sharing the base layer: nothing extracted either.
   r = tool({"--store", store, "-o", "threads=2", "img:l1", p("mnt3")});
   SysMountGuard g3(p("mnt3"));
   ASSERT_TRUE(r.ok()) << r;
   EXPECT_NE(r.err.find("layers: 0 extracted, 1 reused"), std::string::npos) << r.err;
-  EXPECT_EQ(snapshot(store), store_before);
+  EXPECT_EQ(layers_of(), store_before);
 
   // The containers are separate; the image-only mount is read-only.
   ASSERT_TRUE(write_file(p("mnt2/srv/app/conf"), "changed\n"));
@@ -139,7 +75,7 @@ TEST_F(ImageTool, MountsAnImageAndExtractsEachLayerOnce) {
   umount_tool_mount(m());
   umount_tool_mount(p("mnt2"));
   umount_tool_mount(p("mnt3"));
-  EXPECT_EQ(snapshot(store), store_before) << "the layer store was modified through a mount";
+  EXPECT_EQ(layers_of(), store_before) << "the layer store was modified through a mount";
 }
 
 // The mount point and -o are checked before any layer is read, so a typo

@@ -209,3 +209,24 @@ TEST_F(UnionTest, ControlFileStatsComeFromTheFuseLayer) {
 }
 
 }  // namespace aufs::test
+
+// A change that changes nothing, or leaves no writable branch, comes back
+// with a note for the user (the tools print it); a plain change with none.
+TEST_F(UnionTest, BranchChangeNotesSayWhatHappened) {
+  make_branches({"rw", "ro"});
+  mount();
+  std::string msg;
+  ASSERT_TRUE(change(*fs, "append:" + br(1), &msg).ok());
+  EXPECT_EQ(msg, "nothing changed: branch '" + br(1) + "' is branch 1 already: not added again");
+  ASSERT_TRUE(change(*fs, "del:" + br(1) + "-none", &msg).ok());
+  EXPECT_EQ(msg, "nothing changed: no branch '" + br(1) + "-none': nothing deleted");
+  ASSERT_TRUE(change(*fs, "mod:" + br(1) + "=ro", &msg).ok());
+  EXPECT_EQ(msg, "nothing changed: branch '" + br(1) + "' is ro already");
+  std::string before = branch_list(*fs);
+  ASSERT_TRUE(change(*fs, "mod:" + br(1) + "=ro+wh", &msg).ok());
+  EXPECT_EQ(msg, "");
+  EXPECT_NE(branch_list(*fs), before);
+  ASSERT_TRUE(change(*fs, "del:" + br(0), &msg).ok());
+  EXPECT_EQ(msg, "no writable branch is left: writes fail (EROFS) until one is added");
+  EXPECT_EQ(create("n"), EROFS);
+}

@@ -9,7 +9,7 @@
 
 #include <algorithm>
 
-#include "mount_fixture.hpp"
+#include "tools_support.hpp"
 
 namespace aufs::mt {
 namespace {
@@ -87,6 +87,59 @@ TEST_F(BranchLockTest, SecondWriterIsRefusedUntilTheFirstIsGone) {
   r = run({"umount", p("mnt2")});
   EXPECT_TRUE(r.ok()) << r;
   EXPECT_TRUE(wait_daemons_gone(p("mnt2")));
+}
+
+// rw+shared: mounts that all ask for it write one branch together; a plain
+// rw mount of it is still refused, either way round, and so is --fix.
+TEST_F(BranchLockTest, SharedBranchIsWrittenByMountsThatAllAskForIt) {
+  SysMountGuard g1(m()), g2(p("mnt2"));
+  mkdirs(p("mnt3"));
+  SysMountGuard g3(p("mnt3"));
+  // A plain rw holder refuses a shared one.
+  auto r = start(p("rw") + ":" + p("l1") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  r = start(p("rw") + "=rw+shared:" + p("l1") + "=ro", p("mnt2"));
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("unless each of them gives it as rw+shared"), std::string::npos) << r;
+  EXPECT_FALSE(in_proc_mounts(p("mnt2")));
+  ASSERT_TRUE(run({"umount", m()}).ok());
+  ASSERT_TRUE(wait_daemons_gone(m()));
+
+  // Two shared mounts: both write, each sees the other's files.
+  r = start(p("rw") + "=rw+shared:" + p("l1") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  r = start(p("rw") + "=rw+shared:" + p("other") + "=ro", p("mnt2"));
+  ASSERT_TRUE(r.ok()) << r;
+  ASSERT_TRUE(write_file(m("from1.txt"), "one\n"));
+  ASSERT_TRUE(write_file(p("mnt2/from2.txt"), "two\n"));
+  EXPECT_EQ(read_file(p("rw/from1.txt")), "one\n");
+  EXPECT_EQ(read_file(p("rw/from2.txt")), "two\n");
+  EXPECT_EQ(read_file(p("mnt2/from1.txt")), "one\n");
+  EXPECT_EQ(read_file(m("from2.txt")), "two\n");
+  EXPECT_EQ(ctl_info(m())["branches"][0]["perm"], "rw+shared");
+  // A plain rw third mount, and --fix, are refused while they write it.
+  r = start(p("rw") + ":" + p("l1") + "=ro", p("mnt3"));
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(one_line(r, "aufs-fuse: branch '" + p("rw") + "' is written by ")) << r;
+  EXPECT_FALSE(in_proc_mounts(p("mnt3")));
+  r = run({tool_binary("AUFS_FUSE_CHECK_BIN", "aufs-fuse-check"), "--fix", p("rw")});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  // The kind of lock does not change under a writable branch.
+  r = run({tool_binary("AUFSCTL_BIN", "aufsctl"), m(), "mod", p("rw") + "=rw"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("'shared' cannot change while it is writable"), std::string::npos) << r;
+  for (const std::string& mnt : {m(), p("mnt2")}) {
+    r = run({"umount", mnt});
+    EXPECT_TRUE(r.ok()) << r;
+    EXPECT_TRUE(wait_daemons_gone(mnt));
+  }
+  // Alone again: a plain rw mount takes it.
+  r = start(p("rw") + ":" + p("l1") + "=ro", p("mnt3"));
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(read_file(p("mnt3/from2.txt")), "two\n");
+  r = run({"umount", p("mnt3")});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(wait_daemons_gone(p("mnt3")));
 }
 
 }  // namespace

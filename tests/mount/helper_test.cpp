@@ -122,6 +122,8 @@ TEST_F(Helper, FuseAufsFuseTypeThroughMountFuse3) {
     r = run({"umount", m()});
     EXPECT_TRUE(r.ok()) << r;
     EXPECT_FALSE(in_proc_mounts(m()));
+    // The daemon exits after umount returns; until then it holds rw's lock.
+    EXPECT_TRUE(wait_daemons_gone(m()));
   }
   {
     // The SOURCE field as the branch list (handy in fstab).
@@ -215,6 +217,28 @@ TEST_F(Helper, MissingBranchIsOneLineAndNoMount) {
   r = run({"mount", "-t", "aufs", "-o", "dirs=./no-such-top", "none", "./mnt"}, root());
   expect_refused(r, "no-such-top");
   EXPECT_EQ(snapshot(p("rw")) + snapshot(p("l1")), before);
+}
+
+// nofail in an explicit command: the failure is still reported with
+// mount(8)'s failure status (mount.fuse3 ignores nofail too), and one line
+// says that nothing was mounted.
+TEST_F(Helper, NofailSaysNothingWasMountedAndFails) {
+  make_small_layers();
+  std::string before = snapshot(p("rw")) + snapshot(p("l1"));
+  SysMountGuard guard(m());
+  auto r = run({"mount", "-t", "aufs", "-o", "nofail,br=./rw:./no-such-layer=ro+wh:./l1", "none",
+                "./mnt"},
+               root());
+  EXPECT_EQ(r.exit_code, 32) << r;
+  EXPECT_NE(r.err.find("no-such-layer"), std::string::npos) << r;
+  EXPECT_NE(r.err.find("mount.aufs: nothing was mounted on "), std::string::npos) << r;
+  EXPECT_FALSE(in_proc_mounts(m()));
+  EXPECT_EQ(snapshot(p("rw")) + snapshot(p("l1")), before);
+  // Without nofail the same failure has no such line.
+  r = run({"mount", "-t", "aufs", "-o", "br=./rw:./no-such-layer=ro+wh:./l1", "none", "./mnt"},
+          root());
+  EXPECT_EQ(r.exit_code, 32) << r;
+  EXPECT_EQ(r.err.find("nothing was mounted"), std::string::npos) << r;
 }
 
 TEST_F(Helper, BadRemountAddIndexIsOneLineAndChangesNothing) {

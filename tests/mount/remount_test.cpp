@@ -378,6 +378,37 @@ TEST_F(Remount, OtherOptionsAreKeptChangedOrRefusedWithTheReason) {
   sys_umount();
 }
 
+// A request that changes nothing says so in one line, through both tools,
+// and exits 0; so does a change that leaves no writable branch.
+TEST_F(Remount, NoOpsAndTheLastWritableBranchSayWhatHappened) {
+  ASSERT_NO_FATAL_FAILURE(sys_mount(p("rw") + ":" + p("l1") + "=ro+wh"));
+  auto before = ctl_info(m());
+  auto said = [&](const RunResult& r, const std::string& prefix, const std::string& what) {
+    EXPECT_EQ(r.exit_code, 0) << r;
+    EXPECT_EQ(r.err, prefix + m() + ": " + what + "\n") << r;
+  };
+  const std::string again = "nothing changed: branch '" + p("l1") + "' is branch 1 already: not added again";
+  said(remount("append:" + p("l1")), "mount.aufs: ", again);
+  said(run({aufsctl_binary(), m(), "append", p("l1")}), "aufsctl: ", again);
+  said(remount("del:" + p("nowhere")), "mount.aufs: ",
+       "nothing changed: no branch '" + p("nowhere") + "': nothing deleted");
+  said(run({aufsctl_binary(), m(), "mod", p("l1") + "=ro+wh"}), "aufsctl: ",
+       "nothing changed: branch '" + p("l1") + "' is ro+wh already");
+  for (const char* same : {"rw", "udba=reval"})
+    said(remount(same), "mount.aufs: ", "nothing changed: the mount has these branches and options already");
+  EXPECT_EQ(ctl_info(m())["generation"], before["generation"]);
+  EXPECT_EQ(branch_rows(ctl_info(m())), branch_rows(before));
+  // A change that happens says nothing, unless it leaves no writable branch.
+  mkdirs(p("extra"));
+  auto r = remount("append:" + p("extra"));
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.err, "") << r;
+  said(run({aufsctl_binary(), m(), "del", p("rw")}), "aufsctl: ",
+       "no writable branch is left: writes fail (EROFS) until one is added");
+  EXPECT_ERRNO(EROFS, ::open(m("new.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  sys_umount();
+}
+
 // A mount made read-only (-o ro) is made writable by the helper alone: it
 // clears the kernel flag before it asks the daemon.
 TEST_F(Remount, ReadOnlyMountBecomesWritableThroughTheHelper) {

@@ -42,6 +42,16 @@ TEST(Options, PermsAndAttrs) {
   EXPECT_FALSE(r.opts.branches[3].wh_able());
 }
 
+TEST(Options, SharedAttributeOnRwBranchesOnly) {
+  auto r = parse({"-o", "br=/a=rw+shared:/b=ro+shared", "m"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.opts.branches[0].shared);
+  EXPECT_EQ(format_perm(r.opts.branches[0]), "rw+shared");
+  EXPECT_FALSE(r.opts.branches[1].shared);
+  EXPECT_EQ(r.opts.notices,
+            std::vector<std::string>{"branch '/b': attribute 'shared' ignored on a read-only branch"});
+}
+
 TEST(Options, InvalidAttrForPermIsDroppedWithNotice) {
   auto r = parse({"-o", "br=/a=rw+wh:/b=ro+nolwh", "m"});
   ASSERT_TRUE(r.ok()) << r.error;

@@ -61,8 +61,11 @@ class Sha256 {
 std::string digest_hex(const std::string& digest);
 // Reads a blob of the layout whole, checking its digest and size.
 std::string read_blob(const std::string& layout, const json& desc);
-// Checks a (possibly large) blob file against its digest and size by streaming.
-void verify_blob_file(const std::string& path, const std::string& digest, long long size);
+class Progress;
+// Checks a (possibly large) blob file against its digest and size by
+// streaming; the bytes read go to `progress` when given.
+void verify_blob_file(const std::string& path, const std::string& digest, long long size,
+                      Progress* progress = nullptr);
 
 // ---------------------------------------------------------------- paths
 
@@ -101,6 +104,24 @@ std::pair<std::string, std::string> split_image_ref(const std::string& ref);
 
 // ---------------------------------------------------------------- store
 
+// The store's lock (STORE/.lock): held by an extraction, by the record of
+// an image's use, and by gc for its whole run.
+class StoreLock {
+ public:
+  explicit StoreLock(const std::string& store);
+  ~StoreLock();
+  StoreLock(const StoreLock&) = delete;
+  StoreLock& operator=(const StoreLock&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// STORE/images/<key>.json: an image whose layers the store holds (its
+// layout and manifest digest), written by ensure_image_layers() once the
+// layers are in; `ls` and `gc` read them.
+
 std::string diff_id_mismatch(const std::string& digest, const std::string& actual,
                              const std::string& expected);
 std::string read_diff_id_record(const std::string& path);
@@ -132,5 +153,10 @@ std::string daemon_path(const std::string& given);
 
 int diff_main(const std::vector<std::string>& args);
 int commit_main(const std::vector<std::string>& args);
+
+// ---------------------------------------------------------------- ls, gc
+
+int ls_main(const std::vector<std::string>& args);
+int gc_main(const std::vector<std::string>& args);
 
 }  // namespace aufs_image

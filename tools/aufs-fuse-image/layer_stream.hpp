@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "image.hpp"
+#include "progress.hpp"
 
 namespace aufs_image {
 
@@ -23,7 +24,9 @@ namespace aufs_image {
 // that were extracted.
 class LayerStream {
  public:
-  explicit LayerStream(const std::string& blob) : blob_(blob) {
+  // The blob's bytes read go to `progress` when given.
+  explicit LayerStream(const std::string& blob, Progress* progress = nullptr)
+      : blob_(blob), progress_(progress) {
     fd_ = ::open(blob.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) throw Error("cannot open blob " + blob + ": " + std::strerror(errno));
     raw_ = archive_read_new();
@@ -80,6 +83,7 @@ class LayerStream {
         return -1;
       }
       s->compressed_.update(s->in_.data(), static_cast<size_t>(n));
+      if (s->progress_) s->progress_->add(n);
       *buf = s->in_.data();
       return n;
     }
@@ -90,6 +94,7 @@ class LayerStream {
   }
 
   std::string blob_;
+  Progress* progress_;
   int fd_ = -1;
   struct archive* raw_ = nullptr;
   std::vector<char> in_ = std::vector<char>(1 << 16);

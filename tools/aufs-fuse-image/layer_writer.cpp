@@ -131,21 +131,6 @@ struct archive_entry* header_of(const LayerEntry& le) {
 
 }  // namespace
 
-Progress::Progress(long long total) : total_(total), tty_(::isatty(2) && !g_quiet) {}
-
-void Progress::add(long long n) {
-  done_ += n;
-  if (!tty_) return;
-  int pct = total_ > 0 ? static_cast<int>(done_ * 100 / total_) : 100;
-  if (pct == shown_) return;
-  shown_ = pct;
-  std::string bar(30, ' ');
-  std::fill(bar.begin(), bar.begin() + pct * 30 / 100, '#');
-  std::fprintf(stderr, "\r[%s] %3d%% %lld/%lld MiB", bar.c_str(), pct, done_ >> 20,
-               total_ >> 20);
-  if (done_ >= total_) std::fputc('\n', stderr);
-}
-
 LayerBlob write_layer(const std::vector<LayerEntry>& entries, const std::string& tmp_path,
                       bool zstd, Progress& progress) {
   Sink s;

@@ -5,21 +5,9 @@
 #include <vector>
 
 #include "changes.hpp"
+#include "progress.hpp"
 
 namespace aufs_image {
-
-// Bytes of file data read: a bar on a terminal, nothing otherwise (the
-// steps are reported by note()).
-class Progress {
- public:
-  explicit Progress(long long total);
-  void add(long long n);
-
- private:
-  long long total_, done_ = 0;
-  bool tty_;
-  int shown_ = -1;
-};
 
 struct LayerBlob {
   std::string digest;   // sha256 of the compressed blob

@@ -17,11 +17,13 @@
 //
 //   aufs-fuse-image diff MNT|BRANCH          (docker diff)
 //   aufs-fuse-image commit MNT|BRANCH ...    (docker commit)
+//   aufs-fuse-image ls | gc                  (the layer store)
 //
 // Parts: oci.cpp (layouts, digests), store.cpp + layer_stream.hpp (layer
 // store, extraction), paths.cpp, mount.cpp (the mount command), target.cpp
 // (the branches behind MNT|BRANCH), changes.cpp (a branch as layer
-// entries), layer_writer.cpp (reproducible tar), commit.cpp (diff, commit).
+// entries), layer_writer.cpp (reproducible tar), commit.cpp (diff, commit),
+// store_admin.cpp (ls, gc).
 #include <cstdio>
 
 #include "aufs_fuse/version.hpp"
@@ -48,6 +50,8 @@ int main(int argc, char** argv) {
   try {
     if (!args.empty() && args[0] == "diff") return diff_main({args.begin() + 1, args.end()});
     if (!args.empty() && args[0] == "commit") return commit_main({args.begin() + 1, args.end()});
+    if (!args.empty() && args[0] == "ls") return ls_main({args.begin() + 1, args.end()});
+    if (!args.empty() && args[0] == "gc") return gc_main({args.begin() + 1, args.end()});
     return mount_main(args);
   } catch (const json::exception& e) {
     std::fprintf(stderr, "aufs-fuse-image: malformed image metadata: %s\n", e.what());

@@ -23,6 +23,7 @@ namespace {
 
 const char* kUsage =
     "usage: aufs-fuse-image [OPTIONS] LAYOUT[:TAG] MOUNTPOINT\n"
+    "       aufs-fuse-image diff|commit|ls|gc ...  (see aufs-fuse-image(8))\n"
     "Mounts the OCI image TAG of the image layout LAYOUT on MOUNTPOINT with aufs-fuse.\n"
     "  --rw DIR        writable branch on top (default: read-only mount)\n"
     "  --store DIR     layer store (default $AUFS_FUSE_LAYER_STORE or /var/lib/aufs-fuse/layers)\n"

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "image.hpp"
+#include "progress.hpp"
 
 namespace aufs_image {
 
@@ -44,7 +45,8 @@ std::string read_blob(const std::string& layout, const json& desc) {
 }
 
 // Checks a (possibly large) blob file against its digest and size by streaming.
-void verify_blob_file(const std::string& path, const std::string& digest, long long size) {
+void verify_blob_file(const std::string& path, const std::string& digest, long long size,
+                      Progress* progress) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open blob " + path + ": " + std::strerror(errno));
   Sha256 h;
@@ -60,6 +62,7 @@ void verify_blob_file(const std::string& path, const std::string& digest, long l
     if (n == 0) break;
     h.update(buf.data(), static_cast<size_t>(n));
     total += n;
+    if (progress) progress->add(n);
   }
   ::close(fd);
   if (h.hex() != digest_hex(digest)) throw Error("digest mismatch for layer " + digest);

@@ -13,9 +13,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "image.hpp"
 #include "layer_stream.hpp"
+#include "progress.hpp"
 
 namespace aufs_image {
 namespace {
@@ -136,14 +138,7 @@ std::pair<std::string, bool> ensure_layer(const std::string& layout, const std::
   if (in_store() && read_diff_id_record(record) == diff_id) return {final_dir, false};
   // One extraction at a time per store; the directory appears atomically
   // (rename) once complete, so a crash leaves only a temporary.
-  std::string lock_path = store + "/.lock";
-  int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock < 0) throw Error("cannot open " + lock_path + ": " + std::strerror(errno));
-  ::flock(lock, LOCK_EX);
-  struct Unlock {
-    int fd;
-    ~Unlock() { ::close(fd); }
-  } unlock{lock};
+  StoreLock lock(store);
   std::string blob = layout + "/blobs/sha256/" + hex;
   if (in_store()) {
     std::string known = read_diff_id_record(record);
@@ -160,7 +155,12 @@ std::pair<std::string, bool> ensure_layer(const std::string& layout, const std::
     if (known != diff_id) throw Error(diff_id_mismatch(digest, known, diff_id));
     return {final_dir, false};
   }
-  verify_blob_file(blob, digest, size);
+  // On a terminal, a bar of the blob's bytes: read once to verify, once
+  // to extract.
+  struct stat bst;
+  long long blob_bytes = size >= 0 ? size : ::stat(blob.c_str(), &bst) == 0 ? bst.st_size : 0;
+  Progress progress(2 * blob_bytes, "layer " + digest.substr(0, 19));
+  verify_blob_file(blob, digest, size, &progress);
   // Under the lock no other extraction runs: a temporary of this layer is
   // what a crashed run left.
   std::string prefix = ".tmp-" + hex + "-";
@@ -173,7 +173,7 @@ std::pair<std::string, bool> ensure_layer(const std::string& layout, const std::
   }
   std::string tmp = store + "/sha256/" + prefix + std::to_string(::getpid());
   try {
-    LayerStream stream(blob);
+    LayerStream stream(blob, &progress);
     long n = extract_layer(stream, blob, tmp);
     // Digests of exactly the bytes extracted (the blob could have changed
     // since verify_blob_file()).
@@ -183,7 +183,7 @@ std::pair<std::string, bool> ensure_layer(const std::string& layout, const std::
     if ("sha256:" + uncompressed != diff_id)
       throw Error(diff_id_mismatch(digest, "sha256:" + uncompressed, diff_id));
     write_diff_id_record(record, diff_id);
-    ::fsync(lock);
+    ::fsync(lock.fd());
     if (::rename(tmp.c_str(), final_dir.c_str()) < 0)
       throw Error("rename into the store: " + std::string(std::strerror(errno)));
     note("layer " + digest + ": extracted (" + std::to_string(n) + " entries, diff_id " +
@@ -195,21 +195,66 @@ std::pair<std::string, bool> ensure_layer(const std::string& layout, const std::
   return {final_dir, true};
 }
 
+StoreLock::StoreLock(const std::string& store) {
+  std::string path = store + "/.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
+  while (::flock(fd_, LOCK_EX) < 0 && errno == EINTR) {
+  }
+}
+
+StoreLock::~StoreLock() { ::close(fd_); }
+
+// Records the image (see record_image_use) if all its layers are still in
+// the store; false if gc removed one since they were looked for.
+bool record_image_use(const std::string& store, const std::string& layout, const Image& img,
+                      const std::vector<std::string>& dirs) {
+  mkdir_p(store + "/images", 0755);
+  // One record per (layout, manifest): the same image in two layouts is
+  // two uses, either keeps its layers.
+  Sha256 key;
+  std::string id = layout + "\n" + img.manifest_digest;
+  key.update(id.data(), id.size());
+  json rec = {{"layout", layout}, {"manifest", img.manifest_digest}, {"layers", img.layer_digests}};
+  // Under the lock gc is not running: it has finished (the layers are
+  // checked here) or starts later and sees the record.
+  StoreLock lock(store);
+  for (auto& d : dirs) {
+    struct stat st;
+    if (::lstat(d.c_str(), &st) != 0) return false;
+  }
+  std::string path = store + "/images/" + key.hex() + ".json", text = rec.dump(2) + "\n";
+  // Reusing an image leaves the store as it was.
+  std::ifstream old(path);
+  std::string have((std::istreambuf_iterator<char>(old)), std::istreambuf_iterator<char>());
+  if (have != text) write_file_atomic(path, text);
+  return true;
+}
+
 std::vector<std::string> ensure_image_layers(const std::string& layout, const std::string& store,
                                              const Image& img) {
   mkdir_p(store + "/sha256", 0755);
   mkdir_p(store + "/diff_ids", 0755);
   int extracted = 0, reused = 0;
   std::vector<std::string> dirs;
-  for (size_t i = 0; i < img.layer_digests.size(); ++i) {
-    auto [dir, fresh] = ensure_layer(layout, store, img.layer_digests[i], img.layer_sizes[i],
-                                     img.diff_ids[i]);
-    dirs.push_back(dir);
-    (fresh ? extracted : reused)++;
+  // An image is recorded once all its layers are in (a refused image
+  // leaves no record); a gc in between makes the layers be looked for again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    dirs.clear();
+    for (size_t i = 0; i < img.layer_digests.size(); ++i) {
+      auto [dir, fresh] = ensure_layer(layout, store, img.layer_digests[i], img.layer_sizes[i],
+                                       img.diff_ids[i]);
+      dirs.push_back(dir);
+      (fresh ? extracted : reused)++;
+    }
+    if (record_image_use(store, layout, img, dirs)) {
+      note("layers: " + std::to_string(extracted) + " extracted, " + std::to_string(reused) +
+           " reused from " + store);
+      return dirs;
+    }
   }
-  note("layers: " + std::to_string(extracted) + " extracted, " + std::to_string(reused) +
-       " reused from " + store);
-  return dirs;
+  throw Error("the layers of " + img.manifest_digest + " keep being removed from " + store +
+              " (gc running?)");
 }
 
 }  // namespace aufs_image

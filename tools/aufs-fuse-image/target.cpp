@@ -19,6 +19,22 @@
 namespace aufs_image {
 namespace {
 
+std::string strip_slash(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+// "STORE/sha256/<hex>" -> "sha256:<hex>"; "" for other paths.
+std::string layer_digest_of(const std::string& dir) {
+  auto slash = dir.rfind('/');
+  std::string hex = dir.substr(slash + 1);
+  std::string parent = dir.substr(0, slash);
+  if (!parent.ends_with("/sha256") || hex.size() != 64) return "";
+  return "sha256:" + hex;
+}
+
+}  // namespace
+
 // The state of an aufs-fuse mount, from its control file.
 std::optional<json> mount_info(const std::string& mnt) {
   std::string ctl = mnt + "/" + std::string(aufs::kControlName);
@@ -58,22 +74,6 @@ std::vector<std::string> aufs_mounts() {
   }
   return out;
 }
-
-std::string strip_slash(std::string p) {
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  return p;
-}
-
-// "STORE/sha256/<hex>" -> "sha256:<hex>"; "" for other paths.
-std::string layer_digest_of(const std::string& dir) {
-  auto slash = dir.rfind('/');
-  std::string hex = dir.substr(slash + 1);
-  std::string parent = dir.substr(0, slash);
-  if (!parent.ends_with("/sha256") || hex.size() != 64) return "";
-  return "sha256:" + hex;
-}
-
-}  // namespace
 
 Target resolve_target(const TargetArgs& a) {
   Target t;

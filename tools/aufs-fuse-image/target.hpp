@@ -23,6 +23,12 @@ struct Target {
   bool have_image = false;
 };
 
+// The state of an aufs-fuse mount, from its control file; nullopt if `mnt`
+// is none.
+std::optional<json> mount_info(const std::string& mnt);
+// Mount points of fuse.aufs mounts (/proc/self/mountinfo).
+std::vector<std::string> aufs_mounts();
+
 // Throws Error when the branches or the image cannot be found.
 Target resolve_target(const TargetArgs& a);
 
