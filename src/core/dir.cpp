@@ -175,6 +175,7 @@ Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view n
     return Errno{s.err()};
   }
   AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(dpfd.get(), nm));
+  union_nlink(m, dpfd.get(), nm, st);
   m.tree.add_name(n, p, nm);
   m.tree.table.add_ref(n, 1);
   Entry e{n->id, present(*n, st)};
@@ -197,10 +198,23 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
   std::string nm(name);
   NodePtr victim = m.tree.table.by_ino(r.hits[0].ino);
   keep_orphan(m, *bs, victim);
+  // A lower name of a pseudo-linked inode leaves the union: one link less
+  // than its upper inode's count says (ino.hpp).
+  const int broot = (*bs)[static_cast<size_t>(bw)].root.get();
+  bool plinked = false;
+  if (top != bw && r.hits[0].st.st_nlink > 1) {
+    auto a = add_plink_nlink(m, broot, r.hits[0].ino, -1);
+    if (!a.ok()) {
+      drop_orphan(victim);
+      return Errno{a.err()};
+    }
+    plinked = a.value();
+  }
   // No KeepTimes here: the whiteout and the removal are the user's change,
   // and POSIX has unlink update the parent's mtime and ctime.
   if (need_wh) {
     if (auto s = make_whiteout(m, *bs, bw, pfd.get(), nm); !s.ok()) {
+      if (plinked) (void)add_plink_nlink(m, broot, r.hits[0].ino, +1);
       drop_orphan(victim);
       return s;
     }
@@ -221,8 +235,12 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
     auto up = sys::lstat_at(pfd.get(), nm);
     if (up.ok() && !S_ISDIR(up->st_mode) &&
         ino_at(m, *bs, bw, pfd.get(), nm, up.value()) == r.hits[0].ino) {
-      if (sys::unlink_at(pfd.get(), nm, 0).ok() && up->st_nlink <= 1)
-        m.xino.unalias_if((*bs)[static_cast<size_t>(bw)].seed, up->st_ino, r.hits[0].ino);
+      if (sys::unlink_at(pfd.get(), nm, 0).ok()) {
+        // The upper count went down instead.
+        if (plinked) (void)add_plink_nlink(m, broot, r.hits[0].ino, +1);
+        if (up->st_nlink <= 1)
+          m.xino.unalias_if((*bs)[static_cast<size_t>(bw)].seed, up->st_ino, r.hits[0].ino);
+      }
     }
   }
   p->dir_gen++;

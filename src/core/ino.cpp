@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <cstring>
 
 #include "aufs_fuse/creds.hpp"
 #include "aufs_fuse/sys.hpp"
+#include "core/util.hpp"
 
 namespace aufs::core {
 
@@ -52,6 +54,57 @@ bool is_internal_xattr(std::string_view key) {
 }
 
 std::string plink_name(uint64_t ino) { return std::string(wh::kPlink) + "/" + std::to_string(ino); }
+
+namespace {
+// The stored difference (a decimal text, "-1"); 0 without one.
+int stored_nlink_diff(const Mount& m, int fd, const std::string& name) {
+  auto x = sys::getxattr_at(fd, name, m.nlink_key.c_str(), 16);
+  if (!x.ok() || x->empty()) return 0;
+  int v = 0;
+  auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), v);
+  return ec == std::errc() && end == x->data() + x->size() ? v : 0;
+}
+}  // namespace
+
+void union_nlink(const Mount& m, int fd, const std::string& name, struct stat& st, bool plinked) {
+  // Only an inode with other links can have been pseudo-linked.
+  if (S_ISDIR(st.st_mode) || (st.st_nlink <= 1 && !plinked) || m.nlink_key.empty()) return;
+  long n = static_cast<long>(st.st_nlink) + stored_nlink_diff(m, fd, name);
+  // A count the branch contradicts (edited behind the union's back): the
+  // upper inode's own.
+  if (n >= 1) st.st_nlink = static_cast<nlink_t>(n);
+}
+
+void union_nlink_at(const Mount& m, int root, const std::string& rel, struct stat& st) {
+  bool plinked = rel.starts_with(std::string(wh::kPlink) + "/");
+  if (S_ISDIR(st.st_mode) || (st.st_nlink <= 1 && !plinked) || m.nlink_key.empty()) return;
+  auto fd = sys::open_beneath(root, rel, O_PATH | O_NOFOLLOW);
+  if (fd.ok()) union_nlink(m, fd->get(), "", st, plinked);
+}
+
+Status add_nlink(Mount& m, int fd, const std::string& name, int delta) {
+  if (m.nlink_key.empty() || delta == 0) return {};
+  std::lock_guard<std::mutex> g(m.nlink_mu);
+  int v = stored_nlink_diff(m, fd, name) + delta;
+  char buf[16];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  auto s = v == 0 ? sys::removexattr_at(fd, name, m.nlink_key.c_str())
+                  : sys::setxattr_at(fd, name, m.nlink_key.c_str(), buf, static_cast<size_t>(end - buf), 0);
+  if (s.ok() || s.err() == ENODATA || s.err() == ENOTSUP || s.err() == EOPNOTSUPP || s.err() == EPERM)
+    return {};
+  return s;
+}
+
+Result<bool> add_plink_nlink(Mount& m, int root, uint64_t ino, int delta) {
+  auto fd = sys::open_beneath(root, plink_name(ino), O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) {
+    if (absent(fd.err())) return false;
+    return Errno{fd.err()};
+  }
+  AUFS_TRY(add_nlink(m, fd->get(), "", delta));
+  return true;
+}
 
 struct stat present(const Node& n, const struct stat& st) {
   struct stat out = st;

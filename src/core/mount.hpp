@@ -59,6 +59,8 @@ struct Mount {
   uid_t owner = 0;           // who mounted: may change branches
   bool persist_ino = true;   // record inode numbers on copied-up entries
   std::string ino_key;       // xattr holding a copied-up entry's inode number
+  std::string nlink_key;     // xattr holding a pseudo-linked inode's link count offset
+  std::mutex nlink_mu;       // one read-modify-write of nlink_key at a time (a leaf)
   struct timespec started {};
   std::unique_ptr<BranchWatcher> watcher;  // udba=notify only
   std::string udba_fallback;  // why notify runs as reval (set before serving)

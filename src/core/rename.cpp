@@ -271,6 +271,14 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
       (void)sys::rename_at(dfd, aside, dfd, newname, RENAME_NOREPLACE);
     });
   }
+  // A lower name of a pseudo-linked inode replaced: the union counts one
+  // link less than its upper inode does (ino.hpp).
+  bool dst_plinked = false;
+  if (rd.positive() && !dst_dir && rd.hits[0].branch != btgt && rd.hits[0].st.st_nlink > 1) {
+    AUFS_ASSIGN_OR_RETURN(dst_plinked, add_plink_nlink(m, wb.root.get(), rd.hits[0].ino, -1));
+    if (dst_plinked)
+      undo.push([&m, &wb, ino = rd.hits[0].ino] { (void)add_plink_nlink(m, wb.root.get(), ino, +1); });
+  }
   if (dn && !dst_dir) keep_orphan(m, *bs, dn);
   const NodeId fence = m.tree.table.next_id();
   if (auto s = sys::rename_at(sfd, name, dfd, newname, 0); !s.ok()) {
