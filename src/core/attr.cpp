@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "aufs_fuse/control.hpp"
 #include "aufs_fuse/sys.hpp"
@@ -169,6 +170,9 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
     return present(*n, st);
   }
   if ((in.valid & SetAttrIn::kSize) && n->is_dir()) return Errno{EISDIR};
+  // A directory's new times must survive a KeepTimes racing it.
+  std::optional<DirChange> dir_change;
+  if (n->is_dir()) dir_change.emplace(m.dir_changes);
   auto bs = m.branches();
   Result<Where> w = Errno{EIO};
   if (in.valid & SetAttrIn::kSize) w = where_for_write(m, *bs, n, {.with_data = in.size > 0, .max_size = in.size});

@@ -112,7 +112,7 @@ Status copy_dir_entry(Mount& m, const BranchSet& bs, int src_b, int bw, const st
     return {};
   };
   if (auto have = sys::exists_at(dpfd.get(), name); have.ok() && have.value()) return same_dir_there();
-  KeepTimes keep(dpfd.get());
+  KeepTimes keep(dpfd.get(), m.dir_changes);
   AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, name, [&](const std::string& t) {
     return made(sys::mkdir_at(dpfd.get(), t, 0700));
   }));
@@ -313,7 +313,7 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
     return w.ok() && w.value();
   };
   if (whited()) return Errno{stale_errno(m, n)};
-  KeepTimes keep(dst.get());
+  KeepTimes keep(dst.get(), m.dir_changes);
   mode_t fmt = st->st_mode & S_IFMT;
   // Lower hard links stay one inode: the first copy-up is recorded in the
   // plnk store; later ones link to it instead of copying again. Any type
@@ -380,6 +380,7 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
     if (new_ino) m.xino.unalias(wb.seed, tst->st_ino);
     return Errno{stale_errno(m, n)};
   }
+  m.hook("copy_published", name);  // before the parent's times are put back
   point_node_at_copy(m, n, bw, wb, dst);
   m.counters.copyups++;
   m.counters.copyup_bytes += copied;

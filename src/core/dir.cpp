@@ -42,6 +42,7 @@ Result<std::string> move_aside(Mount& m, int dirfd, const std::string& name) {
 
 Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, const NewEntry& what,
                          const Ctx& ctx) {
+  DirChange dir_change(m.dir_changes);
   mode_t mode = what.mode;
   AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, false));
   auto& [p, bs, pw, r] = d;
@@ -148,6 +149,7 @@ Result<Entry> symlink(Mount& m, const std::string& target, NodeId parent, std::s
 }
 
 Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view name) {
+  DirChange dir_change(m.dir_changes);
   if (auto s = check_name(m, name); !s.ok()) return Errno{s.err()};
   NodePtr n = m.tree.node(src_id);
   NodePtr p = m.tree.node(newparent);
@@ -185,6 +187,7 @@ Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view n
 
 Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
   NameChange changing(m);
+  DirChange dir_change(m.dir_changes);
   AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, true));
   auto& [p, bs, pw, r] = d;
   if (!r.positive()) return Errno{ENOENT};
@@ -251,6 +254,7 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
 
 Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
   NameChange changing(m);
+  DirChange dir_change(m.dir_changes);
   AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, true));
   auto& [p, bs, pw, r] = d;
   if (!r.positive()) return Errno{ENOENT};

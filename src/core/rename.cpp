@@ -65,7 +65,7 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
   AUFS_ASSIGN_OR_RETURN(auto dfd, sys::open_beneath(dirfd, name, O_PATH | O_DIRECTORY));
   AUFS_ASSIGN_OR_RETURN(auto had, sys::exists_at(dfd.get(), std::string(dirren::kRecordName)));
   *created = !had;
-  KeepTimes keep(dfd.get());
+  KeepTimes keep(dfd.get(), m.dir_changes);
   std::string text = dirren::encode(es);
   UniqueFd f;
   AUFS_ASSIGN_OR_RETURN(
@@ -94,6 +94,7 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
 Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newparent_id,
                      std::string_view newname_sv, unsigned flags) {
   NameChange changing(m);
+  DirChange dir_change(m.dir_changes);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno{EINVAL};
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Errno{EINVAL};
   AUFS_TRY(check_name(m, name_sv));
