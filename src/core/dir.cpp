@@ -301,10 +301,21 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
         s = Errno{inside.err()};
       }
     }
+    // dirwh: many whiteouts inside; delete them after replying, in the
+    // orphan directory at the branch root: the parent's times are then the
+    // ones the reply saw (AUFS puts the mtime back after its background
+    // removal, but not the ctime). Where it cannot go there (a mount point
+    // inside the branch), it goes now.
+    bool later = false;
     if (s.ok() && static_cast<int>(count) > std::max(m.opts.dirwh, 1)) {
-      // dirwh: many whiteouts inside; delete them after replying.
-      m.reaper.later(pfd.get(), tmp);
-    } else if (s.ok()) {
+      auto orph = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), std::string(wh::kOrph),
+                                    O_PATH | O_DIRECTORY | O_NOFOLLOW);
+      if (orph.ok() && sys::rename_at(pfd.get(), tmp, orph->get(), tmp, RENAME_NOREPLACE).ok()) {
+        m.reaper.later(orph->get(), tmp);
+        later = true;
+      }
+    }
+    if (s.ok() && !later) {
       // No way back from here: some whiteouts inside may be gone, and the
       // directory would come back showing lower entries. The name is gone
       // already; what is left is a temporary (the checker removes it).
