@@ -108,7 +108,7 @@ Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, cons
     }
   }
   p->dir_gen++;
-  AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(pfd.get(), nm));
+  AUFS_ASSIGN_OR_RETURN(auto st, stat_made(pfd.get(), nm));
   // A new inode: an alias or node left for its inode number by an object
   // that had it before (its number reused by the branch) is stale.
   m.xino.unalias(wb.seed, st.st_ino);
@@ -176,7 +176,7 @@ Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view n
     (void)sys::unlink_at(dpfd.get(), nm, 0);  // as in make_new
     return Errno{s.err()};
   }
-  AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(dpfd.get(), nm));
+  AUFS_ASSIGN_OR_RETURN(auto st, stat_made(dpfd.get(), nm));
   union_nlink(m, dpfd.get(), nm, st);
   m.tree.add_name(n, p, nm);
   m.tree.table.add_ref(n, 1);

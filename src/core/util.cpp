@@ -15,6 +15,14 @@ namespace aufs::core {
 
 bool absent(int e) { return e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG; }
 
+Result<struct stat> stat_made(int dirfd, const std::string& name) {
+  auto st = sys::lstat_at(dirfd, name);
+  if (st.ok() || absent(st.err())) return st;
+  auto fd = sys::open_at(dirfd, name, O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) return st;
+  return sys::fstat_fd(fd->get());
+}
+
 bool recent(const struct timespec& t) {
   struct timespec now;
   ::clock_gettime(CLOCK_REALTIME, &now);

@@ -2,6 +2,7 @@
 // Small helpers of the core's modules, with no mount state (overlayfs's
 // util.c).
 #pragma once
+#include <sys/stat.h>
 #include <time.h>
 
 #include <atomic>
@@ -15,6 +16,11 @@ namespace aufs::core {
 
 // A name that does not lead anywhere (as opposed to an I/O error).
 bool absent(int e);
+
+// lstat of an entry the request has just made or linked, for its reply: the
+// change is done, so a failed read (ENOMEM, a transient EIO) is tried again
+// another way (O_PATH open and fstat) before the request has to fail.
+Result<struct stat> stat_made(int dirfd, const std::string& name);
 
 // File times advance in clock ticks: a change made within the same tick as
 // the stamp would leave it equal. A stamp that recent is not trusted (the
