@@ -83,8 +83,9 @@ void union_nlink(const Mount& m, int fd, const std::string& name, struct stat& s
 void union_nlink_at(const Mount& m, int root, const std::string& rel, struct stat& st) {
   bool plinked = rel.starts_with(std::string(wh::kPlink) + "/");
   if (S_ISDIR(st.st_mode) || (st.st_nlink <= 1 && !plinked) || m.nlink_key.empty()) return;
-  auto fd = sys::open_beneath(root, rel, O_PATH | O_NOFOLLOW);
-  if (fd.ok()) union_nlink(m, fd->get(), "", st, plinked);
+  // By its parent and name: an O_PATH fd of a symlink has no xattrs.
+  auto pfd = open_parent_of(root, rel);
+  if (pfd.ok()) union_nlink(m, pfd->get(), pfd->leaf, st, plinked);
 }
 
 Status add_nlink(Mount& m, int fd, const std::string& name, int delta) {
@@ -102,12 +103,13 @@ Status add_nlink(Mount& m, int fd, const std::string& name, int delta) {
 }
 
 Result<bool> add_plink_nlink(Mount& m, int root, uint64_t ino, int delta) {
-  auto fd = sys::open_beneath(root, plink_name(ino), O_PATH | O_NOFOLLOW);
-  if (!fd.ok()) {
-    if (absent(fd.err())) return false;
-    return Errno{fd.err()};
+  std::string pl = plink_name(ino);
+  auto have = sys::lstat_at(root, pl);
+  if (!have.ok()) {
+    if (absent(have.err())) return false;
+    return Errno{have.err()};
   }
-  AUFS_TRY(add_nlink(m, fd->get(), "", delta));
+  AUFS_TRY(add_nlink(m, root, pl, delta));
   return true;
 }
 

@@ -167,6 +167,23 @@ TEST_F(Links, LinkCountOfCopiedUpLowerHardLinks) {
   EXPECT_EQ(std::string(list, static_cast<size_t>(len)).find("aufs-fuse"), std::string::npos);
 }
 
+// The same for a hard-linked symbolic link (its count is kept on the link
+// itself, reached by its parent and name).
+TEST_F(Links, LinkCountOfCopiedUpLowerHardLinkedSymlink) {
+  if (::geteuid() != 0) GTEST_SKIP() << "user.* xattrs cannot be set on symlinks";
+  ASSERT_EQ(::symlink("f", p("l1/s").c_str()), 0);
+  for (auto n : {"s2", "s3"}) ASSERT_EQ(::link(p("l1/s").c_str(), p(std::string("l1/") + n).c_str()), 0);
+  before_ = snapshot(p("l1"));
+  ASSERT_TRUE(mount("rw:l1=ro+wh"));
+  ASSERT_SYS_OK(::lchown(m("s").c_str(), 4321, 4321));  // copy-up
+  for (auto n : {"s", "s2", "s3"}) {
+    EXPECT_EQ(lstat_of(m(n))->st_nlink, 3u) << n;
+    EXPECT_EQ(lstat_of(m(n))->st_uid, 4321u) << n;
+  }
+  ASSERT_SYS_OK(::unlink(m("s3").c_str()));
+  for (auto n : {"s", "s2"}) EXPECT_EQ(lstat_of(m(n))->st_nlink, 2u) << n;
+}
+
 TEST_F(Links, SymlinkLandsInRwBranch) {
   ASSERT_TRUE(mount("rw:l1=ro+wh"));
   auto r = sh("ln -s f mnt/s && ln -s /nonexistent/target mnt/dir/dangling", root());
