@@ -392,6 +392,21 @@ class FaultTest : public UnionTest {
               });
             }};
   }
+  // A lower name of a pseudo-linked file removed: the link count kept on
+  // the copy (the view shows it) goes down with the whiteout, or not at all.
+  Scenario unlink_plinked() {
+    return {"unlink-plinked", {"rw", "ro"}, "", {}, [this] {
+              write_file(br(1) + "/h1", "linked", 0644);
+              for (auto n : {"/h2", "/h3"}) ASSERT_EQ(::link((br(1) + "/h1").c_str(), (br(1) + n).c_str()), 0);
+            },
+            [this] {
+              // Copied up (with its plnk record) by a chmod that changes
+              // nothing the view shows.
+              EXPECT_EQ(setattr_mode(walk("h1")->id, 0644), 0);
+              (void)walk("h2");
+              return std::function<int()>([this] { return fs->unlink(kRootId, "h2").err(); });
+            }};
+  }
   Scenario branch_change(bool add) {
     std::string spec = add ? "prepend:" + (tmp / "new") + "=rw" : "del:" + br(1);
     return {add ? "branch-add" : "branch-del", {"rw", "ro"}, "", {"new"}, [this] {
@@ -418,6 +433,7 @@ TEST_F(FaultTest, RenameFile) { run_all(rename_file()); }
 TEST_F(FaultTest, RenameDirrenDirectory) { run_all(rename_dirren()); }
 TEST_F(FaultTest, MkdirOverWhiteout) { run_all(mkdir_over_whiteout()); }
 TEST_F(FaultTest, LinkPlink) { run_all(link_plink()); }
+TEST_F(FaultTest, UnlinkPseudoLinkedLowerName) { run_all(unlink_plinked()); }
 TEST_F(FaultTest, BranchAdd) { run_all(branch_change(true)); }
 TEST_F(FaultTest, BranchDel) { run_all(branch_change(false)); }
 
