@@ -75,8 +75,11 @@ Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fi
         bool fixed = fix_plinks && remove_tree_at(d->get(), e.name).ok();
         add(rep, CheckIssue::Kind::StalePlink, std::string(meta) + "/" + e.name, fixed);
       } else {
+        // A temporary name: a directory rmdir left for dirwh's background
+        // removal; any other: a removed file that was kept open.
         bool fixed = fix && remove_tree_at(d->get(), e.name).ok();
-        add(rep, CheckIssue::Kind::Orphan, std::string(meta) + "/" + e.name, fixed);
+        add(rep, wh::is_temp_name(e.name) ? CheckIssue::Kind::TempLeftover : CheckIssue::Kind::Orphan,
+            std::string(meta) + "/" + e.name, fixed);
       }
     }
   }

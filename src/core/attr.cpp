@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "aufs_fuse/control.hpp"
 #include "aufs_fuse/sys.hpp"
@@ -18,15 +19,28 @@
 
 namespace aufs::core {
 
+namespace {
+// The node's data is its plnk record (taken before a handle's lock: the
+// node's lock comes first).
+bool served_by_plink(const NodePtr& n) {
+  std::lock_guard<SmallMutex> g(n->mu);
+  return !n->data_rel.empty();
+}
+}  // namespace
+
 Result<struct stat> getattr(Mount& m, NodeId id, FileHandle* fh) {
   if (id == kControlId) return control_entry(m).attr;
   NodePtr n = m.tree.node(id);
   if (!n) return Errno{ESTALE};
   if (fh) {
+    bool plinked = served_by_plink(n);
     std::lock_guard<std::mutex> g(fh->mu);
     if (fh->fd) {
       auto st = sys::fstat_fd(fh->raw_fd());
-      if (st.ok()) return present(*n, st.value());
+      if (st.ok()) {
+        union_nlink(m, fh->raw_fd(), "", st.value(), plinked);
+        return present(*n, st.value());
+      }
     }
   }
   {
@@ -50,9 +64,11 @@ Result<struct stat> getattr(Mount& m, NodeId id, FileHandle* fh) {
   }
   auto bs = m.branches();
   AUFS_ASSIGN_OR_RETURN(auto w, where(m, *bs, n));
+  const Branch& top = (*bs)[static_cast<size_t>(w.layers[0])];
   auto st = stat_at(*bs, w.layers[0], w.data_rel);
   if (st.ok() && ino_of(m, *bs, w.layers[0], st.value()) == n->ino) {
     struct stat out = st.value();
+    if (top.writable()) union_nlink_at(m, top.root.get(), w.data_rel, out);
     if (n->is_dir()) {
       for (size_t i = 1; i < w.layers.size(); ++i) {
         auto ls = stat_at(*bs, w.layers[i], w.at(i));
@@ -132,6 +148,7 @@ Result<struct stat> setattr_orphan(Mount& m, const BranchSet& bs, const NodePtr&
   }
   if (struct timespec ts[2]; setattr_times(in, ts)) AUFS_TRY(sys::utimens_at(fd, "", ts));
   AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fd));
+  union_nlink(m, fd, "", st);
   return present(*n, st);
 }
 
@@ -145,12 +162,17 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
   bool only_trunc = (in.valid & SetAttrIn::kSize) && !(in.valid & ~(SetAttrIn::kSize | SetAttrIn::kCtime));
   // ftruncate on a writable handle: the handle is on the upper copy already.
   if (fh && only_trunc && (fh->flags & O_ACCMODE) != O_RDONLY) {
+    bool plinked = served_by_plink(n);
     std::lock_guard<std::mutex> g(fh->mu);
     AUFS_TRY(sys::truncate_fd(fh->raw_fd(), in.size));
     AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fh->raw_fd()));
+    union_nlink(m, fh->raw_fd(), "", st, plinked);
     return present(*n, st);
   }
   if ((in.valid & SetAttrIn::kSize) && n->is_dir()) return Errno{EISDIR};
+  // A directory's new times must survive a KeepTimes racing it.
+  std::optional<DirChange> dir_change;
+  if (n->is_dir()) dir_change.emplace(m.dir_changes);
   auto bs = m.branches();
   Result<Where> w = Errno{EIO};
   if (in.valid & SetAttrIn::kSize) w = where_for_write(m, *bs, n, {.with_data = in.size > 0, .max_size = in.size});

@@ -158,6 +158,7 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
   m->owner = ::geteuid();
   m->persist_ino = !opts.noxino;
   m->ino_key = daemon_is_root() ? "trusted.aufs-fuse.ino" : "user.aufs-fuse.ino";
+  m->nlink_key = daemon_is_root() ? "trusted.aufs-fuse.nlink" : "user.aufs-fuse.nlink";
   ::clock_gettime(CLOCK_REALTIME, &m->started);
   configure_parts(*m);
   for (const auto& spec : opts.branches) {

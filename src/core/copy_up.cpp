@@ -112,7 +112,7 @@ Status copy_dir_entry(Mount& m, const BranchSet& bs, int src_b, int bw, const st
     return {};
   };
   if (auto have = sys::exists_at(dpfd.get(), name); have.ok() && have.value()) return same_dir_there();
-  KeepTimes keep(dpfd.get());
+  KeepTimes keep(dpfd.get(), m.dir_changes);
   AUFS_ASSIGN_OR_RETURN(std::string tmp, make_temp(m, name, [&](const std::string& t) {
     return made(sys::mkdir_at(dpfd.get(), t, 0700));
   }));
@@ -197,7 +197,10 @@ Status link_own_name(Mount& m, const BranchSet& bs, const NodePtr& n, const Node
   const Branch& wb = bs[static_cast<size_t>(b)];
   AUFS_ASSIGN_OR_RETURN(ParentFd dst, open_parent_of(wb.root.get(), rel));
   AUFS_ASSIGN_OR_RETURN(ParentFd src, open_parent_of(wb.root.get(), src_rel));
+  // The name gets an upper link; the union's count stays (ino.hpp).
+  AUFS_TRY(add_nlink(m, src.get(), src.leaf, -1));
   auto s = sys::link_at(src.get(), src.leaf, dst.get(), dst.leaf);
+  if (!s.ok()) (void)add_nlink(m, src.get(), src.leaf, +1);
   if (!s.ok() && s.err() != EEXIST) return s;
   std::lock_guard<SmallMutex> g(n->mu);
   n->data_rel.clear();
@@ -310,7 +313,7 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
     return w.ok() && w.value();
   };
   if (whited()) return Errno{stale_errno(m, n)};
-  KeepTimes keep(dst.get());
+  KeepTimes keep(dst.get(), m.dir_changes);
   mode_t fmt = st->st_mode & S_IFMT;
   // Lower hard links stay one inode: the first copy-up is recorded in the
   // plnk store; later ones link to it instead of copying again. Any type
@@ -321,7 +324,9 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
   if (use_plink) {
     auto have = sys::lstat_at(wb.root.get(), pl);
     if (have.ok() && (have->st_mode & S_IFMT) == fmt) {
+      AUFS_TRY(add_nlink(m, wb.root.get(), pl, -1));  // one more upper link, same union count
       auto ls = sys::link_at(wb.root.get(), pl, dst.get(), dst.leaf);
+      if (!ls.ok()) (void)add_nlink(m, wb.root.get(), pl, +1);
       if (!ls.ok() && ls.err() != EEXIST) return ls;
       point_node_at_copy(m, n, bw, wb, dst);
       return {};
@@ -341,6 +346,9 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
   uint64_t new_ino = (fmt == S_IFREG && hardlinked && !m.opts.plink) ? 0 : n->ino;
   bool made_plink = false;
   if (s.ok() && new_ino) s = record_ino(m, dst.get(), tmp, new_ino);
+  // The copy's names: this one and the plnk record; the union's: every
+  // lower name (ino.hpp).
+  if (s.ok() && use_plink) s = add_nlink(m, dst.get(), tmp, static_cast<int>(st->st_nlink) - 2);
   if (s.ok() && use_plink) {
     // Before the rename: a crash then leaves a complete copy that every
     // name of the inode already uses. Without it the names would part
@@ -372,6 +380,7 @@ Status copy_up_file(Mount& m, const BranchSet& bs, const NodePtr& n, const CopyU
     if (new_ino) m.xino.unalias(wb.seed, tst->st_ino);
     return Errno{stale_errno(m, n)};
   }
+  m.hook("copy_published", name);  // before the parent's times are put back
   point_node_at_copy(m, n, bw, wb, dst);
   m.counters.copyups++;
   m.counters.copyup_bytes += copied;

@@ -42,6 +42,7 @@ Result<std::string> move_aside(Mount& m, int dirfd, const std::string& name) {
 
 Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, const NewEntry& what,
                          const Ctx& ctx) {
+  DirChange dir_change(m.dir_changes);
   mode_t mode = what.mode;
   AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, false));
   auto& [p, bs, pw, r] = d;
@@ -107,7 +108,7 @@ Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, cons
     }
   }
   p->dir_gen++;
-  AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(pfd.get(), nm));
+  AUFS_ASSIGN_OR_RETURN(auto st, stat_made(pfd.get(), nm));
   // A new inode: an alias or node left for its inode number by an object
   // that had it before (its number reused by the branch) is stale.
   m.xino.unalias(wb.seed, st.st_ino);
@@ -148,6 +149,7 @@ Result<Entry> symlink(Mount& m, const std::string& target, NodeId parent, std::s
 }
 
 Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view name) {
+  DirChange dir_change(m.dir_changes);
   if (auto s = check_name(m, name); !s.ok()) return Errno{s.err()};
   NodePtr n = m.tree.node(src_id);
   NodePtr p = m.tree.node(newparent);
@@ -174,7 +176,8 @@ Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view n
     (void)sys::unlink_at(dpfd.get(), nm, 0);  // as in make_new
     return Errno{s.err()};
   }
-  AUFS_ASSIGN_OR_RETURN(auto st, sys::lstat_at(dpfd.get(), nm));
+  AUFS_ASSIGN_OR_RETURN(auto st, stat_made(dpfd.get(), nm));
+  union_nlink(m, dpfd.get(), nm, st);
   m.tree.add_name(n, p, nm);
   m.tree.table.add_ref(n, 1);
   Entry e{n->id, present(*n, st)};
@@ -184,6 +187,7 @@ Result<Entry> link(Mount& m, NodeId src_id, NodeId newparent, std::string_view n
 
 Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
   NameChange changing(m);
+  DirChange dir_change(m.dir_changes);
   AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, true));
   auto& [p, bs, pw, r] = d;
   if (!r.positive()) return Errno{ENOENT};
@@ -197,10 +201,23 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
   std::string nm(name);
   NodePtr victim = m.tree.table.by_ino(r.hits[0].ino);
   keep_orphan(m, *bs, victim);
+  // A lower name of a pseudo-linked inode leaves the union: one link less
+  // than its upper inode's count says (ino.hpp).
+  const int broot = (*bs)[static_cast<size_t>(bw)].root.get();
+  bool plinked = false;
+  if (top != bw && r.hits[0].st.st_nlink > 1) {
+    auto a = add_plink_nlink(m, broot, r.hits[0].ino, -1);
+    if (!a.ok()) {
+      drop_orphan(victim);
+      return Errno{a.err()};
+    }
+    plinked = a.value();
+  }
   // No KeepTimes here: the whiteout and the removal are the user's change,
   // and POSIX has unlink update the parent's mtime and ctime.
   if (need_wh) {
     if (auto s = make_whiteout(m, *bs, bw, pfd.get(), nm); !s.ok()) {
+      if (plinked) (void)add_plink_nlink(m, broot, r.hits[0].ino, +1);
       drop_orphan(victim);
       return s;
     }
@@ -221,8 +238,12 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
     auto up = sys::lstat_at(pfd.get(), nm);
     if (up.ok() && !S_ISDIR(up->st_mode) &&
         ino_at(m, *bs, bw, pfd.get(), nm, up.value()) == r.hits[0].ino) {
-      if (sys::unlink_at(pfd.get(), nm, 0).ok() && up->st_nlink <= 1)
-        m.xino.unalias_if((*bs)[static_cast<size_t>(bw)].seed, up->st_ino, r.hits[0].ino);
+      if (sys::unlink_at(pfd.get(), nm, 0).ok()) {
+        // The upper count went down instead.
+        if (plinked) (void)add_plink_nlink(m, broot, r.hits[0].ino, +1);
+        if (up->st_nlink <= 1)
+          m.xino.unalias_if((*bs)[static_cast<size_t>(bw)].seed, up->st_ino, r.hits[0].ino);
+      }
     }
   }
   p->dir_gen++;
@@ -233,6 +254,7 @@ Status unlink(Mount& m, NodeId parent_id, std::string_view name) {
 
 Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
   NameChange changing(m);
+  DirChange dir_change(m.dir_changes);
   AUFS_ASSIGN_OR_RETURN(NameInDir d, resolve_in(m, parent_id, name, true));
   auto& [p, bs, pw, r] = d;
   if (!r.positive()) return Errno{ENOENT};
@@ -279,10 +301,21 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
         s = Errno{inside.err()};
       }
     }
+    // dirwh: many whiteouts inside; delete them after replying, in the
+    // orphan directory at the branch root: the parent's times are then the
+    // ones the reply saw (AUFS puts the mtime back after its background
+    // removal, but not the ctime). Where it cannot go there (a mount point
+    // inside the branch), it goes now.
+    bool later = false;
     if (s.ok() && static_cast<int>(count) > std::max(m.opts.dirwh, 1)) {
-      // dirwh: many whiteouts inside; delete them after replying.
-      m.reaper.later(pfd.get(), tmp);
-    } else if (s.ok()) {
+      auto orph = sys::open_beneath((*bs)[static_cast<size_t>(bw)].root.get(), std::string(wh::kOrph),
+                                    O_PATH | O_DIRECTORY | O_NOFOLLOW);
+      if (orph.ok() && sys::rename_at(pfd.get(), tmp, orph->get(), tmp, RENAME_NOREPLACE).ok()) {
+        m.reaper.later(orph->get(), tmp);
+        later = true;
+      }
+    }
+    if (s.ok() && !later) {
       // No way back from here: some whiteouts inside may be gone, and the
       // directory would come back showing lower entries. The name is gone
       // already; what is left is a temporary (the checker removes it).

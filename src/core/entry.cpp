@@ -58,6 +58,8 @@ Result<Entry> make_entry(Mount& m, const BranchSet& bs, const NodePtr& parent, s
   if (m.opts.dirren && n->is_dir()) set_redirects(m, bs, n, r);
   struct stat st = top.st;
   std::string rel = sys::join(parent_rel, name);
+  int data_b = -1;  // where a non-directory's attributes come from
+  std::string data_rel = rel;
   {
     std::lock_guard<SmallMutex> g(n->mu);
     // The resolution was read without the node's lock: a copy-up of this
@@ -132,7 +134,13 @@ Result<Entry> make_entry(Mount& m, const BranchSet& bs, const NodePtr& parent, s
       }
     }
     n->bgen = bs.generation;
+    if (!n->is_dir() && !n->layers.empty()) {
+      data_b = n->layers[0];
+      if (!n->data_rel.empty()) data_rel = n->data_rel;
+    }
   }
+  if (data_b >= 0 && bs[static_cast<size_t>(data_b)].writable())
+    union_nlink_at(m, bs[static_cast<size_t>(data_b)].root.get(), data_rel, st);
   if (m.watcher && n->is_dir()) watch_dir(m, bs, n, rel);
   Entry e{n->id, present(*n, st)};
   e.unwatched = m.watcher && (parent->watch_failed.load() || n->watch_failed.load());

@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <cstring>
 
 #include "aufs_fuse/creds.hpp"
 #include "aufs_fuse/sys.hpp"
+#include "core/util.hpp"
 
 namespace aufs::core {
 
@@ -52,6 +54,64 @@ bool is_internal_xattr(std::string_view key) {
 }
 
 std::string plink_name(uint64_t ino) { return std::string(wh::kPlink) + "/" + std::to_string(ino); }
+
+namespace {
+bool no_xattrs(int e) { return e == ENODATA || e == ENOTSUP || e == EOPNOTSUPP || e == EPERM; }
+
+// The stored difference (a decimal text, "-1"); 0 without one.
+Result<int> stored_nlink_diff(const Mount& m, int fd, const std::string& name) {
+  auto x = sys::getxattr_at(fd, name, m.nlink_key.c_str(), 16);
+  if (!x.ok()) return no_xattrs(x.err()) ? Result<int>(0) : Result<int>(Errno{x.err()});
+  int v = 0;
+  auto [end, ec] = std::from_chars(x->data(), x->data() + x->size(), v);
+  return ec == std::errc() && end == x->data() + x->size() ? v : 0;
+}
+}  // namespace
+
+void union_nlink(const Mount& m, int fd, const std::string& name, struct stat& st, bool plinked) {
+  // Only an inode with other links can have been pseudo-linked.
+  if (S_ISDIR(st.st_mode) || (st.st_nlink <= 1 && !plinked) || m.nlink_key.empty()) return;
+  // Unreadable: the upper inode's own count (an attribute reply is no
+  // reason to fail a request).
+  auto d = stored_nlink_diff(m, fd, name);
+  long n = static_cast<long>(st.st_nlink) + (d.ok() ? d.value() : 0);
+  // A count the branch contradicts (edited behind the union's back): the
+  // upper inode's own.
+  if (n >= 1) st.st_nlink = static_cast<nlink_t>(n);
+}
+
+void union_nlink_at(const Mount& m, int root, const std::string& rel, struct stat& st) {
+  bool plinked = rel.starts_with(std::string(wh::kPlink) + "/");
+  if (S_ISDIR(st.st_mode) || (st.st_nlink <= 1 && !plinked) || m.nlink_key.empty()) return;
+  // By its parent and name: an O_PATH fd of a symlink has no xattrs.
+  auto pfd = open_parent_of(root, rel);
+  if (pfd.ok()) union_nlink(m, pfd->get(), pfd->leaf, st, plinked);
+}
+
+Status add_nlink(Mount& m, int fd, const std::string& name, int delta) {
+  if (m.nlink_key.empty() || delta == 0) return {};
+  std::lock_guard<std::mutex> g(m.nlink_mu);
+  AUFS_ASSIGN_OR_RETURN(int v, stored_nlink_diff(m, fd, name));
+  v += delta;
+  char buf[16];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  auto s = v == 0 ? sys::removexattr_at(fd, name, m.nlink_key.c_str())
+                  : sys::setxattr_at(fd, name, m.nlink_key.c_str(), buf, static_cast<size_t>(end - buf), 0);
+  if (s.ok() || no_xattrs(s.err())) return {};
+  return s;
+}
+
+Result<bool> add_plink_nlink(Mount& m, int root, uint64_t ino, int delta) {
+  std::string pl = plink_name(ino);
+  auto have = sys::lstat_at(root, pl);
+  if (!have.ok()) {
+    if (absent(have.err())) return false;
+    return Errno{have.err()};
+  }
+  AUFS_TRY(add_nlink(m, root, pl, delta));
+  return true;
+}
 
 struct stat present(const Node& n, const struct stat& st) {
   struct stat out = st;

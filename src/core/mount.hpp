@@ -27,6 +27,7 @@
 #include "core/part_cache.hpp"
 #include "core/reaper.hpp"
 #include "core/tree.hpp"
+#include "core/util.hpp"
 
 namespace aufs::core {
 
@@ -59,6 +60,9 @@ struct Mount {
   uid_t owner = 0;           // who mounted: may change branches
   bool persist_ino = true;   // record inode numbers on copied-up entries
   std::string ino_key;       // xattr holding a copied-up entry's inode number
+  std::string nlink_key;     // xattr holding a pseudo-linked inode's link count offset
+  std::mutex nlink_mu;       // one read-modify-write of nlink_key at a time (a leaf)
+  DirChanges dir_changes;    // the user's directory changes, for KeepTimes
   struct timespec started {};
   std::unique_ptr<BranchWatcher> watcher;  // udba=notify only
   std::string udba_fallback;  // why notify runs as reval (set before serving)

@@ -65,7 +65,7 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
   AUFS_ASSIGN_OR_RETURN(auto dfd, sys::open_beneath(dirfd, name, O_PATH | O_DIRECTORY));
   AUFS_ASSIGN_OR_RETURN(auto had, sys::exists_at(dfd.get(), std::string(dirren::kRecordName)));
   *created = !had;
-  KeepTimes keep(dfd.get());
+  KeepTimes keep(dfd.get(), m.dir_changes);
   std::string text = dirren::encode(es);
   UniqueFd f;
   AUFS_ASSIGN_OR_RETURN(
@@ -94,6 +94,7 @@ Result<Redirects> write_redirects(Mount& m, const BranchSet& bs, int bw, const W
 Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newparent_id,
                      std::string_view newname_sv, unsigned flags) {
   NameChange changing(m);
+  DirChange dir_change(m.dir_changes);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno{EINVAL};
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Errno{EINVAL};
   AUFS_TRY(check_name(m, name_sv));
@@ -270,6 +271,14 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
     undo.push([dfd, aside, newname] {
       (void)sys::rename_at(dfd, aside, dfd, newname, RENAME_NOREPLACE);
     });
+  }
+  // A lower name of a pseudo-linked inode replaced: the union counts one
+  // link less than its upper inode does (ino.hpp).
+  bool dst_plinked = false;
+  if (rd.positive() && !dst_dir && rd.hits[0].branch != btgt && rd.hits[0].st.st_nlink > 1) {
+    AUFS_ASSIGN_OR_RETURN(dst_plinked, add_plink_nlink(m, wb.root.get(), rd.hits[0].ino, -1));
+    if (dst_plinked)
+      undo.push([&m, &wb, ino = rd.hits[0].ino] { (void)add_plink_nlink(m, wb.root.get(), ino, +1); });
   }
   if (dn && !dst_dir) keep_orphan(m, *bs, dn);
   const NodeId fence = m.tree.table.next_id();

@@ -15,7 +15,7 @@
 //   6. NodeTree::mu_           names and parents of all nodes (this file)
 //   7. InodeTable::mu_, BranchWatcher::mu_   taken inside NodeTree::mu_
 // Leaves (nothing is taken inside them): PartCache::mu_, Mount::branches_mu_,
-// Mount::policy_mu, Reaper::mu_, Xino's lock, DirHandle::mu (the adapter's,
+// Mount::policy_mu, Mount::nlink_mu, Reaper::mu_, Xino's lock, DirHandle::mu (the adapter's,
 // never held across a call into the core).
 // None is held across a FUSE reply, nor across a data copy other than
 // Node::mu during that node's own copy-up.

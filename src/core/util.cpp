@@ -15,6 +15,14 @@ namespace aufs::core {
 
 bool absent(int e) { return e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG; }
 
+Result<struct stat> stat_made(int dirfd, const std::string& name) {
+  auto st = sys::lstat_at(dirfd, name);
+  if (st.ok() || absent(st.err())) return st;
+  auto fd = sys::open_at(dirfd, name, O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) return st;
+  return sys::fstat_fd(fd->get());
+}
+
 bool recent(const struct timespec& t) {
   struct timespec now;
   ::clock_gettime(CLOCK_REALTIME, &now);
@@ -29,7 +37,34 @@ long fd_limit(long otherwise) {
   return otherwise;
 }
 
-KeepTimes::KeepTimes(int dirfd) : fd_(dirfd) {
+namespace {
+// DirChange scopes of this thread (a request runs on one thread).
+thread_local uint64_t own_dir_changes = 0;
+}  // namespace
+
+DirChanges::Seen DirChanges::seen() const {
+  // gen first: a change ending between the two reads shows in busy_ or gen_.
+  uint64_t g = gen_.load();
+  return {g, busy_.load() > own_dir_changes};
+}
+
+bool DirChanges::changed_since(const Seen& s) const {
+  return s.others_busy || busy_.load() > own_dir_changes || gen_.load() != s.gen;
+}
+
+DirChange::DirChange(DirChanges& c) : c_(c) {
+  c_.busy_++;
+  own_dir_changes++;
+}
+
+DirChange::~DirChange() {
+  c_.gen_++;
+  c_.busy_--;
+  own_dir_changes--;
+}
+
+KeepTimes::KeepTimes(int dirfd, const DirChanges& changes) : fd_(dirfd), changes_(changes) {
+  seen_ = changes_.seen();
   if (auto st = sys::fstat_fd(fd_); st.ok()) {
     ts_[0] = st->st_atim;
     ts_[1] = st->st_mtim;
@@ -38,7 +73,15 @@ KeepTimes::KeepTimes(int dirfd) : fd_(dirfd) {
 }
 
 KeepTimes::~KeepTimes() {
-  if (ok_) (void)sys::utimens_at(fd_, "", ts_);
+  // A user's change since the times were read may have set them: keep its.
+  if (!ok_ || changes_.changed_since(seen_)) return;
+  (void)sys::utimens_at(fd_, "", ts_);
+  // One that began meanwhile may have changed the directory before the
+  // restore took its times back: it changed it now.
+  if (changes_.changed_since(seen_)) {
+    struct timespec now[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    (void)sys::utimens_at(fd_, "", now);
+  }
 }
 
 Result<ParentFd> open_parent_of(int root, const std::string& rel) {

@@ -394,3 +394,56 @@ TEST_F(ReusedInodeTest, RenameOverLeavesTheNewOwnerOfTheInodeAlone) {
   EXPECT_EQ(walk("a")->id, c);
   EXPECT_EQ(read_node(c), "moved");
 }
+
+namespace {
+
+// KeepTimes put back the parent's times it read before a copy-up even when
+// a user's create in that directory came during the copy-up: the create's
+// mtime update was lost. The hook runs the create in exactly that window
+// (the copy is in place, the parent's times not yet put back).
+TEST_F(UnionTest, CreateDuringCopyUpKeepsItsParentMtime) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(0) + "/d");
+  mkdirs(br(1) + "/d");
+  write_file(br(1) + "/d/f", "f", 0644);
+  write_file(br(1) + "/d/g", "g", 0644);
+  const struct timespec old[2] = {{1000000, 0}, {1000000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (br(0) + "/d").c_str(), old, 0), 0);
+  mount();
+  auto chmod = [&](const std::string& path) {
+    auto e = walk(path);
+    ASSERT_TRUE(e.ok()) << path;
+    SetAttrIn in;
+    in.valid = SetAttrIn::kMode;
+    in.mode = 0600;
+    auto st = fs->setattr(e->id, in, nullptr, Ctx{});
+    ASSERT_TRUE(st.ok()) << path << ": " << st.err();
+  };
+  auto mtime = [&](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st.st_mtim.tv_sec;
+  };
+  // A copy-up alone leaves the parent's times as they were.
+  chmod("d/g");
+  ASSERT_TRUE(exists(br(0) + "/d/g"));
+  EXPECT_EQ(mtime(br(0) + "/d"), 1000000);
+  // A create racing the copy-up: its mtime update stays.
+  const time_t before = ::time(nullptr);
+  bool raced = false;
+  fs->set_test_hook([&](std::string_view point, std::string_view name) {
+    if (point != "copy_published" || name != "f" || raced) return;
+    raced = true;
+    EXPECT_EQ(create("d/new", "new"), 0);
+  });
+  chmod("d/f");
+  fs->set_test_hook(nullptr);
+  ASSERT_TRUE(raced);
+  ASSERT_TRUE(exists(br(0) + "/d/new"));
+  EXPECT_GE(mtime(br(0) + "/d"), before);
+  auto d = walk("d");
+  ASSERT_TRUE(d.ok());
+  EXPECT_GE(d->attr.st_mtim.tv_sec, before);
+}
+
+}  // namespace

@@ -205,5 +205,46 @@ TEST_F(UnlinkTimes, AdvancesParentMtimeInUnionAndBranch) {
   EXPECT_TRUE(after(in_union->st_ctim, before->st_ctim));
 }
 
+bool same_time(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+// dirwh: rmdir replies before the emptied directory's many whiteouts are
+// deleted; that background removal used to change the parent's mtime and
+// ctime after the reply. They must stay what the reply left, and a change
+// made after the reply must still show.
+TEST_F(UnlinkTimes, DirwhBackgroundRemovalKeepsParentTimes) {
+  mkdirs(p("rw/d/sub"));
+  mkdirs(p("l1"));
+  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(write_file(p("rw/d/sub/.wh.f" + std::to_string(i)), ""));
+  ASSERT_TRUE(mount("rw:l1=ro+wh", "dirwh=1"));
+  set_past(p("rw/d"));
+  ASSERT_SYS_OK(::rmdir(m("d/sub").c_str()));
+  auto at_reply = stat_of(p("rw/d"));
+  ASSERT_TRUE(at_reply);
+  EXPECT_NE(at_reply->st_mtim.tv_sec, kPast);  // rmdir's own change
+  // Until the background removal is done.
+  auto pending = [&] {
+    for (auto& n : list_dir(p("rw/d")))
+      if (n.starts_with(".wh..wh.")) return true;
+    return !list_dir(p("rw/.wh..wh.orph")).empty();
+  };
+  for (int i = 0; i < 1000 && pending(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE(pending());
+  auto done = stat_of(p("rw/d"));
+  auto in_union = stat_of(m("d"));
+  ASSERT_TRUE(done && in_union);
+  EXPECT_TRUE(same_time(done->st_mtim, at_reply->st_mtim));
+  EXPECT_TRUE(same_time(done->st_ctim, at_reply->st_ctim));
+  EXPECT_TRUE(same_time(in_union->st_mtim, at_reply->st_mtim));
+  EXPECT_FALSE(exists(m("d/sub")));
+  // The next change in the directory still advances its times.
+  set_past(p("rw/d"));
+  ASSERT_TRUE(write_file(m("d/new"), "n\n"));
+  auto changed = stat_of(m("d"));
+  ASSERT_TRUE(changed);
+  EXPECT_NE(changed->st_mtim.tv_sec, kPast);
+}
+
 }  // namespace
 }  // namespace aufs::mt

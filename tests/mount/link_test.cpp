@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Hard links and symlinks made through the union.
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "mount_fixture.hpp"
@@ -89,6 +90,98 @@ TEST_F(Links, HardLinkOfLowerHardLinkedFileKeepsOneIdentity) {
   ASSERT_TRUE(append_file(m("x3"), "via x3\n"));
   for (auto n : {"x", "x2", "x3"}) EXPECT_EQ(read_file(m(n)), "x\nvia x3\n") << n;
   EXPECT_EQ(lstat_of(p("rw/x"))->st_ino, lstat_of(p("rw/x3"))->st_ino);
+}
+
+// The names the union shows for the object behind `of` (same st_ino), among
+// `names`.
+size_t names_of(const std::string& of, const std::vector<std::string>& names) {
+  struct stat st {};
+  if (::lstat(of.c_str(), &st) != 0) return 0;
+  size_t k = 0;
+  for (auto& n : names) {
+    struct stat o {};
+    if (::lstat(n.c_str(), &o) == 0 && o.st_ino == st.st_ino) ++k;
+  }
+  return k;
+}
+
+// A lower hard-linked file, copied up through one name, is served through
+// its pseudo-link: every name counts the names the union shows (not the
+// plnk record, not the upper inode's own count), through link, unlink,
+// rename over, copy-up of further names, and a remount.
+TEST_F(Links, LinkCountOfCopiedUpLowerHardLinks) {
+  mkdirs(p("l1/d"));
+  for (auto n : {"x2", "d/x3", "x4", "x5"}) ASSERT_EQ(::link(p("l1/x").c_str(), p(std::string("l1/") + n).c_str()), 0);
+  write_file(p("l1/other"), "other\n");
+  before_ = snapshot(p("l1"));
+  ASSERT_TRUE(mount("rw:l1=ro+wh"));
+  std::vector<std::string> all;
+  for (auto n : {"x", "x2", "d/x3", "x4", "x5", "y", "x2b", "other"}) all.push_back(m(n));
+  auto expect_count = [&](const std::vector<std::string>& names, size_t want, const std::string& what) {
+    for (auto& n : names) {
+      auto st = lstat_of(m(n));
+      ASSERT_TRUE(st.has_value()) << what << ": " << n;
+      EXPECT_EQ(st->st_nlink, want) << what << ": " << n;
+    }
+    EXPECT_EQ(names_of(m(names[0]), all), want) << what;
+  };
+  expect_count({"x", "x2", "d/x3", "x4", "x5"}, 5, "lower");
+  // Copy-up of one name: the upper inode has it and the plnk record.
+  ASSERT_SYS_OK(::chmod(m("x").c_str(), 0600));
+  EXPECT_EQ(lstat_of(p("rw/x"))->st_nlink, 2u);
+  expect_count({"x", "x2", "d/x3", "x4", "x5"}, 5, "copy-up of x");
+  // A change through a name served by the plnk record (no new upper name).
+  ASSERT_TRUE(append_file(m("x2"), "via x2\n"));
+  expect_count({"x", "x2", "d/x3", "x4", "x5"}, 5, "write through x2");
+  // link(2): one name more.
+  ASSERT_SYS_OK(::link(m("x2").c_str(), m("y").c_str()));
+  expect_count({"x", "x2", "d/x3", "x4", "x5", "y"}, 6, "link");
+  // rename gives x2 its own upper link first (a further copy-up of a name).
+  ASSERT_SYS_OK(::rename(m("x2").c_str(), m("x2b").c_str()));
+  expect_count({"x", "x2b", "d/x3", "x4", "x5", "y"}, 6, "rename of a lower name");
+  // unlink of a name only on the lower branch (a whiteout).
+  ASSERT_SYS_OK(::unlink(m("d/x3").c_str()));
+  expect_count({"x", "x2b", "x4", "x5", "y"}, 5, "unlink of a lower name");
+  // rename of another file over a lower name.
+  ASSERT_SYS_OK(::rename(m("other").c_str(), m("x4").c_str()));
+  EXPECT_EQ(read_file(m("x4")), "other\n");
+  expect_count({"x", "x2b", "x5", "y"}, 4, "rename over a lower name");
+  // unlink of an upper name that has a lower one too, and of a link made
+  // through the union.
+  ASSERT_SYS_OK(::unlink(m("x").c_str()));
+  expect_count({"x2b", "x5", "y"}, 3, "unlink of a copied-up name");
+  ASSERT_SYS_OK(::unlink(m("y").c_str()));
+  expect_count({"x2b", "x5"}, 2, "unlink of a linked name");
+  // The count is kept on the branch: a new daemon shows the same.
+  unmount();
+  ASSERT_TRUE(mount("rw:l1=ro+wh"));
+  expect_count({"x2b", "x5"}, 2, "after a remount");
+  EXPECT_EQ(read_file(m("x5")), "x\nvia x2\n");
+  // The last lower name goes: one name left.
+  ASSERT_SYS_OK(::unlink(m("x5").c_str()));
+  expect_count({"x2b"}, 1, "last lower name gone");
+  // The internal xattr never shows through the union.
+  char list[256];
+  ssize_t len = ::llistxattr(m("x2b").c_str(), list, sizeof list);
+  ASSERT_GE(len, 0);
+  EXPECT_EQ(std::string(list, static_cast<size_t>(len)).find("aufs-fuse"), std::string::npos);
+}
+
+// The same for a hard-linked symbolic link (its count is kept on the link
+// itself, reached by its parent and name).
+TEST_F(Links, LinkCountOfCopiedUpLowerHardLinkedSymlink) {
+  if (::geteuid() != 0) GTEST_SKIP() << "user.* xattrs cannot be set on symlinks";
+  ASSERT_EQ(::symlink("f", p("l1/s").c_str()), 0);
+  for (auto n : {"s2", "s3"}) ASSERT_EQ(::link(p("l1/s").c_str(), p(std::string("l1/") + n).c_str()), 0);
+  before_ = snapshot(p("l1"));
+  ASSERT_TRUE(mount("rw:l1=ro+wh"));
+  ASSERT_SYS_OK(::lchown(m("s").c_str(), 4321, 4321));  // copy-up
+  for (auto n : {"s", "s2", "s3"}) {
+    EXPECT_EQ(lstat_of(m(n))->st_nlink, 3u) << n;
+    EXPECT_EQ(lstat_of(m(n))->st_uid, 4321u) << n;
+  }
+  ASSERT_SYS_OK(::unlink(m("s3").c_str()));
+  for (auto n : {"s", "s2"}) EXPECT_EQ(lstat_of(m(n))->st_nlink, 2u) << n;
 }
 
 TEST_F(Links, SymlinkLandsInRwBranch) {
