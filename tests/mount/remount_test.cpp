@@ -394,7 +394,7 @@ TEST_F(Remount, NoOpsAndTheLastWritableBranchSayWhatHappened) {
        "nothing changed: no branch '" + p("nowhere") + "': nothing deleted");
   said(run({aufsctl_binary(), m(), "mod", p("l1") + "=ro+wh"}), "aufsctl: ",
        "nothing changed: branch '" + p("l1") + "' is ro+wh already");
-  for (const char* same : {"rw", "udba=reval"})
+  for (const char* same : {"rw", "udba=notify"})  // the default mode, by name
     said(remount(same), "mount.aufs: ", "nothing changed: the mount has these branches and options already");
   EXPECT_EQ(ctl_info(m())["generation"], before["generation"]);
   EXPECT_EQ(branch_rows(ctl_info(m())), branch_rows(before));
