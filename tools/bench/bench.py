@@ -35,7 +35,8 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 ALL_TARGETS = ["plain", "overlay", "passthrough_hp", "fuse-overlayfs", "unionfs-fuse",
                "mergerfs", "aufs-fuse", "aufs-fuse-notify", "aufs-fuse-none",
-               "aufs-fuse-volatile"]
+               "aufs-fuse-volatile", "aufs-fuse-318", "aufs-fuse-318-nopt",
+               "aufs-fuse-318-uring"]
 DEFAULT_TARGETS = ["plain", "overlay", "passthrough_hp", "fuse-overlayfs", "unionfs-fuse",
                    "mergerfs", "aufs-fuse"]
 FUSE_PEERS = ["fuse-overlayfs", "unionfs-fuse", "mergerfs"]
@@ -1008,13 +1009,18 @@ class AufsFuse(Target):
     fmt = "aufs"
     fstype = "fuse.aufs"
     extra = ""
+    bin_attr = "aufs_bin"  # which binary: --aufs-bin, or --aufs-bin-318 for the 3.18 targets
+
+    def binary(self):
+        return getattr(self.bench, self.bin_attr)
 
     def available(self):
-        b = self.bench.aufs_bin
-        return bool(b and os.access(b, os.X_OK)), "aufs-fuse binary not found (--aufs-bin)"
+        b = self.binary()
+        flag = "--aufs-bin" if self.bin_attr == "aufs_bin" else "--aufs-bin-318"
+        return bool(b and os.access(b, os.X_OK)), "aufs-fuse binary not found (%s)" % flag
 
     def version(self):
-        b = self.bench.aufs_bin
+        b = self.binary()
         v = first_line([b, "--version"])
         bt = "?"
         bdir = os.path.dirname(os.path.dirname(os.path.abspath(b)))
@@ -1033,7 +1039,7 @@ class AufsFuse(Target):
     def cmd(self, upper, work, lowers, mnt):
         br = ":".join([upper + "=rw"] + [lo + "=ro+wh" for lo in lowers])
         opts = "br=" + br + ("," + self.extra if self.extra else "")
-        return [self.bench.aufs_bin, "-f", "-o", opts, mnt]
+        return [self.binary(), "-f", "-o", opts, mnt]
 
 
 class AufsFuseNone(AufsFuse):
@@ -1048,11 +1054,41 @@ class AufsFuseVolatile(AufsFuse):
     extra = "volatile"  # copy-ups not synced before they are published
 
 
+class AufsFuse318(AufsFuse):
+    """The same code linked with libfuse 3.18 (passthrough on, its default rw)."""
+    bin_attr = "aufs_bin_318"
+
+
+class AufsFuse318NoPassthrough(AufsFuse318):
+    extra = "passthrough=none"
+
+
+class AufsFuse318Uring(AufsFuse318):
+    extra = "io_uring"
+    PARAM = "/sys/module/fuse/parameters/enable_uring"
+
+    def available(self):
+        ok, why = AufsFuse318.available(self)
+        if ok and not os.path.exists(self.PARAM):
+            return False, "the kernel has no FUSE over io_uring (%s)" % self.PARAM
+        return ok, why
+
+    def cmd(self, upper, work, lowers, mnt):
+        try:  # root may switch it on; otherwise the daemon warns and uses /dev/fuse
+            with open(self.PARAM, "w") as f:
+                f.write("Y")
+        except OSError:
+            pass
+        return AufsFuse318.cmd(self, upper, work, lowers, mnt)
+
+
 TARGET_CLASSES = {"plain": Plain, "overlay": Overlay, "passthrough_hp": PassthroughHp,
                   "fuse-overlayfs": FuseOverlayfs,
                   "unionfs-fuse": UnionfsFuse, "mergerfs": Mergerfs, "aufs-fuse": AufsFuse,
                   "aufs-fuse-notify": AufsFuseNotify, "aufs-fuse-none": AufsFuseNone,
-                  "aufs-fuse-volatile": AufsFuseVolatile}
+                  "aufs-fuse-volatile": AufsFuseVolatile, "aufs-fuse-318": AufsFuse318,
+                  "aufs-fuse-318-nopt": AufsFuse318NoPassthrough,
+                  "aufs-fuse-318-uring": AufsFuse318Uring}
 
 
 # --------------------------------------------------------------------------
@@ -1325,6 +1361,7 @@ class Bench:
         self.workdir = os.path.abspath(args.workdir)
         self.out = os.path.abspath(args.out)
         self.aufs_bin = os.path.abspath(args.aufs_bin) if args.aufs_bin else newest_aufs_bin()
+        self.aufs_bin_318 = os.path.abspath(args.aufs_bin_318) if args.aufs_bin_318 else None
         for d in ("logs", "run", "mnt"):
             os.makedirs(os.path.join(self.workdir, d), exist_ok=True)
         self.helper = None
@@ -2039,6 +2076,8 @@ def main():
                     help="before each trial, wait while other processes keep the CPUs busy, "
                     "up to SEC seconds in total (default 0: only record it)")
     ap.add_argument("--aufs-bin", help="aufs-fuse binary (default: newest build*/src/aufs-fuse)")
+    ap.add_argument("--aufs-bin-318", help="aufs-fuse linked with libfuse 3.18 (targets aufs-fuse-318, "
+                    "aufs-fuse-318-nopt, aufs-fuse-318-uring)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench.py must run as root (mounts, drop_caches)")
