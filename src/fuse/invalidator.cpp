@@ -3,8 +3,6 @@
 // invalidator.hpp).
 #include "fuse/invalidator.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include "fuse/adapter.hpp"
 
 namespace aufs {
@@ -29,8 +27,9 @@ void Invalidator::start() {
 void Invalidator::post(NodeId dir, std::string name) {
   std::lock_guard<std::mutex> g(mu_);
   if (stopping_) return;
-  if (!queued_.insert(std::to_string(dir) + "/" + name).second) return;
-  queue_.emplace_back(dir, std::move(name));
+  std::string key = std::to_string(dir) + "/" + name;
+  if (!queued_.insert(key).second) return;  // queued or held, not sent yet
+  queue_.push_back({dir, std::move(name), std::move(key)});
   cv_.notify_one();
 }
 
@@ -55,31 +54,32 @@ void Invalidator::stop() {
 
 void Invalidator::run() {
   struct Held {
-    NodeId dir;
-    std::string name;
+    Item item;
     Clock::time_point since;
   };
   std::vector<Held> held;
+  std::vector<std::string> sent;
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     if (held.empty()) cv_.wait(l, [this] { return stopping_ || !queue_.empty(); });
     else cv_.wait_for(l, kRetry, [this] { return stopping_ || !queue_.empty(); });
     if (stopping_) return;
     auto now = Clock::now();
-    for (auto& [dir, name] : queue_) {
-      queued_.erase(std::to_string(dir) + "/" + name);
-      held.push_back({dir, std::move(name), now});
-    }
+    for (auto& it : queue_) held.push_back({std::move(it), now});
     queue_.clear();
     sending_ = true;
     l.unlock();
     std::vector<Held> later;
     for (auto& h : held) {
       bool force = now - h.since >= kMaxHold;
-      if (!invalidate_entry(ctx_, h.dir, h.name, force)) later.push_back(std::move(h));
+      if (invalidate_entry(ctx_, h.item.dir, h.item.name, force)) sent.push_back(std::move(h.item.key));
+      else later.push_back(std::move(h));
     }
     held.swap(later);
     l.lock();
+    // Sent: the same change may be posted again (a later one, read afresh).
+    for (auto& k : sent) queued_.erase(k);
+    sent.clear();
     sending_ = false;
     cv_.notify_all();
   }

@@ -33,7 +33,8 @@ class Invalidator {
 
   void start();
   // (dir, name) changed behind the mount; dir 0: everything. The same
-  // change posted twice before it is sent is sent once.
+  // change posted again before it is sent is sent once (what is sent is
+  // read at sending time).
   void post(NodeId dir, std::string name);
   // Takes no more posts and drops the ones not sent. True once the thread
   // is not inside a notification, within `wait`.
@@ -45,11 +46,16 @@ class Invalidator {
  private:
   void run();
 
+  struct Item {
+    NodeId dir;
+    std::string name;
+    std::string key;  // "<dir>/<name>", in queued_ until sent
+  };
   FuseContext& ctx_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::pair<NodeId, std::string>> queue_;  // mu_
-  std::unordered_set<std::string> queued_;             // mu_: "<dir>/<name>"
+  std::vector<Item> queue_;                 // mu_
+  std::unordered_set<std::string> queued_;  // mu_: keys of queued and held items
   bool stopping_ = false;                              // mu_
   bool sending_ = false;                               // mu_
   std::thread thread_;
