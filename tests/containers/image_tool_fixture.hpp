@@ -12,7 +12,20 @@ namespace aufs::ct {
 
 using namespace aufs::mt;
 
-class ImageTool : public MountTest {
+// Commands a container test cannot go on without, run in its directory.
+class CommandTest : public MountTest {
+ protected:
+  void must(const std::vector<std::string>& argv) {
+    auto r = run(argv, root(), 120000);
+    ASSERT_TRUE(r.ok()) << r;
+  }
+  void must_sh(const std::string& cmd) {
+    auto r = sh(cmd, root(), 120000);
+    ASSERT_TRUE(r.ok()) << cmd << "\n" << r;
+  }
+};
+
+class ImageTool : public CommandTest {
  protected:
   void SetUp() override {
     MountTest::SetUp();
@@ -35,14 +48,6 @@ class ImageTool : public MountTest {
     MountTest::TearDown();
   }
 
-  void must(const std::vector<std::string>& argv) {
-    auto r = run(argv, root(), 120000);
-    ASSERT_TRUE(r.ok()) << r;
-  }
-  void must_sh(const std::string& cmd) {
-    auto r = sh(cmd, root(), 120000);
-    ASSERT_TRUE(r.ok()) << cmd << "\n" << r;
-  }
 
   // img:l1 = busybox root; img:v2 = l1 + a layer with a deletion, a new
   // directory, a hard link and a symlink.

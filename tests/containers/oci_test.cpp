@@ -21,6 +21,7 @@
 #include <regex>
 
 #include "container_support.hpp"
+#include "image_tool_fixture.hpp"
 
 #if AUFS_HAVE_NLOHMANN
 #include <nlohmann/json.hpp>
@@ -31,7 +32,7 @@ namespace {
 
 using namespace aufs::mt;
 
-class OciLayers : public MountTest {
+class OciLayers : public CommandTest {
  protected:
   void SetUp() override {
     MountTest::SetUp();
@@ -43,15 +44,6 @@ class OciLayers : public MountTest {
     if (!which("umoci")) GTEST_SKIP() << "umoci not installed (Debian package umoci)";
     if (!which("busybox")) GTEST_SKIP() << "busybox not installed (Debian package busybox-static)";
     if (!which("tar") || !which("gzip")) GTEST_SKIP() << "tar or gzip not installed";
-  }
-
-  void must(const std::vector<std::string>& argv) {
-    auto r = run(argv, root(), 120000);
-    ASSERT_TRUE(r.ok()) << r;
-  }
-  void must_sh(const std::string& cmd) {
-    auto r = sh(cmd, root(), 120000);
-    ASSERT_TRUE(r.ok()) << cmd << "\n" << r;
   }
 };
 
