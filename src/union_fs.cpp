@@ -117,6 +117,7 @@ Result<std::unique_ptr<DirHandle>> Union::opendir(NodeId id, const Ctx* ctx) {
 }
 
 Status Union::rewinddir(DirHandle& dh) { return core::rewinddir(*m_, dh); }
+Status Union::before_read(DirHandle& dh, bool first) { return core::before_read(*m_, dh, first); }
 
 std::vector<Result<Entry>> Union::lookup_entries(DirHandle& dh, const VEntry* const* es, size_t n) {
   return core::lookup_entries(*m_, dh, es, n);

@@ -59,6 +59,8 @@ struct DirHandle {
   NodePtr node;
   Listing entries;  // snapshot taken at opendir / rewind
   uint64_t listing_seq = 0;  // the rdcache listing served (0: not cached)
+  uint64_t gen = 0;          // the node's dir_gen when the listing was taken
+  uint64_t bgen = 0;         // and the branches' generation
   bool keep_cache = false;   // the kernel's cached listing is this one
   bool started = false;         // a read at offset 0 after this rewinds
   std::mutex mu;

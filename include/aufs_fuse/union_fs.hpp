@@ -89,6 +89,8 @@ class Union {
   // Directories (src/core/readdir).
   Result<std::unique_ptr<DirHandle>> opendir(NodeId id, const Ctx* ctx = nullptr);
   Status rewinddir(DirHandle& dh);
+  // Before a readdir reply the kernel may keep (see core/readdir.hpp).
+  Status before_read(DirHandle& dh, bool first);
   // Lookups of listed entries (one readdirplus reply), each as lookup() of
   // its name, adding a reference: the directory is opened once per branch
   // for all of them.

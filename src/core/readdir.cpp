@@ -75,6 +75,8 @@ Status rewinddir(Mount& m, DirHandle& dh) {
       if (same) {
         dh.entries = c->entries;
         dh.listing_seq = c->seq;
+        dh.gen = c->gen;
+        dh.bgen = c->bgen;
         return {};
       }
     }
@@ -84,6 +86,8 @@ Status rewinddir(Mount& m, DirHandle& dh) {
   AUFS_ASSIGN_OR_RETURN(auto ents, list_dir(m, *bs, w, &stamps, &n));
   dh.entries = Listing(std::move(ents));
   dh.listing_seq = 0;
+  dh.gen = gen;
+  dh.bgen = bs->generation;
   if (m.opts.rdcache > 0 && stamps.size() == w.layers.size()) {
     auto c = m.listings.make(dh.entries);
     c->stamps = std::move(stamps);
@@ -100,6 +104,21 @@ Status rewinddir(Mount& m, DirHandle& dh) {
     }
     m.listings.keep(n, mine);
   }
+  return {};
+}
+
+// The kernel may keep what a readdir reply sends (cache_readdir), and it
+// notes its own count of the directory's changes when the first part is
+// asked for, not at opendir. A first part from a listing taken before a
+// change the kernel has already counted would be kept as current, so it is
+// taken again; a later part from an outdated listing stops the next open
+// from keeping the kernel's copy.
+Status before_read(Mount& m, DirHandle& dh, bool first) {
+  const NodePtr& n = dh.node;
+  if (dh.gen == n->dir_gen.load() && dh.bgen == m.branches()->generation) return {};
+  if (first) AUFS_TRY(rewinddir(m, dh));
+  std::lock_guard<SmallMutex> g(n->mu);
+  if (Node::Extra* x = n->extra_if()) x->served_seq = 0;
   return {};
 }
 

@@ -14,6 +14,9 @@ namespace aufs::core {
 Result<std::unique_ptr<DirHandle>> opendir(Mount& m, NodeId id, const Ctx* ctx);
 // Takes the listing again (from the rdcache while it is still valid).
 Status rewinddir(Mount& m, DirHandle& dh);
+// Before a part of the listing is sent (first: the read at offset 0 of a
+// fresh open): keeps what the kernel may cache from predating a change.
+Status before_read(Mount& m, DirHandle& dh, bool first);
 // Lookups of listed entries (one readdirplus reply), each as lookup() of
 // its name, adding a reference: the directory is opened once per branch.
 std::vector<Result<Entry>> lookup_entries(Mount& m, DirHandle& dh, const VEntry* const* es, size_t n);

@@ -528,18 +528,18 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
   // Released before any reply: once the kernel has the answer, the caller
   // may close the directory, and releasedir (another worker) frees dh.
   std::unique_lock<std::mutex> g(dh.mu);
-  if (off == 0 && dh.started) {
-    // rewinddir: AUFS refreshes the merged listing.
-    if (auto st = fs.rewinddir(dh); !st.ok()) {
-      g.unlock();
-      return (void)fuse_reply_err(req, st.err());
-    }
+  auto& cfg = ctx_of(req).cfg;
+  Status st;
+  if (off == 0 && dh.started) st = fs.rewinddir(dh);  // AUFS refreshes the merged listing
+  else if (cfg.cache_readdir) st = fs.before_read(dh, off == 0);
+  if (!st.ok()) {
+    g.unlock();
+    return (void)fuse_reply_err(req, st.err());
   }
   dh.started = true;
   std::vector<char> buf(size);
   size_t used = 0;
   size_t total = dh.entries.size() + 2;
-  auto& cfg = ctx_of(req).cfg;
   auto name_of = [&](size_t i) { return i < 2 ? (i == 0 ? "." : "..") : dh.entries[i - 2].name.c_str(); };
   auto dirent_of = [&](size_t i) {
     struct stat st {};

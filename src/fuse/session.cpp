@@ -115,11 +115,7 @@ int serve(Union& fs, const MountOptions& opts) {
   // Only with long-lived entries: under reval, readdirplus replies are what
   // renew the 1 s entries of a listed directory in bulk; a listing served by
   // the kernel would leave a stat-ing scan one LOOKUP per name.
-  // Not under notify yet: a TSan run of Concurrency.DisjointNamesMatch-
-  // PlainDirectoryWithKernelCache once listed a name its own thread had just
-  // removed through the mount, with the kernel keeping listings; not
-  // explained so far (aufs-fuse(8) BUGS).
-  fctx.cfg.cache_readdir = opts.rdcache > 0 && opts.udba == Udba::None;
+  fctx.cfg.cache_readdir = opts.rdcache > 0 && opts.udba != Udba::Reval;
   fctx.features.configure(opts);
   // aufsctl's "fuse" part: the features in use and the passthrough counts.
   struct InfoGuard {

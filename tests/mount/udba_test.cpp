@@ -2,11 +2,13 @@
 // udba=none|reval|notify: what a user sees when a branch is edited
 // directly, behind the union's back. These mounts keep the daemon's own
 // timeouts (mount_cached): none 86400 s, reval 1 s, notify 3600 s.
+#include <dirent.h>
 #include <sys/mman.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -259,8 +261,8 @@ TEST_F(Udba, ListingFollowsALowerCopyChange) {
   EXPECT_EQ(list_dir(m("sub")), want);
 }
 
-// udba=none lets the kernel keep directory listings between opens
-// (cache_readdir; not notify yet, see aufs-fuse(8) BUGS); an open keeps the kernel's copy only while the daemon's
+// udba=notify and none let the kernel keep directory listings between opens
+// (cache_readdir); an open keeps the kernel's copy only while the daemon's
 // listing is unchanged, so edits through the mount and in the branches
 // still show at the next listing.
 TEST_F(Udba, ListingsKeptByTheKernelFollowEdits) {
@@ -284,6 +286,38 @@ TEST_F(Udba, ListingsKeptByTheKernelFollowEdits) {
     // Back to the fixture's lower branch for the next mode.
     ASSERT_EQ(::unlink(p("l1/sub/direct.txt").c_str()), 0);
     ASSERT_TRUE(write_file(p("l1/sub/gone2.txt"), "soon gone too\n"));
+    for (auto& n : list_dir(p("rw/sub"))) ::unlink(p("rw/sub/" + n).c_str());
+  }
+}
+
+// Found by Concurrency.DisjointNamesMatchPlainDirectoryWithKernelCache
+// (TSan): the kernel counts a directory's changes from its first read, not
+// from opendir. A directory opened before a removal and first read after it
+// sent the listing of its opendir; the kernel kept it as current, and the
+// next open, whose daemon listing had not changed since, kept that copy.
+TEST_F(Udba, ListingOpenedBeforeAChangeIsNotKeptStale) {
+  for (const char* mode : {"udba=notify", "udba=none"}) {
+    SCOPED_TRACE(mode);
+    ASSERT_TRUE(mount_cached("rw:l1=ro+wh", mode));
+    using V = std::vector<std::string>;
+    ASSERT_TRUE(write_file(m("sub/x"), "x\n"));
+    ASSERT_TRUE(write_file(m("sub/y"), "y\n"));
+    EXPECT_EQ(list_dir(m("sub")), (V{"gone2.txt", "x", "y"}));
+    DIR* early = ::opendir(m("sub").c_str());  // glibc reads nothing yet
+    ASSERT_NE(early, nullptr);
+    ASSERT_EQ(::unlink(m("sub/x").c_str()), 0);
+    DIR* fresh = ::opendir(m("sub").c_str());  // the current listing, never read
+    ASSERT_NE(fresh, nullptr);
+    ::closedir(fresh);
+    V seen;
+    while (dirent* e = ::readdir(early))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") seen.push_back(e->d_name);
+    ::closedir(early);
+    std::sort(seen.begin(), seen.end());
+    EXPECT_EQ(seen, (V{"gone2.txt", "y"}));
+    EXPECT_EQ(list_dir(m("sub")), (V{"gone2.txt", "y"}));
+    EXPECT_EQ(list_dir(m("sub")), (V{"gone2.txt", "y"}));
+    unmount();
     for (auto& n : list_dir(p("rw/sub"))) ::unlink(p("rw/sub/" + n).c_str());
   }
 }
