@@ -36,7 +36,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 ALL_TARGETS = ["plain", "overlay", "passthrough_hp", "fuse-overlayfs", "unionfs-fuse",
                "mergerfs", "aufs-fuse", "aufs-fuse-notify", "aufs-fuse-none",
                "aufs-fuse-volatile", "aufs-fuse-318", "aufs-fuse-318-nopt",
-               "aufs-fuse-318-uring"]
+               "aufs-fuse-318-ptall", "aufs-fuse-318-uring"]
 DEFAULT_TARGETS = ["plain", "overlay", "passthrough_hp", "fuse-overlayfs", "unionfs-fuse",
                    "mergerfs", "aufs-fuse"]
 FUSE_PEERS = ["fuse-overlayfs", "unionfs-fuse", "mergerfs"]
@@ -1063,6 +1063,10 @@ class AufsFuse318NoPassthrough(AufsFuse318):
     extra = "passthrough=none"
 
 
+class AufsFuse318PassthroughAll(AufsFuse318):
+    extra = "passthrough=all"  # lower files too: open readers not re-pointed at copy-up
+
+
 class AufsFuse318Uring(AufsFuse318):
     extra = "io_uring"
     PARAM = "/sys/module/fuse/parameters/enable_uring"
@@ -1088,6 +1092,7 @@ TARGET_CLASSES = {"plain": Plain, "overlay": Overlay, "passthrough_hp": Passthro
                   "aufs-fuse-notify": AufsFuseNotify, "aufs-fuse-none": AufsFuseNone,
                   "aufs-fuse-volatile": AufsFuseVolatile, "aufs-fuse-318": AufsFuse318,
                   "aufs-fuse-318-nopt": AufsFuse318NoPassthrough,
+                  "aufs-fuse-318-ptall": AufsFuse318PassthroughAll,
                   "aufs-fuse-318-uring": AufsFuse318Uring}
 
 
@@ -2077,7 +2082,7 @@ def main():
                     "up to SEC seconds in total (default 0: only record it)")
     ap.add_argument("--aufs-bin", help="aufs-fuse binary (default: newest build*/src/aufs-fuse)")
     ap.add_argument("--aufs-bin-318", help="aufs-fuse linked with libfuse 3.18 (targets aufs-fuse-318, "
-                    "aufs-fuse-318-nopt, aufs-fuse-318-uring)")
+                    "aufs-fuse-318-nopt, aufs-fuse-318-ptall, aufs-fuse-318-uring)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench.py must run as root (mounts, drop_caches)")
