@@ -162,6 +162,7 @@ BranchSetPtr Union::branches() const { return m_->branches(); }
 const MountOptions& Union::options() const { return m_->opts; }
 bool Union::read_only() const { return m_->ro(); }
 void Union::set_frontend_info(std::function<std::string()> f) { m_->frontend_info = std::move(f); }
+void Union::refuse_pauses(std::string why) { m_->writes.refuse_pauses(std::move(why)); }
 const Counters& Union::counters() const { return m_->counters; }
 size_t Union::reap_pending() const { return m_->reaper.pending(); }
 

@@ -13,7 +13,8 @@
 #               every branch system call of each tested operation fails in turn)
 #   --no-libfuse318  skip the second build against libfuse 3.18 (build-fuse318,
 #               tools/build-libfuse.sh: Debian's source package, private prefix),
-#               whose unit and mount suites run after the main ones
+#               whose unit and mount suites run after the main ones, and the
+#               mount suite once more through io_uring where the kernel has it
 # Other arguments go to `meson test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,17 @@ if [ $fuse318 -eq 1 ]; then
     meson test -C build-fuse318 --no-rebuild --suite unit --suite mount --print-errorlogs \
       --num-processes 2 ${args[@]+"${args[@]}"} || rc=1
     python3 tools/test-summary.py build-fuse318/meson-logs/testlog.junit.xml
+    # The mount suite once more with every mount served through io_uring
+    # rings, where the kernel has them (root switches them on for the run).
+    uring=/sys/module/fuse/parameters/enable_uring
+    if [ -w "$uring" ] && [ ${#args[@]} -eq 0 ]; then
+      was=$(cat "$uring")
+      echo Y > "$uring"
+      AUFS_TEST_MOUNT_OPTIONS=io_uring meson test -C build-fuse318 --no-rebuild --suite mount \
+        --print-errorlogs --num-processes 2 || rc=1
+      echo "$was" > "$uring"
+      python3 tools/test-summary.py build-fuse318/meson-logs/testlog.junit.xml
+    fi
   else
     echo "run-tests: libfuse 3.18 did not build (tools/build-libfuse.sh)" >&2
     rc=1

@@ -125,6 +125,9 @@ class Union {
   // file. Set before serving requests; an empty source (after serving) hides
   // them again.
   void set_request_stats(StatsSource s);
+  // The front end cannot hold a request while others are served (FUSE over
+  // io_uring): pauses are refused with `why` from now on.
+  void refuse_pauses(std::string why);
   BranchSetPtr branches() const;
   const MountOptions& options() const;
   bool read_only() const;  // -o ro, or remounted read-only

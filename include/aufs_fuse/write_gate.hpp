@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 
 namespace aufs {
 
@@ -41,6 +42,7 @@ class WriteGate {
   int pause(Clock::duration hold) {
     std::unique_lock<std::mutex> l(mu_);
     expire_locked();
+    if (!refused_.empty()) return EOPNOTSUPP;
     if (paused_) return EBUSY;
     paused_ = true;
     until_ = Clock::now() + hold;
@@ -55,6 +57,16 @@ class WriteGate {
       return ETXTBSY;
     }
     return 0;
+  }
+  // Holding writes is unsafe on this mount (why: the reason a user reads):
+  // pause() refuses with EOPNOTSUPP from now on.
+  void refuse_pauses(std::string why) {
+    std::lock_guard<std::mutex> g(mu_);
+    refused_ = std::move(why);
+  }
+  std::string refused() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return refused_;
   }
   // A file open for writing whose writes bypass the daemon (FUSE
   // passthrough) cannot be held: pause() refuses (ETXTBSY) while one is
@@ -104,6 +116,7 @@ class WriteGate {
   unsigned active_ = 0;  // mu_
   unsigned pinned_ = 0;  // mu_
   bool paused_ = false;  // mu_
+  std::string refused_;  // mu_
   Clock::time_point until_;  // mu_
 };
 

@@ -157,6 +157,7 @@ Status pause_request(Mount& m, bool pause, const std::string& spec, const Ctx& c
     return Errno{EINVAL};
   }
   int e = m.writes.pause(std::chrono::seconds(secs));
+  if (e == EOPNOTSUPP) why = m.writes.refused();
   if (e == EBUSY) why = "writes are paused already";
   if (e == ETIMEDOUT)
     why = "writes in flight did not end within " + spec + " s; nothing is held";

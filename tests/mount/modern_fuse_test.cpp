@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <sys/wait.h>
@@ -61,7 +62,8 @@ TEST_F(MountTest, FuseFeaturesAreReportedWithReasons) {
     EXPECT_EQ(s.value("why", std::string()).starts_with("library too old"), !built) << v.out;
   }
   // io_uring is off by default.
-  EXPECT_FALSE(info["fuse"]["io_uring"].value("active", true));
+  if (suite_options().find("io_uring") == std::string::npos)
+    EXPECT_FALSE(info["fuse"]["io_uring"].value("active", true));
   auto human = run({aufsctl_binary(), m()});
   EXPECT_NE(human.out.find("passthrough: "), std::string::npos) << human;
 }
@@ -334,17 +336,23 @@ class IoUring : public MountTest {
     out << v;
     return static_cast<bool>(out.flush());
   }
+  // Fifty lower files f0..f49 and a mount served through the rings; `skip`
+  // says why not where the library or the kernel cannot.
+  void mount_rings(std::string& skip) {
+    ASSERT_TRUE(set("Y"));
+    mkdirs(p("rw"));
+    mkdirs(p("l1"));
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(write_file(p("l1/f" + std::to_string(i)), "lower\n"));
+    ASSERT_TRUE(mount("rw:l1=ro+wh", "io_uring,io_uring_q_depth=16"));
+    skip = why_off(ctl_info(m()), "io_uring");
+  }
   std::string saved_;
 };
 
 TEST_F(IoUring, MountAndUnmountUnderLoad) {
-  ASSERT_TRUE(set("Y"));
-  mkdirs(p("rw"));
-  mkdirs(p("l1"));
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(write_file(p("l1/f" + std::to_string(i)), "lower\n"));
-  ASSERT_TRUE(mount("rw:l1=ro+wh", "io_uring,io_uring_q_depth=16"));
-  Json info = ctl_info(m());
-  if (auto why = why_off(info, "io_uring"); !why.empty()) GTEST_SKIP() << why;
+  std::string skip;
+  ASSERT_NO_FATAL_FAILURE(mount_rings(skip));
+  if (!skip.empty()) GTEST_SKIP() << skip;
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};
   std::vector<std::thread> load;
@@ -365,6 +373,76 @@ TEST_F(IoUring, MountAndUnmountUnderLoad) {
   EXPECT_EQ(errors.load(), 0);
   unmount();  // the daemon exits 0 with a clean log
   EXPECT_FALSE(in_proc_mounts(m()));
+}
+
+// Detached (umount -l) while requests are in flight: an fd held across the
+// detach keeps reading through the rings, and once it is closed the daemon
+// leaves by itself, exit status 0, with a clean log.
+TEST_F(IoUring, LazyUnmountWithRequestsInFlight) {
+  std::string skip;
+  ASSERT_NO_FATAL_FAILURE(mount_rings(skip));
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  int held = ::open(m("f0").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held, 0) << errname(errno);
+  // detaching: set before the unmount starts, as paths stop naming the mount.
+  std::atomic<bool> detaching{false}, detached{false}, stop{false};
+  std::atomic<int> errors{0}, held_errors{0}, reads_after{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 3; ++t) {
+    load.emplace_back([&, t] {
+      for (int n = 0; !stop.load(); ++n) {
+        if (detaching.load()) {  // the paths now name the bare mount point
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        }
+        std::string f = m("t" + std::to_string(t) + "_" + std::to_string(n % 20));
+        bool ok = write_file(f, "x" + std::to_string(n)) && read_file(f) == "x" + std::to_string(n) &&
+                  read_file(m("f" + std::to_string(n % 50))) == "lower\n";
+        if (!ok && !detaching.load()) errors++;
+      }
+    });
+  }
+  load.emplace_back([&] {
+    char buf[16];
+    while (!stop.load()) {
+      ssize_t n = ::pread(held, buf, sizeof buf, 0);
+      if (n != 6 || std::string(buf, 6) != "lower\n") held_errors++;
+      else if (detached.load()) reads_after++;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  detaching = true;
+  auto r = run({"fusermount3", "-uz", m()}, "", 15000);
+  detached = true;
+  EXPECT_TRUE(r.ok()) << r.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  for (auto& t : load) t.join();
+  ::close(held);
+  EXPECT_EQ(errors.load(), 0) << "operations through paths before the detach";
+  EXPECT_EQ(held_errors.load(), 0) << "reads of the fd held across the detach";
+  EXPECT_GT(reads_after.load(), 0) << "the held fd was not read after the detach";
+  EXPECT_FALSE(in_proc_mounts(m()));
+  unmount();  // only waits: the daemon exits 0 with a clean log once the fd is closed
+}
+
+// A ring's requests are served in turn by one thread, so a write held by a
+// pause would hold the release behind it (found running the mount suite
+// through the rings: Pause.WritesWaitWhilePausedAndFinishAfterRelease waited
+// for its 30 s timeout). The pause is refused instead, and writes go on.
+TEST_F(IoUring, PauseIsRefused) {
+  ASSERT_TRUE(set("Y"));
+  mkdirs(p("rw"));
+  ASSERT_TRUE(mount("rw", "io_uring"));
+  Json info = ctl_info(m());
+  if (auto why = why_off(info, "io_uring"); !why.empty()) GTEST_SKIP() << why;
+  std::string ctl = m(".wh..wh.aufs-fuse");
+  std::string v = "5";
+  ASSERT_EQ(::setxattr(ctl.c_str(), "user.aufs.pause", v.data(), v.size(), 0), -1);
+  EXPECT_EQ(errno, EOPNOTSUPP) << errname(errno);
+  ASSERT_TRUE(write_file(m("f"), "not held\n"));
+  EXPECT_EQ(read_file(m("f")), "not held\n");
+  unmount();
 }
 
 TEST_F(IoUring, ParameterOffFallsBackWithOneWarning) {

@@ -747,10 +747,15 @@ std::string MountTest::branch_list(const std::string& branches) const {
   return br;
 }
 
+std::string suite_options() {
+  const char* o = std::getenv("AUFS_TEST_MOUNT_OPTIONS");
+  return o && *o ? std::string(",") + o : std::string();
+}
+
 ::testing::AssertionResult MountTest::mount(const std::string& branches, const std::string& extra,
                                             const std::string& mnt_rel) {
   std::string o = "br=" + branch_list(branches) +
-                  ",entry_timeout=0,attr_timeout=0,negative_timeout=0,threads=2";
+                  ",entry_timeout=0,attr_timeout=0,negative_timeout=0,threads=2" + suite_options();
   if (!extra.empty()) o += "," + extra;
   return mount_args({"-f", "-o", o, p(mnt_rel)}, mnt_rel);
 }
@@ -758,7 +763,7 @@ std::string MountTest::branch_list(const std::string& branches) const {
 ::testing::AssertionResult MountTest::mount_cached(const std::string& branches,
                                                    const std::string& extra,
                                                    const std::string& mnt_rel) {
-  std::string o = "br=" + branch_list(branches) + ",threads=2";
+  std::string o = "br=" + branch_list(branches) + ",threads=2" + suite_options();
   if (!extra.empty()) o += "," + extra;
   return mount_args({"-f", "-o", o, p(mnt_rel)}, mnt_rel);
 }

@@ -75,6 +75,10 @@ std::optional<std::string> get_xattr(const std::string& path, const std::string&
 void remove_tree(const std::string& path);
 bool is_mount_point(const std::string& path);  // st_dev differs from parent's
 bool in_proc_mounts(const std::string& path);  // listed in /proc/self/mountinfo
+// AUFS_TEST_MOUNT_OPTIONS as ",OPTS" (or ""): options every mount() and
+// mount_cached() of a run gets (io_uring: the suite through the rings);
+// a test's own options come after them.
+std::string suite_options();
 
 // The README walk-through's branches below dir: container-layer
 // (container-layer.txt) over image-layer1..3 (image-layerN.txt,
