@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Each callback: decode, call the core, reply. The core never sees libfuse
-// types; no exception crosses back into libfuse (guard() maps them).
-#include "adapter.hpp"
+// types; no exception crosses back into libfuse (guard() maps them). Here:
+// INIT, names and attributes, xattrs, statfs; files in file_ops.cpp,
+// directory listings in dir_ops.cpp.
+#include "fuse/adapter.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,33 +16,10 @@
 #include <optional>
 #include <new>
 
+#include "fuse/request.hpp"
+
 namespace aufs {
-namespace {
-
-FuseContext& ctx_of(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
-Union& fs_of(fuse_req_t req) { return *ctx_of(req).fs; }
-
-template <class F>
-void guard(fuse_req_t req, const char* op, F&& f) {
-  try {
-    f();
-  } catch (const std::bad_alloc&) {
-    fuse_reply_err(req, ENOMEM);
-  } catch (const std::exception& e) {
-    spdlog::error("{}: internal error: {}", op, e.what());
-    fuse_reply_err(req, EIO);
-  }
-}
-
-// Same, for requests that take no reply (forget).
-template <class F>
-void guard_noreply(const char* op, F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    spdlog::error("{}: internal error: {}", op, e.what());
-  }
-}
+namespace fuse_ops {
 
 Ctx make_ctx(fuse_req_t req, bool with_groups) {
   const fuse_ctx* c = fuse_req_ctx(req);
@@ -76,13 +55,12 @@ Ctx make_ctx(fuse_req_t req, bool with_groups) {
   return x;
 }
 
-void log_req(fuse_req_t req, const char* op, fuse_ino_t ino, std::string_view name = {}) {
+void log_req(fuse_req_t req, const char* op, fuse_ino_t ino, std::string_view name) {
   if (!ctx_of(req).cfg.debug) return;
   const fuse_ctx* c = fuse_req_ctx(req);
   spdlog::debug("{} ino={} name='{}' uid={} pid={}", op, ino, name, c->uid, c->pid);
 }
 
-// A node's entry as the kernel caches it (timeouts per udba, see AdapterConfig).
 fuse_entry_param entry_param(const AdapterConfig& cfg, const Entry& e) {
   fuse_entry_param p{};
   p.ino = e.id;
@@ -104,46 +82,7 @@ void reply_entry(fuse_req_t req, const Entry& e) {
   }
 }
 
-FileHandle* fh_of(fuse_file_info* fi) { return fi ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr; }
-DirHandle* dh_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
-
-// The set-id bits an unprivileged caller's write or truncation clears
-// (KILLPRIV_V2: the kernel leaves it to us). True if the mode changed.
-mode_t without_suidgid(mode_t m) {
-  m &= ~S_ISUID;
-  if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) m &= ~S_ISGID;  // else a lock mark
-  return m;
-}
-
-bool kill_suidgid(int fd) {
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  mode_t m = st.st_mode & 07777;
-  return without_suidgid(m) != m && ::fchmod(fd, without_suidgid(m)) == 0;
-}
-
-bool kill_requested(fuse_req_t req, const fuse_file_info* fi) {
-#if AUFS_HAVE_KILLPRIV_V2
-  if (ctx_of(req).features.active(Feature::KillprivV2)) return fi->kill_suidgid;
-#else
-  (void)fi;
-#endif
-  (void)req;
-  return false;
-}
-
-// open(O_TRUNC) by an unprivileged caller: the kernel truncates through our
-// OPEN (atomic_o_trunc) and, without KILLPRIV_V2, clears no set-id bits
-// there. Without the kernel's word, a caller other than root counts as
-// unprivileged.
-bool kill_on_trunc(fuse_req_t req, const fuse_file_info* fi) {
-  if (!(fi->flags & O_TRUNC)) return false;
-  if (ctx_of(req).features.active(Feature::KillprivV2)) return kill_requested(req, fi);
-  return fuse_req_ctx(req)->uid != 0;
-}
-
-// After the reply: the kernel's cached mode still has the bits.
-void inval_attr(FuseContext& fc, fuse_ino_t ino) { fuse_lowlevel_notify_inval_inode(fc.se, ino, -1, 0); }
+namespace {
 
 void op_init(void* userdata, fuse_conn_info* conn) {
   auto* fc = static_cast<FuseContext*>(userdata);
@@ -325,311 +264,6 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   });
 }
 
-void fill_open(fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
-  fi->fh = reinterpret_cast<uint64_t>(fh.release());
-}
-
-// Passthrough or not, for an opened handle (see passthrough.hpp): false
-// when the open must fail with *err.
-bool choose_io(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, FileHandle& fh, int* err) {
-  // A writer given a backing file writes past the pause gate: it is pinned
-  // (inside a ticket: a pause waits for it, then refuses while it is open).
-  bool writer = (fh.flags & O_ACCMODE) != O_RDONLY;
-  std::optional<WriteGate::Ticket> t;
-  if (writer && ctx_of(req).passthrough.enabled()) t.emplace(fs_of(req).write_ticket());
-  int b = ctx_of(req).passthrough.open(req, fs_of(req), ino, fh);
-  if (b < 0) {
-    *err = -b;
-    return false;
-  }
-  if (b > 0 && writer) {
-    fs_of(req).write_gate().pin();
-    fh.pinned_writer = true;
-  }
-#if AUFS_HAVE_PASSTHROUGH
-  fi->backing_id = b;
-#else
-  (void)fi;
-#endif
-  return true;
-}
-
-void release_handle(fuse_req_t req, fuse_ino_t ino, FuseContext& fc, FileHandle* fh) {
-  if (!fh) return;
-  fc.passthrough.release(req, ino, fh->kernel_uncached);
-  if (fh->pinned_writer) fc.fs->write_gate().unpin();
-  fc.fs->release(std::unique_ptr<FileHandle>(fh));
-}
-
-void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  log_req(req, "open", ino);
-  guard(req, "open", [&] {
-    FuseContext& fc = ctx_of(req);
-    if (int e = fc.passthrough.precheck(ino, fi->flags)) return (void)fuse_reply_err(req, e);
-    auto r = fs_of(req).open(ino, fi->flags, make_ctx(req, false));
-    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
-    bool killed = kill_on_trunc(req, fi) && kill_suidgid(r.value()->raw_fd());
-    int err = 0;
-    if (!choose_io(req, ino, fi, *r.value(), &err)) {
-      fc.fs->release(std::move(r.value()));
-      return (void)fuse_reply_err(req, err);
-    }
-    // The kernel refuses FOPEN_KEEP_CACHE with a backing file (EIO).
-    fi->keep_cache = r.value()->keep_cache && !r.value()->kernel_uncached;
-    // A reader's close has nothing to report, nor a writer's on a file
-    // system without a flush operation: no FLUSH round trip for them.
-    fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY || r.value()->quiet_close;
-    fill_open(fi, std::move(r.value()));
-    if (fuse_reply_open(req, fi) == -ENOENT) return release_handle(req, ino, fc, fh_of(fi));
-    if (killed) inval_attr(fc, ino);
-  });
-}
-
-void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  log_req(req, "create", parent, name);
-  guard(req, "create", [&] {
-    auto r = fs_of(req).create(parent, name, mode, fi->flags, make_ctx(req, true));
-    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
-    FuseContext& fc = ctx_of(req);
-    fuse_entry_param p = entry_param(fc.cfg, r->entry);
-    if (kill_on_trunc(req, fi) && kill_suidgid(r->fh->raw_fd())) {
-      // An existing file opened by O_CREAT|O_TRUNC: the reply's mode too.
-      p.attr.st_mode = without_suidgid(p.attr.st_mode);
-    }
-    int err = 0;
-    if (!choose_io(req, p.ino, fi, *r->fh, &err)) {
-      fc.fs->release(std::move(r->fh));
-      fc.fs->forget(p.ino, 1);
-      return (void)fuse_reply_err(req, err);
-    }
-    fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY || r->fh->quiet_close;
-    fill_open(fi, std::move(r->fh));
-    if (fc.cfg.debug) spdlog::debug("  -> node {} ino {} mode {:o}", p.ino, p.attr.st_ino, p.attr.st_mode);
-    if (fuse_reply_create(req, &p, fi) == -ENOENT) {
-      release_handle(req, p.ino, fc, fh_of(fi));
-      fc.fs->forget(p.ino, 1);
-    }
-  });
-}
-
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  (void)ino;
-  guard(req, "read", [&] {
-    auto fd = fs_of(req).io_fd(*fh_of(fi));
-    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-    buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    buf.buf[0].fd = fd.value()->get();
-    buf.buf[0].pos = off;
-    fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-  });
-}
-
-void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
-  guard(req, "write", [&] {
-    auto ticket = fs_of(req).write_ticket();
-    auto fd = fs_of(req).io_fd(*fh_of(fi));
-    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-    out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    out.buf[0].fd = fd.value()->get();
-    out.buf[0].pos = off;
-    ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
-    if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
-    bool killed = kill_requested(req, fi) && kill_suidgid(fd.value()->get());
-    FuseContext& fc = ctx_of(req);
-    fuse_reply_write(req, static_cast<size_t>(n));
-    if (killed) inval_attr(fc, ino);
-  });
-}
-
-void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  (void)ino;
-  guard(req, "flush", [&] {
-    // close() of a duplicate reports delayed write errors of the branch fs.
-    auto fd = fs_of(req).io_fd(*fh_of(fi));
-    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    int d = ::dup(fd.value()->get());
-    int err = 0;
-    if (d < 0) err = errno;
-    else if (::close(d) < 0) err = errno;
-    fuse_reply_err(req, err);
-  });
-}
-
-void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  guard(req, "release", [&] {
-    release_handle(req, ino, ctx_of(req), fh_of(fi));
-    fuse_reply_err(req, 0);
-  });
-}
-
-void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
-  (void)ino;
-  guard(req, "fsync", [&] {
-    auto fd = fs_of(req).io_fd(*fh_of(fi));
-    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    int r = datasync ? ::fdatasync(fd.value()->get()) : ::fsync(fd.value()->get());
-    fuse_reply_err(req, r < 0 ? errno : 0);
-  });
-}
-
-void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
-  (void)ino;
-  guard(req, "fallocate", [&] {
-    auto ticket = fs_of(req).write_ticket();
-    auto fd = fs_of(req).io_fd(*fh_of(fi));
-    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    fuse_reply_err(req, ::fallocate(fd.value()->get(), mode, off, len) < 0 ? errno : 0);
-  });
-}
-
-void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in,
-                        fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len,
-                        int flags) {
-  (void)ino_in;
-  (void)ino_out;
-  guard(req, "copy_file_range", [&] {
-    auto ticket = fs_of(req).write_ticket();
-    auto in = fs_of(req).io_fd(*fh_of(fi_in));
-    auto out = fs_of(req).io_fd(*fh_of(fi_out));
-    if (!in.ok() || !out.ok()) return (void)fuse_reply_err(req, in.ok() ? out.err() : in.err());
-    loff_t oi = off_in, oo = off_out;
-    ssize_t n = ::copy_file_range(in.value()->get(), &oi, out.value()->get(), &oo, len, static_cast<unsigned>(flags));
-    if (n < 0) return (void)fuse_reply_err(req, errno);
-    fuse_reply_write(req, static_cast<size_t>(n));
-  });
-}
-
-void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
-  (void)ino;
-  guard(req, "lseek", [&] {
-    auto fd = fs_of(req).io_fd(*fh_of(fi));
-    if (!fd.ok()) return (void)fuse_reply_err(req, fd.err());
-    off_t r = ::lseek(fd.value()->get(), off, whence);
-    if (r < 0) return (void)fuse_reply_err(req, errno);
-    fuse_reply_lseek(req, r);
-  });
-}
-
-void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  log_req(req, "opendir", ino);
-  guard(req, "opendir", [&] {
-    Ctx c = make_ctx(req, false);
-    auto r = fs_of(req).opendir(ino, &c);
-    if (!r.ok()) return (void)fuse_reply_err(req, r.err());
-    // The kernel keeps the listing it read (cache_readdir); opendir says
-    // whether what it kept is still the listing (keep_cache).
-    fi->cache_readdir = ctx_of(req).cfg.cache_readdir;
-    fi->keep_cache = r.value()->keep_cache;
-    fi->fh = reinterpret_cast<uint64_t>(r.value().release());
-    Union& fs = fs_of(req);
-    if (fuse_reply_open(req, fi) == -ENOENT) fs.releasedir(std::unique_ptr<DirHandle>(dh_of(fi)));
-  });
-}
-
-// Offsets are cookies: entry index + 1 into the snapshot, with "." and ".."
-// as indices 0 and 1. They stay valid until releasedir (seekdir works).
-void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
-  DirHandle& dh = *dh_of(fi);
-  Union& fs = fs_of(req);
-  // Released before any reply: once the kernel has the answer, the caller
-  // may close the directory, and releasedir (another worker) frees dh.
-  std::unique_lock<std::mutex> g(dh.mu);
-  auto& cfg = ctx_of(req).cfg;
-  Status st;
-  if (off == 0 && dh.started) st = fs.rewinddir(dh);  // AUFS refreshes the merged listing
-  else if (cfg.cache_readdir) st = fs.before_read(dh, off == 0);
-  if (!st.ok()) {
-    g.unlock();
-    return (void)fuse_reply_err(req, st.err());
-  }
-  dh.started = true;
-  std::vector<char> buf(size);
-  size_t used = 0;
-  size_t total = dh.entries.size() + 2;
-  auto name_of = [&](size_t i) { return i < 2 ? (i == 0 ? "." : "..") : dh.entries[i - 2].name.c_str(); };
-  auto dirent_of = [&](size_t i) {
-    struct stat st {};
-    if (i < 2) {
-      st.st_mode = S_IFDIR;
-      // d_ino 0 makes libc skip the entry, so ".." always gets a number.
-      st.st_ino = i == 0 ? fs.ino_of_node(ino) : fs.parent_ino(ino);
-    } else {
-      const VEntry& e = dh.entries[i - 2];
-      st.st_mode = static_cast<mode_t>(DTTOIF(e.type));
-      st.st_ino = fs.entry_ino(e);
-    }
-    return st;
-  };
-  size_t start = static_cast<size_t>(off);
-  if (!plus) {
-    for (size_t i = start; i < total; ++i) {
-      struct stat st = dirent_of(i);
-      size_t rem = size - used;
-      size_t n = fuse_add_direntry(req, buf.data() + used, rem, name_of(i), &st, static_cast<off_t>(i + 1));
-      if (n > rem) break;
-      used += n;
-    }
-  } else {
-    // The entries that fit first (a NULL buffer gives an entry's size), then
-    // their lookups in one batch, so each reply opens the directory once per
-    // branch instead of once per entry.
-    size_t end = start;
-    for (size_t need = 0; end < total; ++end) {
-      need += fuse_add_direntry_plus(req, nullptr, 0, name_of(end), nullptr, 0);
-      if (need > size) break;
-    }
-    size_t first = std::max<size_t>(start, 2);
-    std::vector<const VEntry*> batch;
-    for (size_t i = first; i < end; ++i) batch.push_back(&dh.entries[i - 2]);
-    auto found = fs.lookup_entries(dh, batch.data(), batch.size());
-    for (size_t i = start; i < end; ++i) {
-      fuse_entry_param p{};
-      const Result<Entry>* r = i >= first ? &found[i - first] : nullptr;
-      if (r && r->ok()) {
-        p = entry_param(cfg, r->value());
-      } else {
-        // Gone since the listing, or "." and "..": a plain entry, no
-        // lookup reference.
-        p.attr = dirent_of(i);
-      }
-      size_t rem = size - used;
-      size_t n = fuse_add_direntry_plus(req, buf.data() + used, rem, name_of(i), &p, static_cast<off_t>(i + 1));
-      if (n > rem) {
-        // Not sent: the kernel will not forget these references.
-        for (size_t k = std::max(i, first); k < end; ++k)
-          if (found[k - first].ok()) fs.forget(found[k - first]->id, 1);
-        break;
-      }
-      used += n;
-    }
-  }
-  g.unlock();
-  fuse_reply_buf(req, buf.data(), used);
-}
-
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  guard(req, "readdir", [&] { do_readdir(req, ino, size, off, fi, false); });
-}
-
-void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  guard(req, "readdirplus", [&] { do_readdir(req, ino, size, off, fi, true); });
-}
-
-void op_releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  (void)ino;
-  guard(req, "releasedir", [&] {
-    fs_of(req).releasedir(std::unique_ptr<DirHandle>(dh_of(fi)));
-    fuse_reply_err(req, 0);
-  });
-}
-
-void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
-  (void)fi;
-  guard(req, "fsyncdir", [&] { fuse_reply_err(req, fs_of(req).fsyncdir(ino, datasync != 0).err()); });
-}
-
 void op_statfs(fuse_req_t req, fuse_ino_t ino) {
   (void)ino;
   guard(req, "statfs", [&] {
@@ -691,6 +325,8 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
   });
 }
 
+}  // namespace
+
 fuse_lowlevel_ops make_ops() {
   fuse_lowlevel_ops o{};
   o.init = op_init;
@@ -731,10 +367,11 @@ fuse_lowlevel_ops make_ops() {
   return o;
 }
 
-}  // namespace
+
+}  // namespace fuse_ops
 
 const fuse_lowlevel_ops& fuse_operations() {
-  static const fuse_lowlevel_ops ops = counted_ops(make_ops());
+  static const fuse_lowlevel_ops ops = counted_ops(fuse_ops::make_ops());
   return ops;
 }
 
