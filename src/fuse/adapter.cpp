@@ -109,14 +109,12 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // the union file, not on the branches).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_WRITEBACK_CACHE);
   fc->features.negotiate(conn);
-#if AUFS_HAVE_IO_URING
   // A ring's requests are served one after another by one thread: a write
   // held by a pause would hold the release behind it.
-  if (conn->want & FUSE_CAP_OVER_IO_URING)
+  if (fc->features.uring_asked())
     fc->fs->refuse_pauses("writes cannot be paused on a mount served through io_uring (a held "
                           "write would hold its ring's other requests, the release among them); "
                           "mount without -o io_uring to pause");
-#endif
   fc->passthrough.configure(fc->fs->options().passthrough, fc->features.active(Feature::Passthrough));
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;

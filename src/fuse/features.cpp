@@ -122,6 +122,9 @@ void Features::negotiate(fuse_conn_info* conn) {
 #endif
 #if AUFS_HAVE_IO_URING
   if (!io_uring_) {
+    // libfuse asks for it by default where offered (its rings start only
+    // when enabled): the option alone decides.
+    conn->want &= ~FUSE_CAP_OVER_IO_URING;
     set(Feature::IoUring, false, "option off (-o io_uring enables it)");
   } else if (!(conn->capable & FUSE_CAP_OVER_IO_URING)) {
     std::string p = uring_param();
@@ -131,6 +134,7 @@ void Features::negotiate(fuse_conn_info* conn) {
     set(Feature::IoUring, false, why);
   } else {
     conn->want |= FUSE_CAP_OVER_IO_URING;
+    uring_asked_ = true;
     // Active once a request arrives through a ring (libfuse falls back
     // quietly when it cannot start the rings).
     set(Feature::IoUring, false, "requested; no request has come through a ring yet");

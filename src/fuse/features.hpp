@@ -37,6 +37,9 @@ class Features {
   bool active(Feature f) const { return active_[static_cast<size_t>(f)].load(std::memory_order_relaxed); }
   // A request came through a ring: io_uring is in use.
   void saw_uring_request();
+  // INIT asked the kernel for io_uring (-o io_uring, offered by the kernel);
+  // libfuse may still fall back to /dev/fuse quietly.
+  bool uring_asked() const { return uring_asked_; }
   // {"libfuse": "3.18.3", "passthrough": {"active": true}, "io_uring":
   // {"active": false, "why": "..."}} (the control file's "fuse" member).
   std::string json() const;
@@ -48,6 +51,7 @@ class Features {
   std::array<std::string, kFeatureCount> why_;
   PassthroughMode passthrough_ = PassthroughMode::Rw;
   bool io_uring_ = false;
+  bool uring_asked_ = false;  // set once, at INIT
   unsigned io_uring_q_depth_ = 0;
 };
 

@@ -445,6 +445,26 @@ TEST_F(IoUring, PauseIsRefused) {
   unmount();
 }
 
+// The kernel offering rings is not asking for them: libfuse 3.18 wants
+// io_uring by default wherever the kernel offers it, and a daemon that took
+// that for -o io_uring refused pauses on every mount (found when a
+// concurrent test had switched enable_uring on).
+TEST_F(IoUring, OffUnlessAsked) {
+  ASSERT_TRUE(set("Y"));
+  mkdirs(p("rw"));
+  ASSERT_TRUE(mount("rw", "passthrough=none"));
+  Json info = ctl_info(m());
+  EXPECT_FALSE(info["fuse"]["io_uring"].value("active", true)) << info["fuse"].dump();
+  std::string why = why_off(info, "io_uring");
+  if (why.starts_with("library too old")) GTEST_SKIP() << why;
+  EXPECT_NE(why.find("option off"), std::string::npos) << why;
+  std::string ctl = m(".wh..wh.aufs-fuse");
+  std::string v = "5";
+  EXPECT_EQ(::setxattr(ctl.c_str(), "user.aufs.pause", v.data(), v.size(), 0), 0) << errname(errno);
+  EXPECT_EQ(::setxattr(ctl.c_str(), "user.aufs.release", "", 0, 0), 0) << errname(errno);
+  unmount();
+}
+
 TEST_F(IoUring, ParameterOffFallsBackWithOneWarning) {
   ASSERT_TRUE(set("N"));
   mkdirs(p("rw"));
