@@ -17,6 +17,13 @@
 
 namespace aufs::core {
 
+namespace {
+thread_local bool t_quiet_mid_operation = false;
+}  // namespace
+
+QuietMidOperation::QuietMidOperation() : was_(t_quiet_mid_operation) { t_quiet_mid_operation = true; }
+QuietMidOperation::~QuietMidOperation() { t_quiet_mid_operation = was_; }
+
 bool ovl_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == 0; }
 
 bool ovl_opaque(int dirfd, const std::string& name) {
@@ -123,7 +130,7 @@ Result<Resolution> resolve_child(Mount& m, const BranchSet& bs, const Where& par
       if (st.ok() && (br.writable() || m.opts.ociwh) && r.hits.empty()) {
         // rw branch: an interrupted create/unlink left both; the real entry
         // wins. ociwh: OCI layers' whiteouts hide only lower layers.
-        if (br.writable())
+        if (br.writable() && !t_quiet_mid_operation)
           spdlog::warn("{}/{} and its whiteout both exist on branch {}; using the entry",
                        parent_rel, name, br.spec.path);
         r.hits.push_back({b, st.value(), ino_at(m, bs, b, pfd, name, st.value()),

@@ -69,6 +69,22 @@ OpenedParent parent_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const
 // Drops n's name sets (a watch saw a change in it); fds too when `all`.
 void forget_parts(const NodePtr& n, bool all);
 
+// Within its scope on this thread, an entry and its whiteout both on a
+// writable branch are not reported. For udba=notify's resolutions: they
+// run while the daemon's own operations are between their steps (an entry
+// made, its whiteout not yet gone), which the kernel's requests never see
+// (the kernel holds the directory's lock for the operation).
+class QuietMidOperation {
+ public:
+  QuietMidOperation();
+  ~QuietMidOperation();
+  QuietMidOperation(const QuietMidOperation&) = delete;
+  QuietMidOperation& operator=(const QuietMidOperation&) = delete;
+
+ private:
+  bool was_;
+};
+
 // Looks `name` up in every layer of `parent`, top first. full: go on below
 // a non-directory (lower_exists). perm (nodirperm1): the caller must be
 // allowed to search every layer's copy of the parent.

@@ -80,6 +80,7 @@ bool start_notify(Mount& m, std::function<void(NodeId, const std::string&)> inva
   }
   m.tree.set_watcher(m.watcher.get());
   m.watcher->start([&m, inval](NodeId dir, const std::string& raw, unsigned flags) {
+    QuietMidOperation quiet;
     // Our own temporary and bookkeeping names never reach the kernel; a
     // whiteout stands for the name it hides; an opaque marker changes the
     // directory itself.
@@ -146,6 +147,7 @@ void stop_notify(Mount& m) {
 }
 
 NodeId cached_child(Mount& m, NodeId dir, const std::string& name) {
+  QuietMidOperation quiet;  // called for the watcher's notifications
   NodePtr p = m.tree.node(dir);
   if (!p || !p->is_dir() || wh::check_user_name(name)) return 0;
   auto bs = m.branches();
