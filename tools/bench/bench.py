@@ -1077,13 +1077,27 @@ class AufsFuse318Uring(AufsFuse318):
             return False, "the kernel has no FUSE over io_uring (%s)" % self.PARAM
         return ok, why
 
+    saved = None  # the parameter's value before the run, put back at exit
+
     def cmd(self, upper, work, lowers, mnt):
         try:  # root may switch it on; otherwise the daemon warns and uses /dev/fuse
+            if AufsFuse318Uring.saved is None:
+                with open(self.PARAM) as f:
+                    AufsFuse318Uring.saved = f.read().strip()
+                atexit.register(AufsFuse318Uring.restore)
             with open(self.PARAM, "w") as f:
                 f.write("Y")
         except OSError:
             pass
         return AufsFuse318.cmd(self, upper, work, lowers, mnt)
+
+    @staticmethod
+    def restore():
+        try:
+            with open(AufsFuse318Uring.PARAM, "w") as f:
+                f.write(AufsFuse318Uring.saved)
+        except OSError:
+            pass
 
 
 TARGET_CLASSES = {"plain": Plain, "overlay": Overlay, "passthrough_hp": PassthroughHp,
