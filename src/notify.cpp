@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <tuple>
 
 #include "aufs_fuse/sys.hpp"
 
@@ -37,12 +38,12 @@ void BranchWatcher::stop() {
   thread_.join();
 }
 
-bool BranchWatcher::watch(NodeId id, const std::vector<int>& dir_fds) {
+bool BranchWatcher::watch(NodeId id, const std::vector<Part>& parts) {
   if (!fd_.valid()) return false;
   bool all = true;
-  std::unordered_set<int> wds;
-  for (int dfd : dir_fds) {
-    int wd = ::inotify_add_watch(fd_.get(), sys::proc_fd_path(dfd).c_str(), kMask);
+  std::unordered_map<int, uint32_t> wds;
+  for (const Part& p : parts) {
+    int wd = ::inotify_add_watch(fd_.get(), sys::proc_fd_path(p.fd).c_str(), kMask);
     if (wd < 0) {
       failures_++;
       static std::atomic<bool> warned{false};
@@ -53,7 +54,7 @@ bool BranchWatcher::watch(NodeId id, const std::vector<int>& dir_fds) {
       all = false;
       continue;
     }
-    wds.insert(wd);
+    wds[wd] = p.brid;
   }
   std::lock_guard<std::mutex> g(mu_);
   auto& cur = by_id_[id];
@@ -62,8 +63,11 @@ bool BranchWatcher::watch(NodeId id, const std::vector<int>& dir_fds) {
       ::inotify_rm_watch(fd_.get(), wd);
       by_wd_.erase(wd);
     }
-  for (int wd : wds) by_wd_[wd] = id;
-  cur = std::move(wds);
+  cur.clear();
+  for (auto [wd, brid] : wds) {
+    by_wd_[wd] = {id, brid};
+    cur.insert(wd);
+  }
   return all;
 }
 
@@ -107,6 +111,7 @@ void BranchWatcher::run() {
     }
     struct Event {
       NodeId id;
+      uint32_t brid;
       std::string name;
       unsigned flags;
     };
@@ -115,14 +120,15 @@ void BranchWatcher::run() {
       auto* ev = reinterpret_cast<struct inotify_event*>(c);
       c += sizeof(struct inotify_event) + ev->len;
       if (ev->mask & IN_Q_OVERFLOW) {
-        todo.push_back({0, "", kMoved | kBinding});
+        todo.push_back({0, kAnyBranch, "", kMoved | kBinding});
         continue;
       }
       NodeId id = 0;
+      uint32_t brid = kAnyBranch;
       {
         std::lock_guard<std::mutex> g(mu_);
         auto it = by_wd_.find(ev->wd);
-        if (it != by_wd_.end()) id = it->second;
+        if (it != by_wd_.end()) std::tie(id, brid) = it->second;
         if (ev->mask & IN_IGNORED) {
           if (it != by_wd_.end()) {
             auto bi = by_id_.find(id);
@@ -141,14 +147,15 @@ void BranchWatcher::run() {
       if (ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                       IN_MOVE_SELF))
         flags |= kBinding;
-      todo.push_back({id, std::move(name), flags});
+      todo.push_back({id, brid, std::move(name), flags});
     }
     // One call per (directory, name) of a batch: a copy-up alone makes
     // several events for the same names.
     std::unordered_set<std::string> seen;
     for (auto& e : todo) {
-      std::string key = std::to_string(e.id) + '/' + e.name + '/' + std::to_string(e.flags);
-      if (seen.insert(std::move(key)).second) cb_(e.id, e.name, e.flags);
+      std::string key = std::to_string(e.id) + '/' + std::to_string(e.brid) + '/' + e.name + '/' +
+                        std::to_string(e.flags);
+      if (seen.insert(std::move(key)).second) cb_(e.id, e.brid, e.name, e.flags);
     }
     in_flight_.store(false);
   }

@@ -5,6 +5,7 @@
 // cache invalidations, so long cache timeouts stay safe.
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -24,9 +25,16 @@ class BranchWatcher {
   // (or everything, after an event-queue overflow when dir == 0). Flags:
   // kMoved, a directory was moved (in, out or itself), so paths below it
   // changed; kBinding, the name was created, removed or moved (else only
-  // the entry's attributes or data changed).
+  // the entry's attributes or data changed). brid: the branch whose
+  // directory changed (kAnyBranch after an overflow).
   enum : unsigned { kMoved = 1, kBinding = 2 };
-  using Callback = std::function<void(NodeId dir, const std::string& name, unsigned flags)>;
+  static constexpr uint32_t kAnyBranch = UINT32_MAX;
+  using Callback =
+      std::function<void(NodeId dir, uint32_t brid, const std::string& name, unsigned flags)>;
+  struct Part {
+    uint32_t brid;
+    int fd;  // O_PATH
+  };
 
   BranchWatcher();
   ~BranchWatcher();
@@ -37,9 +45,9 @@ class BranchWatcher {
   int init_errno() const { return init_errno_; }
   void start(Callback cb);
   void stop();
-  // Watches the branch directories (O_PATH fds) that make up union dir `id`.
+  // Watches the branch directories that make up union dir `id`.
   // False if a watch could not be added (e.g. fs.inotify.max_user_watches).
-  bool watch(NodeId id, const std::vector<int>& dir_fds);
+  bool watch(NodeId id, const std::vector<Part>& parts);
   void unwatch(NodeId id);
   size_t watch_count() const;
   // Every event of a change made before this call has been handled (none
@@ -59,7 +67,7 @@ class BranchWatcher {
   std::thread thread_;
   Callback cb_;
   mutable std::mutex mu_;
-  std::unordered_map<int, NodeId> by_wd_;                    // guarded by mu_
+  std::unordered_map<int, std::pair<NodeId, uint32_t>> by_wd_;  // (dir, brid); mu_
   std::unordered_map<NodeId, std::unordered_set<int>> by_id_;  // guarded by mu_
 };
 

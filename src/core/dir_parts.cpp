@@ -97,7 +97,7 @@ void store_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const Where& w
 }
 }  // namespace
 
-void forget_parts(const NodePtr& n, bool all) {
+void forget_parts(const NodePtr& n, bool all, uint32_t brid) {
   std::shared_ptr<DirParts> old;  // fds closed outside the lock
   std::lock_guard<SmallMutex> g(n->mu);
   Node::Extra* x = n->extra_if();
@@ -106,7 +106,8 @@ void forget_parts(const NodePtr& n, bool all) {
     old = std::move(x->parts);
     return;
   }
-  for (auto& p : x->parts->parts) p.names.reset();
+  for (auto& p : x->parts->parts)
+    if (brid == UINT32_MAX || p.brid == brid) p.names.reset();
 }
 
 OpenedParent parent_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const Where& w) {

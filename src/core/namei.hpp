@@ -66,8 +66,9 @@ OpenedParent open_parent(const BranchSet& bs, const Where& parent);
 // directory moved or removed behind the mount's back is found again at its
 // path after that.
 OpenedParent parent_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const Where& w);
-// Drops n's name sets (a watch saw a change in it); fds too when `all`.
-void forget_parts(const NodePtr& n, bool all);
+// Drops n's name sets (a watch saw a change in it): the set of the part on
+// branch brid, or every set (brid UINT32_MAX); with `all`, every part's fd too.
+void forget_parts(const NodePtr& n, bool all, uint32_t brid = UINT32_MAX);
 
 // Within its scope on this thread, an entry and its whiteout both on a
 // writable branch are not reported. For udba=notify's resolutions: they

@@ -22,7 +22,7 @@ void watch_dir(Mount& m, const BranchSet& bs, const NodePtr& n, const std::strin
     x.watched = layers;
   }
   std::vector<UniqueFd> fds;
-  std::vector<int> raw;
+  std::vector<BranchWatcher::Part> raw;
   bool covered = true;  // every part that can change is watched
   bool retry = false;   // a watch failed: try again at the next lookup
   for (int b : layers) {
@@ -42,7 +42,7 @@ void watch_dir(Mount& m, const BranchSet& bs, const NodePtr& n, const std::strin
       retry = true;
       continue;
     }
-    raw.push_back(fd->get());
+    raw.push_back({br.id, fd->get()});
     fds.push_back(std::move(fd.value()));
   }
   if (!m.watcher->watch(n->id, raw)) covered = false, retry = true;
@@ -79,7 +79,7 @@ bool start_notify(Mount& m, std::function<void(NodeId, const std::string&)> inva
     return false;
   }
   m.tree.set_watcher(m.watcher.get());
-  m.watcher->start([&m, inval](NodeId dir, const std::string& raw, unsigned flags) {
+  m.watcher->start([&m, inval](NodeId dir, uint32_t brid, const std::string& raw, unsigned flags) {
     QuietMidOperation quiet;
     // Our own temporary and bookkeeping names never reach the kernel; a
     // whiteout stands for the name it hides; an opaque marker changes the
@@ -101,7 +101,9 @@ bool start_notify(Mount& m, std::function<void(NodeId, const std::string&)> inva
     NodePtr d = m.tree.node(dir);
     if (d) {
       d->dir_gen++;
-      forget_parts(d, name.empty());
+      // Only the changed part's names: the union's own changes (on a
+      // writable part, which has no name set) keep the lower parts' sets.
+      forget_parts(d, name.empty(), brid);
     }
     if (d && !name.empty()) {
       // The name still leads to the node the kernel has under it (our own

@@ -411,6 +411,35 @@ TEST_F(Udba, LowerNameSetsFollowDirectEdits) {
   }
 }
 
+// The union's own changes in a directory (whiteouts made on the writable
+// branch) are reported by its watch too; they must not drop the name sets
+// of the read-only parts, which did not change. Dropping them made `rm -rf`
+// of a lower tree read every lower listing again at each removal.
+TEST_F(Udba, OwnChangesKeepTheLowerNameSets) {
+  mkdirs(p("l1/many"));
+  for (int i = 0; i < 40; ++i)
+    ASSERT_TRUE(write_file(p("l1/many/f" + std::to_string(i)), "x\n"));
+  ::usleep(60000);  // no name set for a directory changed in the last 50 ms
+  ASSERT_TRUE(mount_cached("rw:l1=ro+wh", ""));
+  ASSERT_EQ(udba_option().find("udba=notify") != std::string::npos, true) << udba_option();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(lstat_errno(m("many/absent" + std::to_string(i))), ENOENT);
+  long long before = ctl_info(m(""))["dir_parts"]["set_builds"].get<long long>();
+  EXPECT_GT(before, 0);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_EQ(::unlink(m("many/f" + std::to_string(i)).c_str()), 0) << i;
+    ::usleep(2000);  // the watch reports the whiteout before the next lookup
+    EXPECT_EQ(lstat_errno(m("many/new" + std::to_string(i))), ENOENT);
+  }
+  Json info = ctl_info(m(""));
+  long long builds = info["dir_parts"]["set_builds"].get<long long>() - before;
+  EXPECT_LE(builds, 2) << info["dir_parts"].dump();
+  EXPECT_EQ(list_dir(m("many")), std::vector<std::string>{});
+  // A change made directly in the lower part still drops its set.
+  ASSERT_TRUE(write_file(p("l1/many/direct"), "d\n"));
+  EXPECT_TRUE(eventually([&] { return lstat_errno(m("many/direct")) == 0; }, 2500));
+  unmount();
+}
+
 // 200 mounts at once under the default: each daemon takes one inotify
 // instance, so past the per-user limit (set to 128 in a user namespace of
 // the test's own) mounts fall back to reval, say why in aufsctl, and still
