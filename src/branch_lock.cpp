@@ -7,6 +7,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -94,7 +96,31 @@ std::string daemon_mountpoint(pid_t pid) {
   return pr.ok() ? pr.opts.mountpoint : "";
 }
 
+// The clean-release mark on a branch root: private to aufs-fuse (never
+// listed through the union, like its other keys).
+const char* clean_key() {
+  return ::geteuid() == 0 ? "trusted.aufs-fuse.clean" : "user.aufs-fuse.clean";
+}
+
+bool has_clean_mark(int root) {
+  char v[8];
+  return ::fgetxattr(root, clean_key(), v, sizeof v) >= 0;
+}
+
 }  // namespace
+
+bool BranchLock::begin_writing() {
+  if (!fd.valid() || !has_clean_mark(fd.get())) return true;
+  return ::fremovexattr(fd.get(), clean_key()) == 0 && ::fsync(fd.get()) == 0;
+}
+
+bool BranchLock::mark_clean(bool sync) {
+  if (!checked || (shared && !alone) || !fd.valid()) return false;
+  if (::fsetxattr(fd.get(), clean_key(), "1", 1, 0) != 0) return false;
+  // A journalling file system commits the mark after every earlier change
+  // (the renames that took the last temporaries away): never before them.
+  return !sync || ::fsync(fd.get()) == 0;
+}
 
 std::string branch_lock_holder(const std::string& path) {
   struct stat st;
@@ -129,6 +155,7 @@ BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd
   }
   if (shared && ::flock(l->fd.get(), LOCK_EX | LOCK_NB) == 0) {
     l->alone = true;
+    l->was_clean = has_clean_mark(l->fd.get());
     return l;
   }
   while (::flock(l->fd.get(), (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
@@ -141,6 +168,9 @@ BranchLockPtr lock_branch(const std::string& path, std::string& why, int root_fd
       why = "branch '" + path + "': cannot lock: " + std::strerror(errno);
     return nullptr;
   }
+  // A shared lock among others: their run may be mid-operation, so the
+  // mark means nothing to this one.
+  l->was_clean = !shared && has_clean_mark(l->fd.get());
   return l;
 }
 

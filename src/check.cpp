@@ -55,7 +55,8 @@ const char* kind_name(CheckIssue::Kind k) {
   return "?";
 }
 
-Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fix_plinks) {
+Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fix_plinks,
+                                 bool walk) {
   AUFS_ASSIGN_OR_RETURN(UniqueFd root, sys::open_at(AT_FDCWD, root_path, O_PATH | O_DIRECTORY));
   CheckReport rep;
   for (auto meta : {wh::kPlink, wh::kOrph}) {
@@ -83,7 +84,8 @@ Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fi
       }
     }
   }
-  std::vector<std::string> stack{""};
+  std::vector<std::string> stack;
+  if (walk) stack.emplace_back();
   while (!stack.empty()) {
     std::string rel = std::move(stack.back());
     stack.pop_back();

@@ -27,6 +27,9 @@ Result<std::unique_ptr<Union>> Union::mount(const MountOptions& opts, std::strin
 }
 
 Status Union::prepare_branches(std::string* why) { return core::prepare_branches(*m_, why); }
+void Union::release_branches(bool only_if_was_clean) {
+  core::release_branches(*m_, only_if_was_clean);
+}
 
 Result<Entry> Union::lookup(NodeId parent, std::string_view name, const Ctx* ctx) {
   return core::lookup(*m_, parent, name, ctx);

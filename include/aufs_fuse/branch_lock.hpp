@@ -20,7 +20,21 @@ struct BranchLock {
   // A shared lock taken while no other mount held one is exclusive until
   // share(): the repair pass runs on a branch nobody else writes.
   bool alone = false;
+  // The last writer released the branch cleanly, so no interrupted run can
+  // have left anything in it: the mark was there when it was locked.
+  bool was_clean = false;
+  // Set by whoever checked the branch (or trusted was_clean): only such a
+  // branch is marked clean when it is released.
+  bool checked = false;
   void share();
+  // Before the first write: takes the mark off, durably (fsync of the
+  // root), so a run killed from now on leaves the branch unmarked. False
+  // (errno set) if the mark stays.
+  bool begin_writing();
+  // At a clean stop, nothing of this mount's left to finish: records that
+  // the branch holds no leftovers (exclusive, checked locks only; false if
+  // not marked). `sync`: the mark is made durable (fsync of the root).
+  bool mark_clean(bool sync);
 };
 using BranchLockPtr = std::shared_ptr<BranchLock>;
 

@@ -38,6 +38,9 @@ struct CheckReport {
 // removed (the entry was made after the whiteout, or the whiteout was made
 // just before the entry was to go: either way the entry's state is a state
 // the user could have seen). Bad whiteouts are reported, never guessed at.
-Result<CheckReport> check_branch(const std::string& root, bool fix, bool fix_plinks = false);
+// Without `walk`, only the orph and plnk directories are looked at (a
+// branch released cleanly: nothing else can be left over).
+Result<CheckReport> check_branch(const std::string& root, bool fix, bool fix_plinks = false,
+                                 bool walk = true);
 
 }  // namespace aufs

@@ -44,6 +44,8 @@ class Union {
   static Result<std::unique_ptr<Union>> mount(const MountOptions& opts, std::string* why = nullptr,
                                               bool prepare_now = true);
   Status prepare_branches(std::string* why);
+  // After the last request, at a clean stop: see core::release_branches.
+  void release_branches(bool only_if_was_clean);
   ~Union();
 
   // Names (lookup, forget) and attributes (src/core/entry, attr).

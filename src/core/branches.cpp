@@ -136,10 +136,20 @@ void configure_parts(Mount& m) {
 
 }  // namespace
 
+namespace {
+// Before a branch is first written (see BranchLock::begin_writing).
+void begin_writing(const BranchLockPtr& l, const std::string& path) {
+  if (l && !l->begin_writing())
+    spdlog::warn("branch {}: cannot take its clean mark off: {}; after a crash, run "
+                 "aufs-fuse-check --fix on it", path, std::strerror(errno));
+}
+}  // namespace
+
 Status prepare_branches(Mount& m, std::string* why) {
   std::vector<std::pair<Branch*, std::vector<std::string>>> made;
   for (auto& b : m.branches()->br) {
     if (!b->writable() || m.ro()) continue;
+    begin_writing(b->lock, b->spec.path);
     made.emplace_back(b.get(), std::vector<std::string>{});
     if (auto st = finish_rw(*b, &made.back().second); !st.ok()) {
       for (auto& [br, names] : made) unmake(*br, names);
@@ -174,8 +184,10 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
     // A shared branch another mount writes: its live temporaries are no
     // leftovers, so no repair.
     if (spec.writable() && !opts.read_only && opts.check && (!lock->shared || lock->alone)) {
-      // Leftovers of an interrupted run (daemon killed mid-operation).
-      auto rep = check_branch(spec.path, true);
+      // Leftovers of an interrupted run (daemon killed mid-operation): the
+      // whole branch, unless the last writer released it cleanly.
+      auto rep = check_branch(spec.path, true, false, !lock->was_clean);
+      lock->checked = rep.ok();
       if (!rep.ok()) {
         spdlog::warn("branch {}: check failed: {}", spec.path, std::strerror(rep.err()));
       } else {
@@ -202,6 +214,16 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
   std::random_device rd;
   m->seed_temp_names(rd());
   return m;
+}
+
+void release_branches(Mount& m, bool only_if_was_clean) {
+  if (!m.reaper.drain()) return;  // a hidden leftover stays: checked next time
+  for (const auto& b : m.branches()->br) {
+    if (!b->lock || !b->writable()) continue;
+    if (only_if_was_clean && !b->lock->was_clean) continue;
+    if (!b->lock->mark_clean(!m.opts.volatile_mode))
+      spdlog::debug("branch {}: not marked clean", b->spec.path);
+  }
 }
 
 namespace {
@@ -354,6 +376,8 @@ Status apply_branches(Mount& m, BranchPlan& p) {
     bool was_rw = was && was->writable() && !m.ro();
     bool now_rw = b->writable() && !p.ro;
     if (now_rw) {
+      for (auto& [lb, l] : p.locks)
+        if (lb == b) begin_writing(l, b->spec.path);
       if (auto st = finish_rw(*b); !st.ok())
         return refuse(p, st.err(), "branch '" + b->spec.path + "': cannot prepare: " + std::strerror(st.err()));
     } else if (was_rw && !b->writable()) {

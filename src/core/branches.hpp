@@ -17,6 +17,10 @@ Result<std::unique_ptr<Mount>> open_mount(const MountOptions& opts, std::string*
 // once FUSE has mounted, so a failed mount leaves them as they were; on
 // failure it removes what it made and sets *why.
 Status prepare_branches(Mount& m, std::string* why);
+// At a clean stop (no request left): marks the writable branches this mount
+// checked as released cleanly, so the next mount skips walking them. With
+// only_if_was_clean (a mount that failed), only those that were marked.
+void release_branches(Mount& m, bool only_if_was_clean);
 // Runtime branch changes (remount), applied all-or-nothing in order.
 // Errors: EDOM bad index, ENOSPC too many branches, EBUSY files open on a
 // branch being removed or made read-only, EINVAL bad/overlapping branch,

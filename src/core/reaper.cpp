@@ -23,7 +23,10 @@ Reaper::~Reaper() {
 void Reaper::later(int parentfd, const std::string& name) {
   int d = ::fcntl(parentfd, F_DUPFD_CLOEXEC, 0);
   if (d < 0) {
-    (void)remove_dir_tree_meta(parentfd, name);
+    if (!remove_dir_tree_meta(parentfd, name).ok()) {
+      std::lock_guard<std::mutex> g(mu_);
+      failed_ = true;
+    }
     return;
   }
   std::lock_guard<std::mutex> g(mu_);
@@ -36,14 +39,25 @@ void Reaper::later(int parentfd, const std::string& name) {
         if (queue_.empty()) return;  // stopping, nothing left
         auto job = std::move(queue_.front());
         queue_.pop_front();
+        working_ = true;
         lk.unlock();
-        if (auto st = remove_dir_tree_meta(job.first.get(), job.second); !st.ok())
+        auto st = remove_dir_tree_meta(job.first.get(), job.second);
+        if (!st.ok())
           spdlog::warn("background removal of {} failed: {}", job.second, std::strerror(st.err()));
         lk.lock();
+        working_ = false;
+        failed_ = failed_ || !st.ok();
+        cv_.notify_all();
       }
     });
   }
-  cv_.notify_one();
+  cv_.notify_all();  // drain() waits on it too
+}
+
+bool Reaper::drain() {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [this] { return queue_.empty() && !working_; });
+  return !failed_;
 }
 
 size_t Reaper::pending() const {

@@ -23,12 +23,17 @@ class Reaper {
   // Removes parentfd/name (only AUFS metadata inside) later.
   void later(int parentfd, const std::string& name);
   size_t pending() const;
+  // Waits until every queued removal is done; false if one ever failed
+  // (its leftover waits for the next mount's check).
+  bool drain();
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<UniqueFd, std::string>> queue_;  // guarded by mu_
   bool stop_ = false;                                   // guarded by mu_
+  bool working_ = false;                                // a removal runs; mu_
+  bool failed_ = false;                                 // mu_
   std::thread thread_;
 };
 

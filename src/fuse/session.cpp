@@ -160,17 +160,23 @@ int serve(Union& fs, const MountOptions& opts) {
   } args_guard{&fa};
 
   fuse_session* se = fuse_session_new(&fa, &fuse_operations(), sizeof(fuse_lowlevel_ops), &fctx);
-  if (!se) return fail("cannot create the FUSE session");
+  // A failed mount leaves the branches as it found them: the clean marks
+  // taken off when they were locked go back (nothing was written since).
+  auto failed = [&fs](const std::string& msg) {
+    fs.release_branches(true);
+    return fail(msg);
+  };
+  if (!se) return failed("cannot create the FUSE session");
   fctx.se = se;
   int rc = 1;
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);
-    return fail("cannot install signal handlers");
+    return failed("cannot install signal handlers");
   }
   if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
-    return fail("cannot mount on '" + opts.mountpoint + "'");
+    return failed("cannot mount on '" + opts.mountpoint + "'");
   }
   if (std::string held = end_setup(); !held.empty()) spdlog::error("fuse: {}", held);
   // Only now are the rw branches written: a failed mount leaves them alone.
@@ -178,7 +184,7 @@ int serve(Union& fs, const MountOptions& opts) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
-    return fail(why);
+    return failed(why);
   }
   if (!opts.foreground) {
     auto sys_logger = spdlog::syslog_logger_mt("aufs-fuse-syslog", "aufs-fuse", LOG_PID, LOG_DAEMON);
@@ -223,6 +229,8 @@ int serve(Union& fs, const MountOptions& opts) {
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
+  // No request runs any more: the branches hold nothing half done.
+  if (rc == 0) fs.release_branches(false);
   spdlog::info("unmounted {}", opts.mountpoint);
   return rc == 0 ? 0 : 1;
 }

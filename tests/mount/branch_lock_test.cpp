@@ -5,9 +5,11 @@
 // branch; a killed daemon's lock goes with it.
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "tools_support.hpp"
 
@@ -87,6 +89,78 @@ TEST_F(BranchLockTest, SecondWriterIsRefusedUntilTheFirstIsGone) {
   r = run({"umount", p("mnt2")});
   EXPECT_TRUE(r.ok()) << r;
   EXPECT_TRUE(wait_daemons_gone(p("mnt2")));
+}
+
+// A clean stop marks the writable branch released cleanly, and the next
+// mount trusts that instead of walking the whole branch; the mark is gone
+// while the branch is written, so a daemon killed then leaves it unmarked
+// and the next mount walks the branch and repairs what the run left.
+TEST_F(BranchLockTest, CleanStopMarksTheBranchAndAKillLeavesItForTheCheck) {
+  const std::string key = ::geteuid() == 0 ? "trusted.aufs-fuse.clean" : "user.aufs-fuse.clean";
+  auto marked = [&] {
+    char v[8];
+    return ::getxattr(p("rw").c_str(), key.c_str(), v, sizeof v) >= 0;
+  };
+  SysMountGuard g(m());
+  EXPECT_FALSE(marked());
+  auto r = start(p("rw") + ":" + p("l1") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  ASSERT_TRUE(write_file(m("made.txt"), "made\n"));
+  r = run({"umount", m()});
+  ASSERT_TRUE(r.ok()) << r;
+  ASSERT_TRUE(wait_daemons_gone(m()));
+  EXPECT_TRUE(marked()) << "a clean stop left no mark";
+  // The mark is the daemon's own: not listed through the union.
+  r = start(p("rw") + ":" + p("l1") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_FALSE(marked()) << "the mark stayed while the branch is written";
+  std::vector<char> names(4096);
+  ssize_t n = ::listxattr(m().c_str(), names.data(), names.size());
+  ASSERT_GE(n, 0) << std::strerror(errno);
+  EXPECT_EQ(std::string(names.data(), static_cast<size_t>(n)).find("aufs-fuse.clean"),
+            std::string::npos);
+  // Killed while mounted: what an interrupted run leaves (a temporary of
+  // a copy-up) is repaired by the next mount, which walks the branch.
+  auto pids = daemon_pids_for(m());
+  ASSERT_EQ(pids.size(), 1u);
+  ASSERT_EQ(::kill(pids[0], SIGKILL), 0);  // the daemon this test started
+  ASSERT_TRUE(wait_daemons_gone(m()));
+  r = run({"umount", m()});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_FALSE(marked());
+  ASSERT_TRUE(write_file(p("rw/.wh..wh.lower.txt.1a2b"), "half a copy"));
+  r = start(p("rw") + ":" + p("l1") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_NE(::access(p("rw/.wh..wh.lower.txt.1a2b").c_str(), F_OK), 0) << "leftover kept";
+  EXPECT_EQ(read_file(m("made.txt")), "made\n");
+  EXPECT_EQ(read_file(m("lower.txt")), "lower\n");
+  r = run({"umount", m()});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(wait_daemons_gone(m()));
+  EXPECT_TRUE(marked());
+  // Marked: the next mount does not walk the branch (what the mark saves
+  // on a large one), so a name planted behind its back is not looked at.
+  ASSERT_TRUE(write_file(p("rw/.wh..wh.planted.0001"), "x"));
+  r = start(p("rw") + ":" + p("l1") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(::access(p("rw/.wh..wh.planted.0001").c_str(), F_OK), 0);
+  r = run({"umount", m()});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(wait_daemons_gone(m()));
+  ::unlink(p("rw/.wh..wh.planted.0001").c_str());
+  EXPECT_TRUE(marked());
+  // Made writable by a branch change: the mark goes before it is written,
+  // and a branch nobody checked at mount is not marked at the stop.
+  r = start(p("other") + "=rw:" + p("rw") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(marked());
+  r = run({tool_binary("AUFSCTL_BIN", "aufsctl"), m(), "mod", p("rw") + "=rw"});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_FALSE(marked());
+  r = run({"umount", m()});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(wait_daemons_gone(m()));
+  EXPECT_FALSE(marked());
 }
 
 // rw+shared: mounts that all ask for it write one branch together; a plain
