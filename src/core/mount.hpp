@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "aufs_fuse/branch.hpp"
@@ -48,6 +49,11 @@ struct ControlReasons {
 
 struct Mount {
   explicit Mount(const MountOptions& o) : opts(o), policy(o.policy), ro_(o.read_only) {}
+  ~Mount() {
+    if (watch_setup.joinable()) watch_setup.join();
+  }
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
 
   const MountOptions opts;
   mutable Xino xino;  // a cache: lookups record what they read
@@ -65,6 +71,7 @@ struct Mount {
   DirChanges dir_changes;    // the user's directory changes, for KeepTimes
   struct timespec started {};
   std::unique_ptr<BranchWatcher> watcher;  // udba=notify only
+  std::thread watch_setup;                 // udba.cpp: the root's first watches
   std::string udba_fallback;  // why notify runs as reval (set before serving)
   TestHook test_hook;                      // tests only: set before use
   StatsSource request_stats;               // set before serving, cleared after

@@ -139,12 +139,23 @@ bool start_notify(Mount& m, std::function<void(NodeId, const std::string&)> inva
     }
     inval(dir, name);
   });
-  auto bs = m.branches();
-  watch_dir(m, *bs, m.tree.root, "");
+  // The root's parts are watched beside the first requests: one watch per
+  // branch takes a while with many (127: ~13 ms). Until they are in, the
+  // root counts as unwatched, so its entries get reval timeouts and its
+  // parts are checked as under reval; what was cached meanwhile is dropped
+  // once the watches report.
+  m.tree.root->watch_failed.store(true);
+  m.watch_setup = std::thread([&m] {
+    auto bs = m.branches();
+    watch_dir(m, *bs, m.tree.root, "");
+    forget_parts(m.tree.root, true);
+    m.tree.root->dir_gen++;
+  });
   return true;
 }
 
 void stop_notify(Mount& m) {
+  if (m.watch_setup.joinable()) m.watch_setup.join();
   if (m.watcher) m.watcher->stop();
 }
 

@@ -440,6 +440,35 @@ TEST_F(Udba, OwnChangesKeepTheLowerNameSets) {
   unmount();
 }
 
+// The root's watches are added beside the first requests (one per branch
+// takes a while with many). Names looked up meanwhile must not be kept
+// beyond reval's timeout: a direct edit made right after the mount shows,
+// and once the watches are in, edits show at once.
+TEST_F(Udba, EditsRightAfterMountingManyBranchesShow) {
+  std::string br = "rw";
+  for (int i = 0; i < 100; ++i) {
+    mkdirs(p("many" + std::to_string(i)));
+    br += ":many" + std::to_string(i) + "=ro+wh";
+  }
+  ASSERT_TRUE(mount_cached(br, ""));
+  EXPECT_EQ(lstat_errno(m("early.txt")), ENOENT);
+  ASSERT_TRUE(write_file(p("many50/early.txt"), "early\n"));
+  EXPECT_TRUE(eventually([&] { return read_file(m("early.txt")) == "early\n"; }, 2500))
+      << errname(lstat_errno(m("early.txt")));
+  // Watched by now: the next edit needs no timeout.
+  ASSERT_TRUE(eventually([&] {
+    Json u = ctl_info(m(""))["udba"];
+    return u.contains("watches") && u["watches"].get<long long>() >= 101;
+  }, 2500)) << ctl_info(m(""))["udba"].dump();
+  EXPECT_EQ(lstat_errno(m("late.txt")), ENOENT);
+  ::usleep(1100000);  // past any reval timeout given before the watches
+  EXPECT_EQ(lstat_errno(m("late.txt")), ENOENT);
+  ASSERT_TRUE(write_file(p("many70/late.txt"), "late\n"));
+  EXPECT_TRUE(eventually([&] { return read_file(m("late.txt")) == "late\n"; }, 500))
+      << errname(lstat_errno(m("late.txt")));
+  unmount();
+}
+
 // 200 mounts at once under the default: each daemon takes one inotify
 // instance, so past the per-user limit (set to 128 in a user namespace of
 // the test's own) mounts fall back to reval, say why in aufsctl, and still
