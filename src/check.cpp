@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <string_view>
 #include <unordered_set>
 
 #include "aufs_fuse/sys.hpp"
@@ -94,21 +95,22 @@ Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fi
     auto ents = sys::read_dir(dfd->get());
     if (!ents.ok()) return Errno{ents.err()};
     rep.dirs++;
-    std::unordered_set<std::string> names;
-    for (auto& e : *ents) names.insert(e.name);
+    // The names are indexed only for a directory with whiteouts, and a
+    // path is made only for a finding: mounting a fresh branch walks it.
+    std::unordered_set<std::string_view> names;
     for (auto& e : *ents) {
       rep.entries++;
-      std::string path = sys::join(rel, e.name);
+      auto path = [&] { return sys::join(rel, e.name); };
       if (rel.empty() && (e.name == wh::kPlink || e.name == wh::kOrph || e.name == wh::kBase))
         continue;
       if (looks_like_temp(e.name)) {
         bool fixed = fix && remove_tree_at(dfd->get(), e.name).ok();
-        add(rep, CheckIssue::Kind::TempLeftover, path, fixed);
+        add(rep, CheckIssue::Kind::TempLeftover, path(), fixed);
         continue;
       }
       if (e.name == wh::kOpaque) {
         auto st = sys::lstat_at(dfd->get(), e.name);
-        if (st.ok() && !S_ISREG(st->st_mode)) add(rep, CheckIssue::Kind::BadOpaque, path, false);
+        if (st.ok() && !S_ISREG(st->st_mode)) add(rep, CheckIssue::Kind::BadOpaque, path(), false);
         continue;
       }
       if (wh::is_whiteout_name(e.name)) {
@@ -116,12 +118,14 @@ Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fi
         if (target.empty()) continue;  // other .wh..wh.* metadata (dirren, ...)
         auto st = sys::lstat_at(dfd->get(), e.name);
         if (st.ok() && (!S_ISREG(st->st_mode) || st->st_size != 0)) {
-          add(rep, CheckIssue::Kind::BadWhiteout, path, false);
+          add(rep, CheckIssue::Kind::BadWhiteout, path(), false);
           continue;
         }
-        if (names.count(std::string(target))) {
+        if (names.empty())
+          for (auto& o : *ents) names.insert(o.name);
+        if (names.count(target)) {
           bool fixed = fix && sys::unlink_at(dfd->get(), e.name, 0).ok();
-          add(rep, CheckIssue::Kind::NameAndWhiteout, path, fixed);
+          add(rep, CheckIssue::Kind::NameAndWhiteout, path(), fixed);
         }
         continue;
       }
@@ -130,7 +134,7 @@ Result<CheckReport> check_branch(const std::string& root_path, bool fix, bool fi
         auto st = sys::lstat_at(dfd->get(), e.name);
         if (st.ok() && S_ISDIR(st->st_mode)) t = DT_DIR;
       }
-      if (t == DT_DIR) stack.push_back(path);
+      if (t == DT_DIR) stack.push_back(path());
     }
   }
   return rep;
