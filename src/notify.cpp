@@ -20,7 +20,9 @@ constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
 }
 
 BranchWatcher::BranchWatcher()
-    : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)), stop_fd_(::eventfd(0, EFD_CLOEXEC)) {
+    : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
+      stop_fd_(::eventfd(0, EFD_CLOEXEC)),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (!fd_.valid()) init_errno_ = errno;
 }
 
@@ -82,45 +84,28 @@ void BranchWatcher::unwatch(NodeId id) {
   by_id_.erase(it);
 }
 
-bool BranchWatcher::settled() const {
-  // Queued first, then in flight: a batch read meanwhile was marked before.
-  int queued = 0;
-  if (::ioctl(fd_.get(), FIONREAD, &queued) != 0 || queued > 0) return false;
-  return !in_flight_.load();
+BranchWatcher::State BranchWatcher::state() {
+  std::lock_guard<std::mutex> g(qmu_);
+  // Events of changes made before this call are all in the queue now.
+  if (pump_locked()) {
+    uint64_t one = 1;
+    (void)!::write(wake_fd_.get(), &one, sizeof one);
+  }
+  return {queue_.empty() && !handling_, structural_ == 0};
 }
 
-size_t BranchWatcher::watch_count() const {
-  std::lock_guard<std::mutex> g(mu_);
-  return by_wd_.size();
-}
-
-void BranchWatcher::run() {
-  alignas(struct inotify_event) char buf[64 * 1024];
+bool BranchWatcher::pump_locked() {
+  bool any = false;
   for (;;) {
-    struct pollfd p[2] = {{fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
-    if (::poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (p[1].revents) return;
-    in_flight_.store(true);  // before the read: settled() must not see a gap
-    ssize_t n = ::read(fd_.get(), buf, sizeof buf);
-    if (n <= 0) {
-      in_flight_.store(false);
-      continue;
-    }
-    struct Event {
-      NodeId id;
-      uint32_t brid;
-      std::string name;
-      unsigned flags;
-    };
-    std::vector<Event> todo;
-    for (char* c = buf; c < buf + n;) {
+    ssize_t n = ::read(fd_.get(), buf_, sizeof buf_);
+    if (n <= 0) return any;  // EAGAIN: nothing more queued
+    any = true;
+    for (char* c = buf_; c < buf_ + n;) {
       auto* ev = reinterpret_cast<struct inotify_event*>(c);
       c += sizeof(struct inotify_event) + ev->len;
       if (ev->mask & IN_Q_OVERFLOW) {
-        todo.push_back({0, kAnyBranch, "", kMoved | kBinding});
+        queue_.push_back({0, kAnyBranch, "", kMoved | kBinding, true});
+        structural_++;
         continue;
       }
       NodeId id = 0;
@@ -147,8 +132,44 @@ void BranchWatcher::run() {
       if (ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                       IN_MOVE_SELF))
         flags |= kBinding;
-      todo.push_back({id, brid, std::move(name), flags});
+      // A directory made, removed or moved (or a watched one itself gone):
+      // a cached branch directory may be at another path now.
+      bool structural = (flags & kMoved) || (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) ||
+                        ((ev->mask & IN_ISDIR) && (flags & kBinding));
+      queue_.push_back({id, brid, std::move(name), flags, structural});
+      if (structural) structural_++;
     }
+  }
+}
+
+size_t BranchWatcher::watch_count() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return by_wd_.size();
+}
+
+void BranchWatcher::run() {
+  for (;;) {
+    struct pollfd p[3] = {
+        {fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+    if (::poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (p[1].revents) return;
+    if (p[2].revents) {
+      uint64_t v;
+      (void)!::read(wake_fd_.get(), &v, sizeof v);
+    }
+    std::deque<Event> todo;
+    uint64_t structural = 0;
+    {
+      std::lock_guard<std::mutex> g(qmu_);
+      pump_locked();
+      todo.swap(queue_);
+      for (auto& e : todo) structural += e.structural ? 1 : 0;
+      handling_ = !todo.empty();  // with the swap: state() sees no gap
+    }
+    if (todo.empty()) continue;
     // One call per (directory, name) of a batch: a copy-up alone makes
     // several events for the same names.
     std::unordered_set<std::string> seen;
@@ -157,7 +178,9 @@ void BranchWatcher::run() {
                         std::to_string(e.flags);
       if (seen.insert(std::move(key)).second) cb_(e.id, e.brid, e.name, e.flags);
     }
-    in_flight_.store(false);
+    std::lock_guard<std::mutex> g(qmu_);
+    structural_ -= structural;
+    handling_ = false;
   }
 }
 

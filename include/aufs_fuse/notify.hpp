@@ -4,8 +4,11 @@
 // back) is reported to a callback, which the FUSE adapter turns into kernel
 // cache invalidations, so long cache timeouts stay safe.
 #pragma once
+#include <sys/inotify.h>
+
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -50,22 +53,45 @@ class BranchWatcher {
   bool watch(NodeId id, const std::vector<Part>& parts);
   void unwatch(NodeId id);
   size_t watch_count() const;
-  // Every event of a change made before this call has been handled (none
-  // is queued or being handled): caches that events keep exact may be used.
-  bool settled() const;
+  // What the events of changes made before this call allow: `settled`,
+  // every one has been handled (caches that events keep exact may be
+  // used); `dirs_settled`, none left to handle made, removed or moved a
+  // directory (cached branch directories still lead where they did).
+  struct State {
+    bool settled;
+    bool dirs_settled;
+  };
+  State state();
   // Watches refused (fs.inotify.max_user_watches): those directories get
   // udba=reval timeouts.
   uint64_t failures() const { return failures_.load(); }
 
  private:
+  struct Event {
+    NodeId id;
+    uint32_t brid;
+    std::string name;
+    unsigned flags;
+    bool structural;
+  };
   void run();
+  // Reads what the kernel has queued into queue_ (qmu_ held); true if any.
+  bool pump_locked();
   UniqueFd fd_;
   int init_errno_ = 0;
   std::atomic<uint64_t> failures_{0};
-  std::atomic<bool> in_flight_{false};  // a batch read and not yet handled
   UniqueFd stop_fd_;  // eventfd to wake the reader
+  UniqueFd wake_fd_;  // eventfd: state() queued events for the handler
   std::thread thread_;
   Callback cb_;
+  // The events read and not yet handled. A request's state() reads the
+  // kernel's queue too, so what it reports covers every change before it.
+  // qmu_ is taken before mu_.
+  std::mutex qmu_;
+  std::deque<Event> queue_;            // qmu_
+  uint64_t structural_ = 0;            // structural events queued or being handled; qmu_
+  bool handling_ = false;              // a batch taken from queue_ is being handled; qmu_
+  alignas(struct inotify_event) char buf_[64 * 1024];  // qmu_
   mutable std::mutex mu_;
   std::unordered_map<int, std::pair<NodeId, uint32_t>> by_wd_;  // (dir, brid); mu_
   std::unordered_map<NodeId, std::unordered_set<int>> by_id_;  // guarded by mu_

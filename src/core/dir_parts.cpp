@@ -40,13 +40,18 @@ DirPart* find_part(DirParts& ps, uint32_t brid) {
 // Cached parts need no check: a watch reports every change (notify) and
 // every change made so far has been reported, or the user promised there
 // is none (udba=none).
-enum class Trust { kFull, kWindow, kNone };
+enum class Trust { kFull, kNames, kWindow, kNone };
 Trust trust(const Mount& m, const Node& n) {
   if (m.opts.udba == Udba::None) return Trust::kFull;
   if (!m.watcher || m.opts.udba != Udba::Notify || n.watch_failed.load()) return Trust::kWindow;
-  // Events not handled yet: this lookup checks every part, as reval would
-  // after its window, so a change made just before it is seen.
-  return m.watcher->settled() ? Trust::kFull : Trust::kNone;
+  // Events not handled yet, so that a change made just before this lookup
+  // is seen: if one of them made, removed or moved a directory, every part
+  // is opened again, as reval would after its window; if not (the union's
+  // own file changes, most often), the parts still lead where they did and
+  // only their name sets are checked against the directories' stamps.
+  auto s = m.watcher->state();
+  if (s.settled) return Trust::kFull;
+  return s.dirs_settled ? Trust::kNames : Trust::kNone;
 }
 
 // What parent_parts must do for one part outside the node lock.
@@ -145,7 +150,8 @@ OpenedParent parent_parts(Mount& m, const BranchSet& bs, const NodePtr& n, const
         // udba=none trusts the kernel's cached answers, not a set of names
         // for one it never asked: such a name is looked up on the branch,
         // as AUFS does, so the set is checked as under reval.
-        if (!work[li].open && !timed && m.opts.udba != Udba::None) o.names[li] = p->names;
+        if (!work[li].open && !timed && t != Trust::kNames && m.opts.udba != Udba::None)
+          o.names[li] = p->names;
         else work[li].names = PartWork::kCheck, work[li].old = p->names;
       } else if (++p->uses >= kSetAfterUses) {
         work[li].names = PartWork::kRead;
