@@ -229,8 +229,9 @@ int serve(Union& fs, const MountOptions& opts) {
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
-  // No request runs any more: the branches hold nothing half done.
-  if (rc == 0) fs.release_branches(false);
+  // No request runs any more, however the loop ended (unmount, a signal,
+  // an aborted connection): the branches hold nothing half done.
+  fs.release_branches(false);
   spdlog::info("unmounted {}", opts.mountpoint);
   return rc == 0 ? 0 : 1;
 }

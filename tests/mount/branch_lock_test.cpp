@@ -110,6 +110,16 @@ TEST_F(BranchLockTest, CleanStopMarksTheBranchAndAKillLeavesItForTheCheck) {
   ASSERT_TRUE(r.ok()) << r;
   ASSERT_TRUE(wait_daemons_gone(m()));
   EXPECT_TRUE(marked()) << "a clean stop left no mark";
+  // SIGTERM stops the daemon cleanly too (it unmounts and finishes).
+  r = start(p("rw") + ":" + p("l1") + "=ro", m());
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_FALSE(marked());
+  auto term = daemon_pids_for(m());
+  ASSERT_EQ(term.size(), 1u);
+  ASSERT_EQ(::kill(term[0], SIGTERM), 0);  // the daemon this test started
+  ASSERT_TRUE(wait_daemons_gone(m()));
+  EXPECT_FALSE(in_proc_mounts(m()));
+  EXPECT_TRUE(marked()) << "SIGTERM left no mark";
   // The mark is the daemon's own: not listed through the union.
   r = start(p("rw") + ":" + p("l1") + "=ro", m());
   ASSERT_TRUE(r.ok()) << r;
