@@ -52,8 +52,6 @@ struct Mount {
   ~Mount() {
     if (watch_setup.joinable()) watch_setup.join();
   }
-  Mount(const Mount&) = delete;
-  Mount& operator=(const Mount&) = delete;
 
   const MountOptions opts;
   mutable Xino xino;  // a cache: lookups record what they read
