@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cctype>

@@ -134,15 +134,13 @@ void configure_parts(Mount& m) {
                     window < 0 ? -1 : static_cast<int64_t>(window * 1e9));
 }
 
-}  // namespace
-
-namespace {
 // Before a branch is first written (see BranchLock::begin_writing).
 void begin_writing(const BranchLockPtr& l, const std::string& path) {
   if (l && !l->begin_writing())
     spdlog::warn("branch {}: cannot take its clean mark off: {}; after a crash, run "
                  "aufs-fuse-check --fix on it", path, std::strerror(errno));
 }
+
 }  // namespace
 
 Status prepare_branches(Mount& m, std::string* why) {

@@ -160,23 +160,17 @@ int serve(Union& fs, const MountOptions& opts) {
   } args_guard{&fa};
 
   fuse_session* se = fuse_session_new(&fa, &fuse_operations(), sizeof(fuse_lowlevel_ops), &fctx);
-  // A failed mount leaves the branches as it found them: the clean marks
-  // taken off when they were locked go back (nothing was written since).
-  auto failed = [&fs](const std::string& msg) {
-    fs.release_branches(true);
-    return fail(msg);
-  };
-  if (!se) return failed("cannot create the FUSE session");
+  if (!se) return fail("cannot create the FUSE session");
   fctx.se = se;
   int rc = 1;
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);
-    return failed("cannot install signal handlers");
+    return fail("cannot install signal handlers");
   }
   if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
-    return failed("cannot mount on '" + opts.mountpoint + "'");
+    return fail("cannot mount on '" + opts.mountpoint + "'");
   }
   if (std::string held = end_setup(); !held.empty()) spdlog::error("fuse: {}", held);
   // Only now are the rw branches written: a failed mount leaves them alone.
@@ -184,7 +178,10 @@ int serve(Union& fs, const MountOptions& opts) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
-    return failed(why);
+    // A failed mount leaves the branches as it found them: the clean marks
+    // prepare_branches took off go back (nothing was written since).
+    fs.release_branches(true);
+    return fail(why);
   }
   if (!opts.foreground) {
     auto sys_logger = spdlog::syslog_logger_mt("aufs-fuse-syslog", "aufs-fuse", LOG_PID, LOG_DAEMON);
