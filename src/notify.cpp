@@ -11,11 +11,13 @@
 #include <tuple>
 
 #include "aufs_fuse/sys.hpp"
+#include "aufs_fuse/whiteout.hpp"
 
 namespace aufs {
 namespace {
 constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
                            IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+constexpr int kGatherMs = 1;
 }
 
 BranchWatcher::BranchWatcher()
@@ -83,22 +85,54 @@ void BranchWatcher::unwatch(NodeId id) {
   by_id_.erase(it);
 }
 
+void BranchWatcher::wake() {
+  uint64_t one = 1;
+  (void)!::write(wake_fd_.get(), &one, sizeof one);
+}
+
 BranchWatcher::State BranchWatcher::state() {
   std::lock_guard<std::mutex> g(qmu_);
   // Events of changes made before this call are all in the queue now.
-  if (pump_locked()) {
-    uint64_t one = 1;
-    (void)!::write(wake_fd_.get(), &one, sizeof one);
-  }
+  if (pump_locked()) wake();
   return {queue_.empty() && !handling_, structural_ == 0};
 }
 
+void BranchWatcher::hold(const std::vector<OwnKey>& keys) {
+  if (!fd_.valid() || keys.empty()) return;
+  std::lock_guard<std::mutex> g(qmu_);
+  // Changes made before this call are not ours to drop.
+  if (pump_locked()) wake();
+  for (const OwnKey& k : keys) own_[k.dir][k.name]++;
+}
+
+void BranchWatcher::release(const std::vector<OwnKey>& keys) {
+  if (!fd_.valid() || keys.empty()) return;
+  std::lock_guard<std::mutex> g(qmu_);
+  // The holder's changes are done: their events are all queued by now.
+  if (pump_locked()) wake();
+  for (const OwnKey& k : keys) {
+    auto d = own_.find(k.dir);
+    if (d == own_.end()) continue;
+    auto n = d->second.find(k.name);
+    if (n != d->second.end() && --n->second == 0) d->second.erase(n);
+    if (d->second.empty()) own_.erase(d);
+  }
+}
+
+bool BranchWatcher::own_locked(NodeId id, const std::string& name) const {
+  auto d = own_.find(id);
+  if (d == own_.end()) return false;
+  if (d->second.count(std::string(kAllNames))) return true;
+  if (name.starts_with(wh::kDoublePrefix)) return name == wh::kOpaque && d->second.count("");
+  if (wh::is_whiteout_name(name)) return d->second.count(std::string(wh::whiteout_target(name)));
+  return d->second.count(name);
+}
+
 bool BranchWatcher::pump_locked() {
-  bool any = false;
+  size_t before = queue_.size();
   for (;;) {
     ssize_t n = ::read(fd_.get(), buf_, sizeof buf_);
-    if (n <= 0) return any;  // EAGAIN: nothing more queued
-    any = true;
+    if (n <= 0) return queue_.size() > before;  // EAGAIN: nothing more queued
     for (char* c = buf_; c < buf_ + n;) {
       auto* ev = reinterpret_cast<struct inotify_event*>(c);
       c += sizeof(struct inotify_event) + ev->len;
@@ -124,6 +158,13 @@ bool BranchWatcher::pump_locked() {
       }
       if (!id) continue;
       std::string name = ev->len ? std::string(ev->name) : std::string();
+      // The union's temporaries and bookkeeping names (the opaque marker
+      // aside) never reach the kernel: nothing to report.
+      if (name.starts_with(wh::kDoublePrefix) && name != wh::kOpaque) continue;
+      if (!own_.empty() && own_locked(id, name)) {
+        own_dropped_++;
+        continue;
+      }
       unsigned flags = 0;
       if ((ev->mask & IN_MOVE_SELF) ||
           ((ev->mask & IN_ISDIR) && (ev->mask & (IN_MOVED_FROM | IN_MOVED_TO))))
@@ -158,6 +199,13 @@ void BranchWatcher::run() {
     if (p[2].revents) {
       uint64_t v;
       (void)!::read(wake_fd_.get(), &v, sizeof v);
+    } else {
+      // Woken by the kernel's queue: gather what follows for a moment. A
+      // request reads the queue itself (state(), hold()), and the union's
+      // own changes, most of the events, are dropped there: waking for
+      // each of them would cost a switch per event for nothing.
+      struct pollfd s = {stop_fd_.get(), POLLIN, 0};
+      if (::poll(&s, 1, kGatherMs) > 0) return;
     }
     std::deque<Event> todo;
     uint64_t structural = 0;
@@ -175,7 +223,10 @@ void BranchWatcher::run() {
     for (auto& e : todo) {
       std::string key = std::to_string(e.id) + '/' + std::to_string(e.brid) + '/' + e.name + '/' +
                         std::to_string(e.flags);
-      if (seen.insert(std::move(key)).second) cb_(e.id, e.brid, e.name, e.flags);
+      if (seen.insert(std::move(key)).second) {
+        reported_++;
+        cb_(e.id, e.brid, e.name, e.flags);
+      }
     }
     std::lock_guard<std::mutex> g(qmu_);
     structural_ -= structural;

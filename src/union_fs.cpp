@@ -43,6 +43,8 @@ Result<struct stat> Union::getattr(NodeId id, FileHandle* fh) { return core::get
 
 Result<struct stat> Union::setattr(NodeId id, const SetAttrIn& in, FileHandle* fh, const Ctx&) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.node(id);
   return core::setattr(*m_, id, in, fh);
 }
 
@@ -57,38 +59,52 @@ Status Union::fsyncdir(NodeId id, bool datasync) { return core::fsyncdir(*m_, id
 Result<Entry> Union::mknod(NodeId parent, std::string_view name, mode_t mode, dev_t rdev,
                            const Ctx& ctx) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.entry(parent, name);
   return core::mknod(*m_, parent, name, mode, rdev, ctx);
 }
 
 Result<Entry> Union::mkdir(NodeId parent, std::string_view name, mode_t mode, const Ctx& ctx) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.entry(parent, name);
   return core::mkdir(*m_, parent, name, mode, ctx);
 }
 
 Result<Entry> Union::symlink(const std::string& target, NodeId parent, std::string_view name,
                              const Ctx& ctx) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.entry(parent, name);
   return core::symlink(*m_, target, parent, name, ctx);
 }
 
 Result<Entry> Union::link(NodeId src, NodeId newparent, std::string_view name, const Ctx&) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.node(src).entry(newparent, name);
   return core::link(*m_, src, newparent, name);
 }
 
 Status Union::unlink(NodeId parent, std::string_view name) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.entry(parent, name);
   return core::unlink(*m_, parent, name);
 }
 
 Status Union::rmdir(NodeId parent, std::string_view name) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.entry(parent, name);
   return core::rmdir(*m_, parent, name);
 }
 
 Status Union::rename(NodeId parent, std::string_view name, NodeId newparent,
                      std::string_view newname, unsigned flags) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.entry(parent, name).entry(newparent, newname);
   return core::rename(*m_, parent, name, newparent, newname, flags);
 }
 
@@ -96,12 +112,16 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
   // Opens that may copy up or truncate are modifications.
   bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
   WriteGate::Ticket t(writes ? &m_->writes : nullptr);
+  core::OwnChanges own(*m_);
+  if (writes) own.node(id);
   return core::open(*m_, id, flags);
 }
 
 Result<Union::Created> Union::create(NodeId parent, std::string_view name, mode_t mode, int flags,
                                      const Ctx& ctx) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.entry(parent, name);
   return core::create(*m_, parent, name, mode, flags, ctx);
 }
 
@@ -111,7 +131,12 @@ WriteGate::Ticket Union::write_ticket() { return m_->writes.ticket(); }
 
 WriteGate& Union::write_gate() { return m_->writes; }
 
-void Union::release(std::unique_ptr<FileHandle> fh) { m_->files.release(std::move(fh)); }
+void Union::release(std::unique_ptr<FileHandle> fh) {
+  // Closing a written branch file reports IN_CLOSE_WRITE.
+  core::OwnChanges own(*m_);
+  if (fh && (fh->flags & O_ACCMODE) != O_RDONLY && fh->node) own.node(fh->node->id);
+  m_->files.release(std::move(fh));
+}
 
 size_t Union::open_files() const { return m_->files.count(); }
 
@@ -140,11 +165,15 @@ Status Union::setxattr(NodeId id, const char* key, const void* val, size_t size,
                        const Ctx& ctx) {
   if (id == kControlId) return core::control_setxattr(*m_, key, val, size, ctx);
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.node(id);
   return core::setxattr(*m_, id, key, val, size, flags);
 }
 
 Status Union::removexattr(NodeId id, const char* key) {
   auto t = m_->writes.ticket();
+  core::OwnChanges own(*m_);
+  own.node(id);
   return core::removexattr(*m_, id, key);
 }
 

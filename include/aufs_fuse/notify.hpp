@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -66,6 +67,28 @@ class BranchWatcher {
   // udba=reval timeouts.
   uint64_t failures() const { return failures_.load(); }
 
+  // The union's own changes. Between hold() and release() of a key, the
+  // events it matches are dropped when read, as AUFS suspends its watch of
+  // a branch directory while it changes it: the core keeps its caches and
+  // the kernel's right for its own changes (as under udba=none), so they
+  // cost no invalidation. A key is (union directory, entry name): "" the
+  // directory itself, kAllNames any entry in it. A whiteout's name counts
+  // as the name it hides, the opaque marker as the directory. hold() reads
+  // the queue first, so an earlier change made behind the mount is kept.
+  struct OwnKey {
+    NodeId dir;
+    std::string name;
+  };
+  static constexpr std::string_view kAllNames{"\0*", 2};
+  void hold(const std::vector<OwnKey>& keys);
+  // Reads the queue (every event of the changes made so far), then lets
+  // the keys go.
+  void release(const std::vector<OwnKey>& keys);
+  uint64_t own_dropped() const { return own_dropped_.load(); }
+  // Events handed to the callback (changes made behind the mount, or not
+  // known as the union's own).
+  uint64_t reported() const { return reported_.load(); }
+
  private:
   struct Event {
     NodeId id;
@@ -75,8 +98,11 @@ class BranchWatcher {
     bool structural;
   };
   void run();
-  // Reads what the kernel has queued into queue_ (qmu_ held); true if any.
+  // Reads what the kernel has queued into queue_ (qmu_ held); true if it
+  // queued any (dropped events need no handler).
   bool pump_locked();
+  bool own_locked(NodeId id, const std::string& name) const;
+  void wake();
   UniqueFd fd_;
   int init_errno_ = 0;
   std::atomic<uint64_t> failures_{0};
@@ -92,6 +118,10 @@ class BranchWatcher {
   uint64_t structural_ = 0;            // structural events queued or being handled; qmu_
   bool handling_ = false;              // a batch taken from queue_ is being handled; qmu_
   alignas(struct inotify_event) char buf_[64 * 1024];  // qmu_
+  // Held own keys, each with its count of holders; qmu_.
+  std::unordered_map<NodeId, std::unordered_map<std::string, unsigned>> own_;
+  std::atomic<uint64_t> own_dropped_{0};
+  std::atomic<uint64_t> reported_{0};
   mutable std::mutex mu_;
   std::unordered_map<int, std::pair<NodeId, uint32_t>> by_wd_;  // (dir, brid); mu_
   std::unordered_map<NodeId, std::unordered_set<int>> by_id_;  // guarded by mu_

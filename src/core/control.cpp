@@ -223,6 +223,8 @@ std::string info_json(const Mount& m) {
   if (m.watcher) {
     u["watches"] = m.watcher->watch_count();
     u["watch_failures"] = m.watcher->failures();
+    u["events_reported"] = m.watcher->reported();
+    u["own_events_dropped"] = m.watcher->own_dropped();
   }
   j["udba"] = std::move(u);
   j["options"] = options_string(m);

@@ -21,6 +21,7 @@
 #include "core/ino.hpp"
 #include "core/orphans.hpp"
 #include "core/placement.hpp"
+#include "core/udba.hpp"
 #include "core/util.hpp"
 #include "core/whiteout_ops.hpp"
 
@@ -260,6 +261,9 @@ Status rmdir(Mount& m, NodeId parent_id, std::string_view name) {
   if (!r.positive()) return Errno{ENOENT};
   if (!S_ISDIR(r.hits[0].st.st_mode)) return Errno{ENOTDIR};
   std::string nm(name);
+  // udba=notify: removing it removes what it held (whiteouts) first.
+  if (OwnChanges* own = OwnChanges::current())
+    if (NodePtr v = m.tree.table.by_ino(r.hits[0].ino)) own->node(v->id, true);
   std::string rel = sys::join(pw.rel, nm);
   // Redirected lower parts count: a renamed directory is empty only when
   // its old contents are whited out too.

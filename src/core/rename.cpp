@@ -20,6 +20,7 @@
 #include "core/ino.hpp"
 #include "core/orphans.hpp"
 #include "core/placement.hpp"
+#include "core/udba.hpp"
 #include "core/util.hpp"
 #include "core/whiteout_ops.hpp"
 
@@ -168,6 +169,12 @@ Status rename(Mount& m, NodeId parent_id, std::string_view name_sv, NodeId newpa
   NodePtr sn = node_for(m, *bs, p, name, rs, pw.rel);
   NodePtr dn = rd.positive() ? node_for(m, *bs, np, newname, rd, npw.rel) : nullptr;
   if (!sn || (rd.positive() && !dn)) return Errno{EIO};
+  // udba=notify: a moved directory reports its move on its own watch, a
+  // replaced one the removal of what it held.
+  if (OwnChanges* own = OwnChanges::current()) {
+    own->node(sn->id);
+    if (dn) own->node(dn->id, true);
+  }
   AUFS_TRY(ensure_dir_path(m, *bs, btgt, p));
   AUFS_TRY(ensure_dir_path(m, *bs, btgt, np));
   auto bring_up = [&](const NodePtr& n, bool is_dir) -> Status {

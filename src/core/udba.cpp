@@ -172,4 +172,61 @@ NodeId cached_child(Mount& m, NodeId dir, const std::string& name) {
   return c ? c->id : 0;
 }
 
+namespace {
+thread_local OwnChanges* t_own = nullptr;
+}
+
+OwnChanges::OwnChanges(Mount& m) : m_(m), w_(m.watcher.get()), outer_(t_own) { t_own = this; }
+
+OwnChanges::~OwnChanges() {
+  t_own = outer_;
+  if (w_) w_->release(keys_);
+}
+
+OwnChanges* OwnChanges::current() { return t_own; }
+
+void OwnChanges::dir_and_above(const NodePtr& dir, std::vector<BranchWatcher::OwnKey>& keys) {
+  keys.push_back({kRootId, ""});
+  auto chain = m_.tree.chain(dir);
+  if (!chain) return;
+  for (const NodePtr& d : *chain) {
+    auto nm = m_.tree.naming(*d);
+    if (!nm.parent) continue;
+    keys.push_back({nm.parent->id, std::move(nm.name)});
+    keys.push_back({d->id, ""});
+  }
+}
+
+OwnChanges& OwnChanges::entry(NodeId parent, std::string_view name) {
+  if (!w_) return *this;
+  std::vector<BranchWatcher::OwnKey> keys{{parent, std::string(name)}};
+  if (NodePtr p = m_.tree.node(parent)) dir_and_above(p, keys);
+  hold(std::move(keys));
+  return *this;
+}
+
+OwnChanges& OwnChanges::node(NodeId id, bool whole) {
+  if (!w_) return *this;
+  NodePtr n = m_.tree.node(id);
+  if (!n) return *this;
+  std::vector<BranchWatcher::OwnKey> keys;
+  if (n->is_dir()) {
+    dir_and_above(n, keys);  // its name in its parent, and itself
+    if (whole) keys.push_back({id, std::string(BranchWatcher::kAllNames)});
+  } else {
+    auto nm = m_.tree.naming(*n);
+    if (nm.parent) {
+      keys.push_back({nm.parent->id, std::move(nm.name)});
+      dir_and_above(nm.parent, keys);
+    }
+  }
+  hold(std::move(keys));
+  return *this;
+}
+
+void OwnChanges::hold(std::vector<BranchWatcher::OwnKey> keys) {
+  w_->hold(keys);
+  for (auto& k : keys) keys_.push_back(std::move(k));
+}
+
 }  // namespace aufs::core

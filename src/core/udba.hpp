@@ -24,4 +24,33 @@ bool unwatched_node(const Mount& m, NodeId id);
 // The cached node a directory entry currently resolves to (0 if none).
 NodeId cached_child(Mount& m, NodeId dir, const std::string& name);
 
+// A request's own changes to branch directories (udba=notify): while it
+// lives, the watch events of the entries it names are dropped (see
+// BranchWatcher::hold). The directories above an entry count too, since a
+// copy-up makes them on the writable branch and puts their times back.
+// The innermost scope of a thread is current(), so code deeper in the
+// request can add an entry it finds (the directory rmdir removes). Does
+// nothing without a watcher.
+class OwnChanges {
+ public:
+  explicit OwnChanges(Mount& m);
+  ~OwnChanges();
+  OwnChanges(const OwnChanges&) = delete;
+  OwnChanges& operator=(const OwnChanges&) = delete;
+  // The entry `name` of directory `parent`.
+  OwnChanges& entry(NodeId parent, std::string_view name);
+  // The node under its name; a directory also itself, and with `whole`
+  // every entry in it.
+  OwnChanges& node(NodeId id, bool whole = false);
+  static OwnChanges* current();
+
+ private:
+  void hold(std::vector<BranchWatcher::OwnKey> keys);
+  void dir_and_above(const NodePtr& dir, std::vector<BranchWatcher::OwnKey>& keys);
+  Mount& m_;
+  BranchWatcher* w_;
+  OwnChanges* outer_;
+  std::vector<BranchWatcher::OwnKey> keys_;
+};
+
 }  // namespace aufs::core

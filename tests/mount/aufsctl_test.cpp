@@ -79,7 +79,7 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
     EXPECT_TRUE(info["counters"][k].is_number()) << "counters." << k;
   EXPECT_EQ(info["udba"]["mode"], "notify");
   EXPECT_EQ(info["udba"]["default"], true);
-  for (const char* k : {"watches", "watch_failures"})
+  for (const char* k : {"watches", "watch_failures", "events_reported", "own_events_dropped"})
     EXPECT_TRUE(info["udba"][k].is_number()) << "udba." << k;
   for (const char* k : {"fds", "fd_budget", "name_sets", "name_set_bytes", "name_set_budget", "opens",
                         "reuses", "set_builds", "set_answers", "evictions", "over_budget",
