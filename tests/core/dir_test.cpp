@@ -274,3 +274,27 @@ TEST_F(UnionTest, UnlinkAdvancesParentMtime) {
   }
   EXPECT_EQ(walk("g")->attr.st_mtim.tv_sec, 1'000'000'000) << "copy-up of g/lower shows in g";
 }
+
+// An interrupted create or unlink can leave an entry and its whiteout on
+// the writable branch (the mount's check repairs it; made here after the
+// mount): the entry wins (a lookup of a writable branch's file does not
+// even probe for the whiteout), a directory there hides what lies below
+// it, and removing the entry leaves the lower name hidden.
+TEST_F(UnionTest, EntryBesideItsWhiteoutOnTheWritableBranch) {
+  make_branches({"rw", "ro"});
+  write_file(br(0) + "/f", "upper");
+  write_file(br(1) + "/f", "lower");
+  mkdirs(br(0) + "/d");
+  mkdirs(br(1) + "/d");
+  write_file(br(1) + "/d/below", "b");
+  mount();
+  write_file(br(0) + "/.wh.f", "");
+  write_file(br(0) + "/.wh.d", "");
+  EXPECT_EQ(cat("f"), "upper");
+  EXPECT_EQ(ls("d"), std::vector<std::string>{});
+  EXPECT_EQ(walk("d/below").err(), ENOENT);
+  EXPECT_EQ(unlink("f"), 0);
+  EXPECT_EQ(walk("f").err(), ENOENT);
+  EXPECT_TRUE(exists(br(0) + "/.wh.f"));
+  EXPECT_EQ(read_file(br(1) + "/f"), "lower");
+}
