@@ -399,7 +399,8 @@ Result<std::vector<RawDirent>> read_dir(int dirfd_opath) {
 
 namespace {
 
-Status copy_range_rw(int in, int out, off_t start, off_t end) {
+// Both return the offset reached: end, or less if the source shrank.
+Result<off_t> copy_range_rw(int in, int out, off_t start, off_t end) {
   static thread_local std::vector<char> buf(1 << 20);
   off_t off = start;
   while (off < end) {
@@ -417,10 +418,10 @@ Status copy_range_rw(int in, int out, off_t start, off_t end) {
     }
     off += n;
   }
-  return {};
+  return off;
 }
 
-Status copy_range(int in, int out, off_t start, off_t end) {
+Result<off_t> copy_range(int in, int out, off_t start, off_t end) {
   if (!g_no_cfr.load(std::memory_order_relaxed)) {
     loff_t ioff = start, ooff = start;
     while (ioff < end) {
@@ -435,18 +436,24 @@ Status copy_range(int in, int out, off_t start, off_t end) {
       }
       if (n == 0) break;  // source shrank
     }
-    return {};
+    return ioff;
   }
   return copy_range_rw(in, out, start, end);
 }
 
 }  // namespace
 
-Result<uint64_t> copy_data(int in, int out, off_t size) {
+Result<uint64_t> copy_data(int in, int out, off_t size, bool dense) {
   if (size == 0) return uint64_t{0};
   if (!g_no_ficlone.load(std::memory_order_relaxed)) {
     if (SYSCALL("ficlone", ::ioctl(out, FICLONE, in)) == 0) return static_cast<uint64_t>(size);
     if (errno == ENOTTY || errno == ENOSYS) g_no_ficlone.store(true);
+  }
+  if (dense) {
+    // No holes to keep: one copy, and no lseek or ftruncate.
+    AUFS_ASSIGN_OR_RETURN(off_t end, copy_range(in, out, 0, size));
+    if (end < size) AUFS_TRY(truncate_fd(out, size));
+    return static_cast<uint64_t>(size);
   }
   // Walk data extents so holes stay holes.
   off_t pos = 0;
@@ -455,7 +462,7 @@ Result<uint64_t> copy_data(int in, int out, off_t size) {
     if (data < 0) {
       if (errno == ENXIO) break;  // only a hole remains
       if (errno == EINVAL || errno == ENOTSUP) {  // no SEEK_DATA support
-        AUFS_TRY(copy_range(in, out, pos, size));
+        if (auto r = copy_range(in, out, pos, size); !r.ok()) return Errno{r.err()};
         pos = size;
         break;
       }
@@ -465,7 +472,7 @@ Result<uint64_t> copy_data(int in, int out, off_t size) {
     off_t hole = SYSCALL("lseek", ::lseek(in, data, SEEK_HOLE));
     if (hole < 0) return last_errno();
     if (hole > size) hole = size;
-    AUFS_TRY(copy_range(in, out, data, hole));
+    if (auto r = copy_range(in, out, data, hole); !r.ok()) return Errno{r.err()};
     pos = hole;
   }
   AUFS_TRY(truncate_fd(out, size));

@@ -96,7 +96,9 @@ Result<std::vector<RawDirent>> read_dir(int dirfd_opath);
 
 // Copies data from in to out (both regular files), preserving holes.
 // Tries FICLONE, then copy_file_range per data extent, then read/write.
-Result<uint64_t> copy_data(int in, int out, off_t size);
+// dense: the source has no holes (its blocks cover its size), so the
+// extents need no walk.
+Result<uint64_t> copy_data(int in, int out, off_t size, bool dense = false);
 
 std::string proc_fd_path(int fd);
 

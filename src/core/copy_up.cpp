@@ -21,6 +21,12 @@
 namespace aufs::core {
 namespace {
 
+// Its blocks cover its size: no hole to keep (inline or compressed data
+// may report fewer blocks and takes the extent walk).
+bool is_dense(const struct stat& st) {
+  return static_cast<int64_t>(st.st_blocks) * 512 >= static_cast<int64_t>(st.st_size);
+}
+
 unsigned icex_bit(std::string_view key) {
   if (key.starts_with("security.")) return BranchSpec::kIcexSec;
   if (key.starts_with("system.")) return BranchSpec::kIcexSys;
@@ -238,7 +244,7 @@ Result<std::string> make_temp_copy(Mount& m, const Branch& sb, const Branch& wb,
     if (!in.ok() && in.err() == EPERM) in = sys::open_beneath(sb.root.get(), src_rel, O_RDONLY | O_NOFOLLOW);
     if (!in.ok()) s = Errno{in.err()};
     else {
-      auto c = sys::copy_data(in->get(), out.get(), size);
+      auto c = sys::copy_data(in->get(), out.get(), size, is_dense(st));
       if (!c.ok()) s = Errno{c.err()};
       else *copied = c.value();
     }
@@ -454,7 +460,7 @@ Result<std::shared_ptr<const Orphan>> copy_up_orphan(Mount& m, const BranchSet& 
   AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(in->get()));
   uint64_t copied = 0;
   if (with_data) {
-    AUFS_ASSIGN_OR_RETURN(auto c, sys::copy_data(in->get(), out.get(), st.st_size));
+    AUFS_ASSIGN_OR_RETURN(auto c, sys::copy_data(in->get(), out.get(), st.st_size, is_dense(st)));
     copied = c;
   }
   AUFS_TRY(copy_attrs(m, in->get(), "", out.get(), "", st,
