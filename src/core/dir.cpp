@@ -113,7 +113,7 @@ Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, cons
   // A new inode: an alias or node left for its inode number by an object
   // that had it before (its number reused by the branch) is stale.
   m.xino.unalias(wb.seed, st.st_ino);
-  uint64_t new_ino = ino_at(m, *bs, bw, pfd.get(), nm, st);
+  uint64_t new_ino = fresh_ino(m, *bs, bw, st);
   if (NodePtr old = m.tree.table.by_ino(new_ino)) {
     m.tree.set_unlinked(old);
     spdlog::debug("node {} (ino {}) retired: its branch inode now holds {}", old->id, old->ino, nm);

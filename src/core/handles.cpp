@@ -5,10 +5,13 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "aufs_fuse/sys.hpp"
 #include "core/util.hpp"
@@ -28,7 +31,7 @@ bool writer(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 // close(2) reports the errors of a file system's flush operation only (NFS,
 // FUSE, CIFS: delayed write errors). These have none: a FLUSH request for a
 // file on them could only ever answer 0. A failed check keeps FLUSH.
-bool close_is_silent(int fd) {
+bool close_is_silent_uncached(int fd) {
   auto t = sys::fs_type_fd(fd);
   if (!t.ok()) return false;
   switch (t.value()) {
@@ -40,6 +43,23 @@ bool close_is_silent(int fd) {
       return false;
   }
 }
+
+// By block device: one statfs per file system, not one per open for
+// writing. Anonymous devices (tmpfs, FUSE, ...) are numbered again after an
+// unmount, so those are asked every time.
+bool close_is_silent(int fd, dev_t dev) {
+  if (major(dev) == 0) return close_is_silent_uncached(fd);
+  static std::mutex mu;
+  static std::unordered_map<dev_t, bool> known;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    if (auto it = known.find(dev); it != known.end()) return it->second;
+  }
+  bool silent = close_is_silent_uncached(fd);
+  std::lock_guard<std::mutex> g(mu);
+  known.emplace(dev, silent);
+  return silent;
+}
 }  // namespace
 
 std::unique_ptr<FileHandle> OpenFiles::open(const NodePtr& n, UniqueFd fd, int flags, uint32_t brid) {
@@ -48,8 +68,8 @@ std::unique_ptr<FileHandle> OpenFiles::open(const NodePtr& n, UniqueFd fd, int f
   fh->fd = std::make_shared<const UniqueFd>(std::move(fd));
   fh->flags = flags;
   fh->brid = brid;
-  if (writer(flags)) fh->quiet_close = close_is_silent(fh->raw_fd());
   auto st = sys::fstat_fd(fh->raw_fd());
+  if (writer(flags)) fh->quiet_close = st.ok() && close_is_silent(fh->raw_fd(), st->st_dev);
   {
     std::lock_guard<SmallMutex> g(n->mu);
     fh->data_gen = n->data_gen;

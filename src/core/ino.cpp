@@ -34,6 +34,14 @@ uint64_t ino_at(const Mount& m, const BranchSet& bs, int b, int dirfd, const std
   return val;
 }
 
+uint64_t fresh_ino(Mount& m, const BranchSet& bs, int b, const struct stat& st) {
+  const Branch& br = bs[static_cast<size_t>(b)];
+  if (!br.writable() || !m.persist_ino) return m.xino.get(br.seed, st.st_ino);
+  uint64_t val = hash_ino(br.seed, st.st_ino);
+  m.xino.remember(br.seed, st.st_ino, val);
+  return val;
+}
+
 Status record_ino(const Mount& m, int dirfd, const std::string& name, uint64_t ino) {
   if (!m.persist_ino) return {};
   auto s = sys::setxattr_at(dirfd, name, m.ino_key.c_str(), &ino, sizeof ino, 0);

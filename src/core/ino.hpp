@@ -17,6 +17,10 @@ uint64_t ino_of(const Mount& m, const BranchSet& bs, int b, const struct stat& s
 // writable branches (set at copy-up) when it is not cached yet.
 uint64_t ino_at(const Mount& m, const BranchSet& bs, int b, int dirfd, const std::string& name,
                 const struct stat& st);
+// The number of an inode the union has just made on branch b: nothing can
+// be recorded on it yet, so nothing is read (ino_at would ask for the
+// xattr).
+uint64_t fresh_ino(Mount& m, const BranchSet& bs, int b, const struct stat& st);
 // The number survives unmount: a copied-up entry carries it in an xattr.
 Status record_ino(const Mount& m, int dirfd, const std::string& name, uint64_t ino);
 bool is_internal_xattr(std::string_view key);

@@ -11,6 +11,7 @@
 //    a fresh mount shows the same view, lower branches are unchanged
 //    (contents, modes, xattrs, times, inode numbers), and the checker finds
 //    nothing but temporaries on the writable branches.
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -500,4 +501,19 @@ TEST_F(FaultTest, LookupOfAWritableBranchFileIsOneLstat) {
   EXPECT_EQ(count_of(t, "lstat"), 1);
   t = calls_of([&] { EXPECT_TRUE(walk("low").ok()); });
   EXPECT_EQ(count_of(t, "lstat"), 3);  // upper name, upper whiteout, lower name
+}
+
+// A file the union makes carries no recorded inode number yet, so none is
+// read; and the kind of file system behind a writer (does close() report
+// anything?) is asked once per block device, not at every open.
+TEST_F(FaultTest, CreateReadsNoInodeNumberAndAsksTheFileSystemOnce) {
+  make_branches({"rw", "ro"});
+  mount();
+  EXPECT_EQ(create("first", "1"), 0);
+  auto t = calls_of([&] { EXPECT_EQ(create("second", "2"), 0); });
+  EXPECT_EQ(count_of(t, "getxattr"), 0);
+  struct stat st;
+  ASSERT_EQ(::stat(br(0).c_str(), &st), 0);
+  if (major(st.st_dev) != 0) EXPECT_EQ(count_of(t, "fstatfs"), 0);
+  EXPECT_EQ(cat("second"), "2");
 }
