@@ -181,8 +181,14 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
   if (!w.ok()) return setattr_orphan(m, *bs, n, in, w.err());
   const Branch& b = (*bs)[static_cast<size_t>(w->layers[0])];
   auto [prel, leaf] = sys::split_parent(w->data_rel);
-  AUFS_ASSIGN_OR_RETURN(auto pfd, sys::open_beneath(b.root.get(), prel, O_PATH | O_DIRECTORY));
   std::string name = leaf.empty() ? std::string(".") : leaf;
+  struct timespec ts[2];
+  bool times = setattr_times(in, ts);
+  // The parent only for the calls made by name (a chmod goes by its own fd).
+  UniqueFd pfd;
+  if (times || (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid))) {
+    AUFS_ASSIGN_OR_RETURN(pfd, sys::open_beneath(b.root.get(), prel, O_PATH | O_DIRECTORY));
+  }
   if (in.valid & (SetAttrIn::kUid | SetAttrIn::kGid)) {
     auto [u, g] = setattr_owner(in);
     AUFS_TRY(sys::fchownat_nofollow(pfd.get(), name, u, g));
@@ -196,9 +202,7 @@ Result<struct stat> setattr(Mount& m, NodeId id, const SetAttrIn& in, FileHandle
     AUFS_ASSIGN_OR_RETURN(auto tfd, sys::open_beneath(b.root.get(), w->data_rel, O_WRONLY | O_NOFOLLOW));
     AUFS_TRY(sys::truncate_fd(tfd.get(), in.size));
   }
-  if (struct timespec ts[2]; setattr_times(in, ts)) {
-    AUFS_TRY(sys::utimens_at(pfd.get(), name, ts));
-  }
+  if (times) AUFS_TRY(sys::utimens_at(pfd.get(), name, ts));
   return getattr(m, id, nullptr);
 }
 

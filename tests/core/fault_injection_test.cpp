@@ -517,3 +517,20 @@ TEST_F(FaultTest, CreateReadsNoInodeNumberAndAsksTheFileSystemOnce) {
   if (major(st.st_dev) != 0) EXPECT_EQ(count_of(t, "fstatfs"), 0);
   EXPECT_EQ(cat("second"), "2");
 }
+
+// chmod goes by the file's own descriptor: its parent is not opened.
+TEST_F(FaultTest, ChmodOfAWritableBranchFileOpensNoParent) {
+  make_branches({"rw", "ro"});
+  mkdirs(br(0) + "/d");
+  write_file(br(0) + "/d/f", "f");
+  mount();
+  NodeId id = walk("d/f")->id;
+  auto t = calls_of([&] { EXPECT_EQ(setattr_mode(id, 0640), 0); });
+  std::string all;
+  for (auto& c : t) all += " " + c;
+  // Its check on the writable branch, the chmod, its attributes after.
+  EXPECT_EQ(count_of(t, "openat2"), 3) << all;
+  struct stat st;
+  ASSERT_EQ(::stat((br(0) + "/d/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+}
