@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include "aufs_fuse/fault.hpp"
 
@@ -443,11 +446,30 @@ Result<off_t> copy_range(int in, int out, off_t start, off_t end) {
 
 }  // namespace
 
-Result<uint64_t> copy_data(int in, int out, off_t size, bool dense) {
+namespace {
+// (source device, target device) pairs where FICLONE failed: most file
+// systems share no extents (ext4), none across two of them. Only a speed
+// matter: a wrong entry costs the clone, never the copy.
+std::mutex g_noclone_mu;
+std::set<std::pair<dev_t, dev_t>> g_noclone;  // g_noclone_mu
+
+bool may_clone(dev_t in_dev, dev_t out_dev) {
+  if (g_no_ficlone.load(std::memory_order_relaxed)) return false;
+  if (!in_dev || !out_dev) return true;
+  std::lock_guard<std::mutex> g(g_noclone_mu);
+  return !g_noclone.count({in_dev, out_dev});
+}
+}  // namespace
+
+Result<uint64_t> copy_data(int in, int out, off_t size, bool dense, dev_t in_dev, dev_t out_dev) {
   if (size == 0) return uint64_t{0};
-  if (!g_no_ficlone.load(std::memory_order_relaxed)) {
+  if (may_clone(in_dev, out_dev)) {
     if (SYSCALL("ficlone", ::ioctl(out, FICLONE, in)) == 0) return static_cast<uint64_t>(size);
     if (errno == ENOTTY || errno == ENOSYS) g_no_ficlone.store(true);
+    else if ((errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL) && in_dev && out_dev) {
+      std::lock_guard<std::mutex> g(g_noclone_mu);
+      if (g_noclone.size() < 256) g_noclone.insert({in_dev, out_dev});
+    }
   }
   if (dense) {
     // No holes to keep: one copy, and no lseek or ftruncate.

@@ -97,8 +97,10 @@ Result<std::vector<RawDirent>> read_dir(int dirfd_opath);
 // Copies data from in to out (both regular files), preserving holes.
 // Tries FICLONE, then copy_file_range per data extent, then read/write.
 // dense: the source has no holes (its blocks cover its size), so the
-// extents need no walk.
-Result<uint64_t> copy_data(int in, int out, off_t size, bool dense = false);
+// extents need no walk. in_dev, out_dev (0: unknown): the file systems, so
+// a pair that cannot share extents is not asked again.
+Result<uint64_t> copy_data(int in, int out, off_t size, bool dense = false, dev_t in_dev = 0,
+                           dev_t out_dev = 0);
 
 std::string proc_fd_path(int fd);
 

@@ -244,7 +244,7 @@ Result<std::string> make_temp_copy(Mount& m, const Branch& sb, const Branch& wb,
     if (!in.ok() && in.err() == EPERM) in = sys::open_beneath(sb.root.get(), src_rel, O_RDONLY | O_NOFOLLOW);
     if (!in.ok()) s = Errno{in.err()};
     else {
-      auto c = sys::copy_data(in->get(), out.get(), size, is_dense(st));
+      auto c = sys::copy_data(in->get(), out.get(), size, is_dense(st), st.st_dev, wb.dev);
       if (!c.ok()) s = Errno{c.err()};
       else *copied = c.value();
     }
@@ -460,7 +460,8 @@ Result<std::shared_ptr<const Orphan>> copy_up_orphan(Mount& m, const BranchSet& 
   AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(in->get()));
   uint64_t copied = 0;
   if (with_data) {
-    AUFS_ASSIGN_OR_RETURN(auto c, sys::copy_data(in->get(), out.get(), st.st_size, is_dense(st)));
+    AUFS_ASSIGN_OR_RETURN(auto c, sys::copy_data(in->get(), out.get(), st.st_size, is_dense(st),
+                                                  st.st_dev, wb.dev));
     copied = c;
   }
   AUFS_TRY(copy_attrs(m, in->get(), "", out.get(), "", st,
