@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <cstdarg>
 #include <nlohmann/json.hpp>
@@ -91,6 +92,42 @@ void serve_until_sent(fuse_session* se, Invalidator& inv) {
                   "releases it");
 }
 
+// A FUSE file system still attached at `path` (absolute, resolved), read
+// from /proc/self/mountinfo (mount point: fifth field, with the kernel's
+// octal escapes; type: first field after " - ").
+bool fuse_attached_at(const std::string& path) {
+  std::FILE* f = std::fopen("/proc/self/mountinfo", "re");
+  if (!f) return true;  // cannot tell: as if it were
+  char* line = nullptr;
+  size_t cap = 0;
+  bool found = false;
+  while (!found && ::getline(&line, &cap, f) > 0) {
+    std::string_view l(line);
+    size_t pos = 0;
+    for (int field = 0; field < 4 && pos != std::string_view::npos; ++field) pos = l.find(' ', pos + 1);
+    if (pos == std::string_view::npos) continue;
+    size_t end = l.find(' ', pos + 1);
+    if (end == std::string_view::npos) continue;
+    std::string mnt;
+    for (size_t i = pos + 1; i < end; ++i) {
+      if (l[i] == '\\' && i + 3 < end) {
+        mnt += static_cast<char>((l[i + 1] - '0') * 64 + (l[i + 2] - '0') * 8 + (l[i + 3] - '0'));
+        i += 3;
+      } else {
+        mnt += l[i];
+      }
+    }
+    size_t sep = l.find(" - ", end);
+    if (mnt != path || sep == std::string_view::npos) continue;
+    std::string_view type = l.substr(sep + 3);
+    type = type.substr(0, type.find(' '));
+    found = type == "fuse" || type.starts_with("fuse.");
+  }
+  std::free(line);
+  std::fclose(f);
+  return found;
+}
+
 }  // namespace
 
 void route_libfuse_log() { fuse_set_log_func(libfuse_log); }
@@ -167,6 +204,12 @@ int serve(Union& fs, const MountOptions& opts) {
     fuse_session_destroy(se);
     return fail("cannot install signal handlers");
   }
+  // Resolved while it is still a plain directory (see the loop's end).
+  std::string resolved_mnt;
+  if (char* r = ::realpath(opts.mountpoint.c_str(), nullptr)) {
+    resolved_mnt = r;
+    std::free(r);
+  }
   if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
@@ -220,6 +263,19 @@ int serve(Union& fs, const MountOptions& opts) {
     rc = fuse_session_loop_mt(se, lc);
     fuse_loop_cfg_destroy(lc);
   }
+  // The kernel ends a connection whose mount is gone (a lazy unmount, once
+  // the last file is closed) by aborting it; a read that raced that abort
+  // gets ECONNABORTED instead of ENODEV, and libfuse calls it an error.
+  // With nothing attached any more, that is the normal end. Attached, the
+  // connection was aborted on purpose (fusectl's abort file).
+  if (rc == -ECONNABORTED && !resolved_mnt.empty() && !fuse_attached_at(resolved_mnt)) {
+    spdlog::info("the kernel ended the connection (the mount was detached)");
+    rc = 0;
+  }
+  // libfuse ends its loop quietly on some errors of /dev/fuse: say which.
+  if (rc != 0)
+    spdlog::error("the FUSE request loop ended with an error: {}",
+                  rc < 0 ? std::strerror(-rc) : std::to_string(rc));
   fs.stop_notify();
   if (!invalidator.quiesce(std::chrono::milliseconds(200))) serve_until_sent(se, invalidator);
   invalidator.stop();

