@@ -59,23 +59,20 @@ Status Union::fsyncdir(NodeId id, bool datasync) { return core::fsyncdir(*m_, id
 Result<Entry> Union::mknod(NodeId parent, std::string_view name, mode_t mode, dev_t rdev,
                            const Ctx& ctx) {
   auto t = m_->writes.ticket();
-  core::OwnChanges own(*m_);
-  own.entry(parent, name);
+  core::OwnChanges own(*m_, parent, name);
   return core::mknod(*m_, parent, name, mode, rdev, ctx);
 }
 
 Result<Entry> Union::mkdir(NodeId parent, std::string_view name, mode_t mode, const Ctx& ctx) {
   auto t = m_->writes.ticket();
-  core::OwnChanges own(*m_);
-  own.entry(parent, name);
+  core::OwnChanges own(*m_, parent, name);
   return core::mkdir(*m_, parent, name, mode, ctx);
 }
 
 Result<Entry> Union::symlink(const std::string& target, NodeId parent, std::string_view name,
                              const Ctx& ctx) {
   auto t = m_->writes.ticket();
-  core::OwnChanges own(*m_);
-  own.entry(parent, name);
+  core::OwnChanges own(*m_, parent, name);
   return core::symlink(*m_, target, parent, name, ctx);
 }
 
@@ -88,15 +85,13 @@ Result<Entry> Union::link(NodeId src, NodeId newparent, std::string_view name, c
 
 Status Union::unlink(NodeId parent, std::string_view name) {
   auto t = m_->writes.ticket();
-  core::OwnChanges own(*m_);
-  own.entry(parent, name);
+  core::OwnChanges own(*m_, parent, name);
   return core::unlink(*m_, parent, name);
 }
 
 Status Union::rmdir(NodeId parent, std::string_view name) {
   auto t = m_->writes.ticket();
-  core::OwnChanges own(*m_);
-  own.entry(parent, name);
+  core::OwnChanges own(*m_, parent, name);
   return core::rmdir(*m_, parent, name);
 }
 
@@ -120,8 +115,7 @@ Result<std::unique_ptr<FileHandle>> Union::open(NodeId id, int flags, const Ctx&
 Result<Union::Created> Union::create(NodeId parent, std::string_view name, mode_t mode, int flags,
                                      const Ctx& ctx) {
   auto t = m_->writes.ticket();
-  core::OwnChanges own(*m_);
-  own.entry(parent, name);
+  core::OwnChanges own(*m_, parent, name);
   return core::create(*m_, parent, name, mode, flags, ctx);
 }
 

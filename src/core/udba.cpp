@@ -178,6 +178,10 @@ thread_local OwnChanges* t_own = nullptr;
 
 OwnChanges::OwnChanges(Mount& m) : m_(m), w_(m.watcher.get()), outer_(t_own) { t_own = this; }
 
+OwnChanges::OwnChanges(Mount& m, NodeId parent, std::string_view name) : OwnChanges(m) {
+  entry(parent, name);
+}
+
 OwnChanges::~OwnChanges() {
   t_own = outer_;
   if (w_) w_->release(keys_);
@@ -215,10 +219,7 @@ OwnChanges& OwnChanges::node(NodeId id, bool whole) {
     if (whole) keys.push_back({id, std::string(BranchWatcher::kAllNames)});
   } else {
     auto nm = m_.tree.naming(*n);
-    if (nm.parent) {
-      keys.push_back({nm.parent->id, std::move(nm.name)});
-      dir_and_above(nm.parent, keys);
-    }
+    return nm.parent ? entry(nm.parent->id, nm.name) : *this;
   }
   hold(std::move(keys));
   return *this;

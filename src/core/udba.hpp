@@ -34,6 +34,8 @@ NodeId cached_child(Mount& m, NodeId dir, const std::string& name);
 class OwnChanges {
  public:
   explicit OwnChanges(Mount& m);
+  // With entry(parent, name).
+  OwnChanges(Mount& m, NodeId parent, std::string_view name);
   ~OwnChanges();
   OwnChanges(const OwnChanges&) = delete;
   OwnChanges& operator=(const OwnChanges&) = delete;
