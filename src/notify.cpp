@@ -121,11 +121,7 @@ void BranchWatcher::release(const std::vector<OwnKey>& keys) {
 
 bool BranchWatcher::own_locked(NodeId id, const std::string& name) const {
   auto d = own_.find(id);
-  if (d == own_.end()) return false;
-  if (d->second.count(std::string(kAllNames))) return true;
-  if (name.starts_with(wh::kDoublePrefix)) return name == wh::kOpaque && d->second.count("");
-  if (wh::is_whiteout_name(name)) return d->second.count(std::string(wh::whiteout_target(name)));
-  return d->second.count(name);
+  return d != own_.end() && (d->second.count(std::string(kAllNames)) || d->second.count(name));
 }
 
 bool BranchWatcher::pump_locked() {
@@ -158,9 +154,12 @@ bool BranchWatcher::pump_locked() {
       }
       if (!id) continue;
       std::string name = ev->len ? std::string(ev->name) : std::string();
-      // The union's temporaries and bookkeeping names (the opaque marker
-      // aside) never reach the kernel: nothing to report.
-      if (name.starts_with(wh::kDoublePrefix) && name != wh::kOpaque) continue;
+      // The union's temporaries and bookkeeping names never reach the
+      // kernel: nothing to report. The opaque marker changes the directory
+      // itself; a whiteout stands for the name it hides.
+      if (name == wh::kOpaque) name.clear();
+      else if (wh::is_meta_name(name)) continue;
+      else if (wh::is_whiteout_name(name)) name = std::string(wh::whiteout_target(name));
       if (!own_.empty() && own_locked(id, name)) {
         own_dropped_++;
         continue;

@@ -25,7 +25,10 @@ namespace aufs {
 
 class BranchWatcher {
  public:
-  // (directory node, entry name) changed; name "" means the directory itself
+  // (directory node, entry name) changed, named as in the union (a
+  // whiteout by the name it hides, the opaque marker as the directory;
+  // the union's own bookkeeping names are never reported); name "" means
+  // the directory itself
   // (or everything, after an event-queue overflow when dir == 0). Flags:
   // kMoved, a directory was moved (in, out or itself), so paths below it
   // changed; kBinding, the name was created, removed or moved (else only
@@ -72,8 +75,8 @@ class BranchWatcher {
   // a branch directory while it changes it: the core keeps its caches and
   // the kernel's right for its own changes (as under udba=none), so they
   // cost no invalidation. A key is (union directory, entry name): "" the
-  // directory itself, kAllNames any entry in it. A whiteout's name counts
-  // as the name it hides, the opaque marker as the directory. hold() reads
+  // directory itself, kAllNames any entry in it; events are matched by
+  // their names as the callback gets them. hold() reads
   // the queue first, so an earlier change made behind the mount is kept.
   struct OwnKey {
     NodeId dir;

@@ -79,15 +79,10 @@ bool start_notify(Mount& m, std::function<void(NodeId, const std::string&)> inva
     return false;
   }
   m.tree.set_watcher(m.watcher.get());
-  m.watcher->start([&m, inval](NodeId dir, uint32_t brid, const std::string& raw, unsigned flags) {
+  // Names come as the union shows them (BranchWatcher maps whiteouts and
+  // the opaque marker, and leaves out the union's bookkeeping names).
+  m.watcher->start([&m, inval](NodeId dir, uint32_t brid, const std::string& name, unsigned flags) {
     QuietMidOperation quiet;
-    // Our own temporary and bookkeeping names never reach the kernel; a
-    // whiteout stands for the name it hides; an opaque marker changes the
-    // directory itself.
-    std::string name = raw;
-    if (raw == wh::kOpaque) name.clear();
-    else if (raw.starts_with(wh::kDoublePrefix)) return;
-    else if (wh::is_whiteout_name(raw)) name = std::string(wh::whiteout_target(raw));
     // Cached parts below a moved directory are at other paths now.
     if (flags & BranchWatcher::kMoved) m.parts.invalidate_all();
     if (!(flags & BranchWatcher::kBinding) && dir != 0) {
