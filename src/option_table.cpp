@@ -174,6 +174,14 @@ std::string passthrough(MountOptions& o, const OptionArg& a) {
   return {};
 }
 
+std::string readdirplus(MountOptions& o, const OptionArg& a) {
+  if (a.val == "auto") o.readdirplus = PlusMode::Auto;
+  else if (a.val == "full") o.readdirplus = PlusMode::Full;
+  else if (a.val == "off") o.readdirplus = PlusMode::Off;
+  else return a.bad("auto, full or off");
+  return {};
+}
+
 std::string uring_depth(MountOptions& o, const OptionArg& a) {
   long long v;
   if (!parse_uint(a.val, 65536, v) || v == 0) return a.bad("1 to 65536");
@@ -289,6 +297,7 @@ const std::vector<OptionDef> kTable = {
     {"threads|max_threads", Arg::Any, "threads=N", threads},
     {"clone_fd", Arg::Ignored, "", set<&M::clone_fd, true>},
     {"passthrough", Arg::Required, "passthrough=none|rw|all", passthrough},
+    {"readdirplus", Arg::Required, "readdirplus=auto|full|off", readdirplus},
     {"io_uring", Arg::Ignored, "io_uring", set<&M::io_uring, true>},
     {"noio_uring", Arg::Ignored, "", set<&M::io_uring, false>},
     {"io_uring_q_depth", Arg::Required, "io_uring_q_depth=N", uring_depth},

@@ -162,6 +162,14 @@ void print_fuse(const Json& f) {
   std::printf("libfuse: %s\n", str(f["libfuse"]).c_str());
   for (auto& [name, v] : f.items()) {
     if (!v.is_object()) continue;
+    if (name == "readdirplus") {  // a choice, not a kernel feature
+      std::printf("readdirplus: mode %s; replies with attributes %s, names only %s; callers "
+                  "switched to attributes %s\n",
+                  str(v["mode"]).c_str(), str(v["replies_with_attributes"]).c_str(),
+                  str(v["replies_names_only"]).c_str(),
+                  str(v["callers_switched_to_attributes"]).c_str());
+      continue;
+    }
     std::string line = name + ": " + (v.value("active", false) ? "active" : "off: " + str(v["why"]));
     if (v.contains("counters")) {
       const Json& c = v["counters"];

@@ -43,6 +43,9 @@ std::string format_perm(const BranchSpec& b);  // "rw", "ro+wh", "rw+nolwh"
 
 enum class Udba { None, Reval, Notify };
 
+// readdirplus replies: auto (attributes for callers that stat what they
+// list, fuse/plus_demand.hpp), full (always), off (plain readdir only).
+enum class PlusMode { Auto, Full, Off };
 enum class PassthroughMode { None, Rw, All };
 
 struct MountOptions {
@@ -87,6 +90,7 @@ struct MountOptions {
   // FUSE passthrough: none; rw: files that no copy-up can move (on a
   // writable branch, or no branch to copy to); all: lower files too.
   PassthroughMode passthrough = PassthroughMode::Rw;
+  PlusMode readdirplus = PlusMode::Auto;
   bool io_uring = false;          // FUSE over io_uring (libfuse >= 3.18)
   unsigned io_uring_q_depth = 0;  // 0: libfuse's default
 

@@ -108,6 +108,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // Locks are left to the kernel (local semantics, as AUFS: locks live on
   // the union file, not on the branches).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_WRITEBACK_CACHE);
+  if (fc->plus.mode() == PlusMode::Off) conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
   fc->features.negotiate(conn);
   // A ring's requests are served one after another by one thread: a write
   // held by a pause would hold the release behind it.
@@ -127,7 +128,10 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   guard(req, "lookup", [&] {
     Ctx c = make_ctx(req, false);
     auto r = fs_of(req).lookup(parent, name, &c);
-    if (r.ok()) return reply_entry(req, r.value());
+    if (r.ok()) {
+      if (!S_ISDIR(r->attr.st_mode)) ctx_of(req).plus.looked_up(fuse_req_ctx(req)->pid);
+      return reply_entry(req, r.value());
+    }
     if (r.err() == ENOENT && ctx_of(req).cfg.negative_timeout > 0) {
       FuseContext& fc = ctx_of(req);
       {

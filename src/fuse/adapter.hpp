@@ -14,6 +14,7 @@
 #include "fuse/features.hpp"
 #include "fuse/inflight.hpp"
 #include "fuse/passthrough.hpp"
+#include "fuse/plus_demand.hpp"
 
 namespace aufs {
 
@@ -53,6 +54,7 @@ struct FuseContext {
   Inflight inflight;   // requests being served, per node
   Features features;        // what libfuse and the kernel granted at INIT
   Passthrough passthrough;  // backing files of open files
+  PlusDemand plus;          // which readdirplus replies carry attributes
 };
 
 // Drops every cached dentry and inode of the mount from the kernel (after a

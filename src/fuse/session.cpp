@@ -154,6 +154,7 @@ int serve(Union& fs, const MountOptions& opts) {
   // the kernel would leave a stat-ing scan one LOOKUP per name.
   fctx.cfg.cache_readdir = opts.rdcache > 0 && opts.udba != Udba::Reval;
   fctx.features.configure(opts);
+  fctx.plus.configure(opts.readdirplus);
   // aufsctl's "fuse" part: the features in use and the passthrough counts.
   struct InfoGuard {
     Union& fs;
@@ -162,6 +163,7 @@ int serve(Union& fs, const MountOptions& opts) {
   fs.set_frontend_info([&fctx] {
     auto j = nlohmann::ordered_json::parse(fctx.features.json());
     j["passthrough"]["counters"] = nlohmann::ordered_json::parse(fctx.passthrough.counters_json());
+    j["readdirplus"] = nlohmann::ordered_json::parse(fctx.plus.json());
     return j.dump();
   });
 

@@ -102,7 +102,7 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
 
   // The text form says the same.
   auto lines = text_lines();
-  ASSERT_EQ(lines.size(), 14u);
+  ASSERT_EQ(lines.size(), 15u);
   EXPECT_EQ(lines[0], "mount point: " + m());
   EXPECT_EQ(lines[1], "br0\tbrid0\t" + p("rw") + "=rw");
   EXPECT_EQ(lines[2], "br1\tbrid1\t" + p("l1") + "=ro+wh");
@@ -116,16 +116,19 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
       << lines[7];
   EXPECT_TRUE(lines[8].starts_with("inotify watches: ")) << lines[8];
   EXPECT_NE(lines[8].find("directory parts: "), std::string::npos) << lines[8];
-  // Then the libfuse release and one line per newer FUSE feature.
+  // Then the libfuse release, one line per newer FUSE feature and the
+  // listings' choice (readdirplus=).
   EXPECT_EQ(lines[9], "libfuse: " + info["fuse"]["libfuse"].get<std::string>());
   std::vector<std::string> names;
-  for (size_t i = 10; i < lines.size(); ++i) {
+  for (size_t i = 10; i + 1 < lines.size(); ++i) {
     names.push_back(lines[i].substr(0, lines[i].find(':')));
     bool active = info["fuse"][names.back()]["active"].get<bool>();
     EXPECT_TRUE(lines[i].starts_with(names.back() + (active ? ": active" : ": off: "))) << lines[i];
   }
   EXPECT_EQ(names, (std::vector<std::string>{"expire_only", "handle_killpriv_v2", "io_uring",
                                              "passthrough"}));
+  EXPECT_TRUE(lines[14].starts_with("readdirplus: mode auto; replies with attributes ")) << lines[14];
+  EXPECT_EQ(info["fuse"]["readdirplus"]["mode"], "auto");
   // `list` is the default command (the counters line may differ: the
   // inode count moves with the kernel's lookups).
   auto r = ctl({m(), "list"});
@@ -148,7 +151,7 @@ TEST_F(Aufsctl, ListingTextAndJsonBeforeAndAfterChanges) {
   EXPECT_EQ(info2["generation"].get<long long>(), info["generation"].get<long long>() + 1);
   EXPECT_EQ(info2["counters"]["branch_changes"].get<long long>(), 1);
   lines = text_lines();
-  ASSERT_EQ(lines.size(), 15u);
+  ASSERT_EQ(lines.size(), 16u);
   EXPECT_EQ(lines[4], "br3\tbrid3\t" + p("extra") + "=ro");
   EXPECT_NE(lines[8].find("branch changes: 1"), std::string::npos) << lines[8];
 

@@ -7,9 +7,11 @@
 #include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <map>
+#include <thread>
 
 #include "tools_support.hpp"
 
@@ -187,6 +189,116 @@ TEST_F(RequestStats, ResetSetsEveryCountToZero) {
   // atime was invalidated by the read; b.txt was not read).
   Counts d = cost([&] { EXPECT_TRUE(lstat_of(m("dir/b.txt")).has_value()); });
   EXPECT_EQ(d, Counts{}) << show(d);
+}
+
+
+// readdirplus=auto: a thread is sent names only until it looks up what it
+// lists; from then on its replies carry attributes.
+class ReaddirplusDemand : public RequestStats {
+ protected:
+  void SetUp() override {
+    RequestStats::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    for (const char* d : {"l1/d1", "l1/d2", "l1/d3"}) {
+      mkdirs(p(d) + "/sub");
+      for (int i = 0; i < 10; ++i) ASSERT_TRUE(write_file(p(d) + "/f" + std::to_string(i), "x"));
+    }
+  }
+
+  struct Listed {
+    std::map<std::string, std::pair<unsigned char, ino_t>> ents;  // name: d_type, d_ino
+  };
+  static Listed listing(const std::string& dir) {
+    Listed l;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+      ADD_FAILURE() << "opendir " << dir << ": " << errname(errno);
+      return l;
+    }
+    while (struct dirent* e = ::readdir(d))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+        l.ents[e->d_name] = {e->d_type, e->d_ino};
+    ::closedir(d);
+    return l;
+  }
+  // fn on a thread of its own: the daemon tells callers apart by thread.
+  static void on_thread(const std::function<void()>& fn) { std::thread(fn).join(); }
+  void stat_all(const std::string& dir, const Listed& l) {
+    for (auto& [name, te] : l.ents) {
+      auto st = lstat_of(dir + "/" + name);
+      ASSERT_TRUE(st.has_value()) << name;
+      EXPECT_EQ(te.second, st->st_ino) << name << ": d_ino is not st_ino";
+      EXPECT_EQ(te.first, S_ISDIR(st->st_mode) ? DT_DIR : DT_REG) << name;
+    }
+  }
+};
+
+TEST_F(ReaddirplusDemand, AListingOnlyCallerGetsNamesAndAStatingCallerAttributes) {
+  read_counts();
+  // A walk that only lists: names only, so nothing is looked up for it and
+  // a later stat (another thread) asks for each name.
+  Listed l1;
+  Counts c = cost([&] { on_thread([&] { l1 = listing(m("d1")); }); });
+  EXPECT_EQ(l1.ents.size(), 11u);
+  EXPECT_EQ(c["lookup"], 1) << "d1 itself only: " << show(c);
+  EXPECT_GE(c["readdirplus"], 1) << show(c);
+  c = cost([&] { stat_all(m("d1"), l1); });
+  EXPECT_EQ(c["lookup"], 11) << "no entry was made by the listing: " << show(c);
+
+  // A thread that stats what it lists: the first listing costs a lookup per
+  // name, then it is sent attributes, and its next listing makes entries.
+  on_thread([&] {
+    Listed l2 = listing(m("d2"));
+    Counts c2 = cost([&] { stat_all(m("d2"), l2); });
+    EXPECT_EQ(c2["lookup"], 11) << show(c2);
+    Listed l3;
+    c2 = cost([&] {
+      l3 = listing(m("d3"));
+      stat_all(m("d3"), l3);
+    });
+    EXPECT_EQ(l3.ents.size(), 11u);
+    EXPECT_EQ(c2["lookup"], 1) << "d3 itself only: its entries came with the listing: " << show(c2);
+  });
+  auto j = ctl_info(m())["fuse"]["readdirplus"];
+  EXPECT_EQ(j.value("mode", ""), "auto") << j.dump();
+  EXPECT_GE(j.value("callers_switched_to_attributes", 0), 1) << j.dump();
+  EXPECT_GE(j.value("replies_names_only", 0), 2) << j.dump();
+  EXPECT_GE(j.value("replies_with_attributes", 0), 1) << j.dump();
+}
+
+class ReaddirplusFull : public ReaddirplusDemand {
+ protected:
+  void SetUp() override {
+    ReaddirplusDemand::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    unmount();
+    ASSERT_TRUE(mount_cached("rw:l1=ro+wh", "udba=none," + opt()));
+  }
+  virtual std::string opt() const { return "readdirplus=full"; }
+};
+
+TEST_F(ReaddirplusFull, EveryListingCarriesAttributes) {
+  read_counts();
+  Listed l1;
+  Counts c = cost([&] { on_thread([&] { l1 = listing(m("d1")); }); });
+  EXPECT_EQ(c["lookup"], 1) << show(c);
+  c = cost([&] { stat_all(m("d1"), l1); });
+  EXPECT_EQ(c["lookup"], 0) << "the listing made every entry: " << show(c);
+  EXPECT_EQ(ctl_info(m())["fuse"]["readdirplus"].value("mode", ""), "full");
+}
+
+class ReaddirplusOff : public ReaddirplusFull {
+  std::string opt() const override { return "readdirplus=off"; }
+};
+
+TEST_F(ReaddirplusOff, ListingsArePlainReaddir) {
+  read_counts();
+  Listed l1;
+  Counts c = cost([&] { on_thread([&] { l1 = listing(m("d1")); }); });
+  EXPECT_EQ(c.count("readdirplus"), 0u) << show(c);
+  EXPECT_GE(c["readdir"], 1) << show(c);
+  c = cost([&] { stat_all(m("d1"), l1); });
+  EXPECT_EQ(c["lookup"], 11) << show(c);
 }
 
 }  // namespace

@@ -76,7 +76,7 @@ TEST(ManPage, EveryDocumentedDaemonOptionIsAccepted) {
       {"br", "/a"}, {"dirs", "/a"}, {"udba", "reval"}, {"create", "tdp"}, {"cpup", "tdp"},
       {"diropq", "w"}, {"xino", "/dev/shm/x"}, {"fsname", "x"}, {"subtype", "x"},
       {"create_policy", "tdp"}, {"copyup", "tdp"}, {"copyup_policy", "tdp"},
-      {"passthrough", "rw"}};
+      {"passthrough", "rw"}, {"readdirplus", "auto"}};
   std::set<std::string> seen;
   for (auto& [w, sub] : opts) {
     bool has_val = w.back() == '=' || w.back() == ':';

@@ -146,6 +146,15 @@ TEST(Options, FusePassThroughAndTuning) {
   EXPECT_TRUE(r.opts.diropq_always);
   EXPECT_TRUE(r.opts.sum);
   EXPECT_EQ(r.opts.xino_path, "/dev/shm/x");
+  EXPECT_EQ(r.opts.readdirplus, PlusMode::Auto);
+  for (auto [v, mode] : {std::pair{"full", PlusMode::Full}, {"off", PlusMode::Off}, {"auto", PlusMode::Auto}}) {
+    auto q = parse({"-o", std::string("br=/a,readdirplus=") + v, "m"});
+    ASSERT_TRUE(q.ok()) << q.error;
+    EXPECT_EQ(q.opts.readdirplus, mode) << v;
+  }
+  auto bad = parse({"-o", "br=/a,readdirplus=yes", "m"});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.error.find("auto, full or off"), std::string::npos) << bad.error;
 }
 
 TEST(Options, SourceArgumentAndMountHelperOptions) {
