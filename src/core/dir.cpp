@@ -126,7 +126,7 @@ Result<Created> make_new(Mount& m, NodeId parent_id, std::string_view name, cons
   if (what.open) {
     NodePtr n = m.tree.node(out.entry.id);
     if (!n) return Errno{ESTALE};
-    out.fh = m.files.open(n, std::move(fd), what.open_flags, wb.id);
+    out.fh = m.files.open(n, std::move(fd), what.open_flags, wb.id, &st);
   }
   return out;
 }

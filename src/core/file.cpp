@@ -70,13 +70,11 @@ Result<std::unique_ptr<FileHandle>> open(Mount& m, NodeId id, int flags) {
   if (!m.opts.dio) f &= ~O_DIRECT;
   auto fd = sys::open_beneath((*bs)[static_cast<size_t>(w->layers[0])].root.get(), w->data_rel, f);
   if (!fd.ok()) return open_orphan(m, *bs, n, flags, absent(fd.err()) ? stale_errno(m, n) : fd.err());
-  {
-    // The node's name may lead to another object by now (renamed or
-    // replaced since the kernel resolved it): never open that one.
-    AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fd->get()));
-    if (!is_node_entry(m, *bs, n, w->layers[0], st)) return open_orphan(m, *bs, n, flags, stale_errno(m, n));
-  }
-  return m.files.open(n, std::move(fd.value()), flags, (*bs)[static_cast<size_t>(w->layers[0])].id);
+  // The node's name may lead to another object by now (renamed or
+  // replaced since the kernel resolved it): never open that one.
+  AUFS_ASSIGN_OR_RETURN(auto st, sys::fstat_fd(fd->get()));
+  if (!is_node_entry(m, *bs, n, w->layers[0], st)) return open_orphan(m, *bs, n, flags, stale_errno(m, n));
+  return m.files.open(n, std::move(fd.value()), flags, (*bs)[static_cast<size_t>(w->layers[0])].id, &st);
 }
 
 Result<SharedFd> io_fd(FileHandle& fh) {

@@ -62,13 +62,14 @@ bool close_is_silent(int fd, dev_t dev) {
 }
 }  // namespace
 
-std::unique_ptr<FileHandle> OpenFiles::open(const NodePtr& n, UniqueFd fd, int flags, uint32_t brid) {
+std::unique_ptr<FileHandle> OpenFiles::open(const NodePtr& n, UniqueFd fd, int flags, uint32_t brid,
+                                            const struct stat* known) {
   auto fh = std::make_unique<FileHandle>();
   fh->node = n;
   fh->fd = std::make_shared<const UniqueFd>(std::move(fd));
   fh->flags = flags;
   fh->brid = brid;
-  auto st = sys::fstat_fd(fh->raw_fd());
+  auto st = known ? Result<struct stat>(*known) : sys::fstat_fd(fh->raw_fd());
   if (writer(flags)) fh->quiet_close = st.ok() && close_is_silent(fh->raw_fd(), st->st_dev);
   {
     std::lock_guard<SmallMutex> g(n->mu);

@@ -21,7 +21,9 @@ class OpenFiles {
  public:
   // A handle for fd (on branch brid), registered on n. Keeps the kernel's
   // page cache (keep_cache) when the file is as the last close left it.
-  std::unique_ptr<FileHandle> open(const NodePtr& n, UniqueFd fd, int flags, uint32_t brid);
+  // st: fd's attributes if the caller has just read them (saves an fstat).
+  std::unique_ptr<FileHandle> open(const NodePtr& n, UniqueFd fd, int flags, uint32_t brid,
+                                   const struct stat* st = nullptr);
   void release(std::unique_ptr<FileHandle> fh);
   // After a copy-up, readers that opened the lower file read the copy from
   // their next call on (AUFS revalidates open files the same way). Caller

@@ -523,6 +523,34 @@ TEST_F(FaultTest, CreateReadsNoInodeNumberAndAsksTheFileSystemOnce) {
   EXPECT_EQ(cat("second"), "2");
 }
 
+// An open reads the opened file's attributes once (the check that it is
+// the node's file gives the page-cache stamp too); a create, none beyond
+// the new entry's own stat.
+TEST_F(FaultTest, AnOpenReadsTheFilesAttributesOnce) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/low", "l");
+  mount();
+  EXPECT_EQ(create("first", "1"), 0);
+  for (const char* name : {"low", "first"}) {
+    NodeId id = walk(name)->id;
+    auto t = calls_of([&] {
+      auto r = fs->open(id, O_RDONLY, Ctx{});
+      ASSERT_TRUE(r.ok()) << r.err();
+      fs->release(std::move(r.value()));
+    });
+    EXPECT_EQ(count_of(t, "fstat"), 1) << name << ": " << ::testing::PrintToString(t);
+  }
+  auto t = calls_of([&] {
+    auto r = fs->create(kRootId, "second", 0644, O_WRONLY, Ctx{});
+    ASSERT_TRUE(r.ok()) << r.err();
+    fs->release(std::move(r->fh));  // a writer's release reads the size it left
+  });
+  // From the creating openat on (before it: the name's lookup).
+  auto made = std::find(t.begin(), t.end(), "openat");
+  ASSERT_NE(made, t.end()) << ::testing::PrintToString(t);
+  EXPECT_EQ(std::count(made, t.end(), "fstat"), 1) << ::testing::PrintToString(t);
+}
+
 // chmod goes by the file's own descriptor: its parent is not opened.
 TEST_F(FaultTest, ChmodOfAWritableBranchFileOpensNoParent) {
   make_branches({"rw", "ro"});
