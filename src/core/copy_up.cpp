@@ -234,10 +234,12 @@ Result<std::string> make_temp_copy(Mount& m, const Branch& sb, const Branch& wb,
     return made(sys::mknod_at(dst.get(), t, fmt | 0600, st.st_rdev));
   }));
   Status s;
+  bool has_data = false;
   if (fmt == S_IFREG) {
     off_t size = st.st_size;
     if (!req.with_data) size = 0;
     else if (req.max_size >= 0 && req.max_size < size) size = req.max_size;
+    has_data = size > 0;
     // O_NOATIME: the copy is the daemon's read, not the user's; a lower
     // branch keeps its access times (where the daemon may ask for that).
     auto in = sys::open_beneath(sb.root.get(), src_rel, O_RDONLY | O_NOFOLLOW | O_NOATIME);
@@ -253,8 +255,10 @@ Result<std::string> make_temp_copy(Mount& m, const Branch& sb, const Branch& wb,
   // Durable before it is published (overlayfs does the same): the rename
   // may reach the disk before delayed-allocation data does, and after a
   // power cut the name would hide the lower file behind a short copy.
-  // Metadata-only steps need no sync: the journal keeps them in order.
-  if (s.ok() && out.valid() && !m.opts.volatile_mode) s = sys::sync_fd(out.get());
+  // Metadata-only steps need no sync: the journal keeps them in order. So
+  // does a copy without data (an empty file, or one an O_TRUNC open
+  // empties anyway).
+  if (s.ok() && has_data && !m.opts.volatile_mode) s = sys::sync_fd(out.get());
   if (!s.ok()) {
     (void)sys::unlink_at(dst.get(), tmp, 0);
     return Errno{s.err()};

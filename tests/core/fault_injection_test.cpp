@@ -551,6 +551,33 @@ TEST_F(FaultTest, AnOpenReadsTheFilesAttributesOnce) {
   EXPECT_EQ(std::count(made, t.end(), "fstat"), 1) << ::testing::PrintToString(t);
 }
 
+// A copy-up syncs the copy's data before publishing it; a copy without
+// data (an empty file, or an open with O_TRUNC) has nothing to sync.
+TEST_F(FaultTest, OnlyACopyWithDataIsSynced) {
+  make_branches({"rw", "ro"});
+  write_file(br(1) + "/full", "data");
+  write_file(br(1) + "/trunc", "data");
+  write_file(br(1) + "/empty", "");
+  mount();
+  NodeId full = walk("full")->id, trunc = walk("trunc")->id, empty = walk("empty")->id;
+  auto t = calls_of([&] { EXPECT_EQ(setattr_mode(full, 0600), 0); });
+  EXPECT_EQ(count_of(t, "fsync"), 1) << ::testing::PrintToString(t);
+  t = calls_of([&] { EXPECT_EQ(setattr_mode(empty, 0600), 0); });
+  EXPECT_EQ(count_of(t, "fsync"), 0) << ::testing::PrintToString(t);
+  t = calls_of([&] {
+    auto r = fs->open(trunc, O_WRONLY | O_TRUNC, Ctx{});
+    ASSERT_TRUE(r.ok()) << r.err();
+    fs->release(std::move(r.value()));
+  });
+  EXPECT_EQ(count_of(t, "fsync"), 0) << ::testing::PrintToString(t);
+  EXPECT_EQ(read_file(br(0) + "/full"), "data");
+  EXPECT_EQ(read_file(br(0) + "/trunc"), "");
+  EXPECT_EQ(read_file(br(1) + "/trunc"), "data");
+  struct stat st;
+  ASSERT_EQ(::stat((br(0) + "/empty").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
 // chmod goes by the file's own descriptor: its parent is not opened.
 TEST_F(FaultTest, ChmodOfAWritableBranchFileOpensNoParent) {
   make_branches({"rw", "ro"});
