@@ -62,8 +62,9 @@ TEST_F(MountTest, FuseFeaturesAreReportedWithReasons) {
     EXPECT_EQ(s.value("why", std::string()).starts_with("library too old"), !built) << v.out;
   }
   // io_uring is off by default.
-  if (suite_options().find("io_uring") == std::string::npos)
+  if (suite_options().find("io_uring") == std::string::npos) {
     EXPECT_FALSE(info["fuse"]["io_uring"].value("active", true));
+  }
   auto human = run({aufsctl_binary(), m()});
   EXPECT_NE(human.out.find("passthrough: "), std::string::npos) << human;
 }
