@@ -109,9 +109,10 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_WRITEBACK_CACHE);
   // Requests are read, not spliced (libfuse turns splicing on because we
   // have write_buf): its pipe must hold libfuse's whole request buffer
-  // (1 MiB and a page), one page more than the default pipe-max-size, so
-  // every receive fell back to read(2) anyway, and libfuse 3.18 made a new
-  // pipe and asked /proc again before each one (7 system calls a request).
+  // (1 MiB and a page), more than the default pipe-max-size lets a pipe
+  // grow to without CAP_SYS_RESOURCE; every receive fell back to read(2)
+  // on our machines, and libfuse 3.18 made a new pipe and asked /proc
+  // again before each one (7 system calls a request).
   conn->want &= ~FUSE_CAP_SPLICE_READ;
   if (fc->plus.mode() == PlusMode::Off) conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
   fc->features.negotiate(conn);
