@@ -67,26 +67,20 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
   // Names only, in readdirplus's format: no lookup reference, so the kernel
   // makes no dentry and a later stat asks (plus_demand.hpp).
   bool names_only = plus && !ctx_of(req).plus.wants_attrs(tid);
-  if (!plus) {
-    for (size_t i = start; i < total; ++i) {
-      struct stat st = dirent_of(i);
-      size_t rem = size - used;
-      size_t n = fuse_add_direntry(req, buf.data() + used, rem, name_of(i), &st, static_cast<off_t>(i + 1));
-      if (n > rem) break;
-      used += n;
-    }
-  } else if (names_only) {
+  if (!plus || names_only) {
     size_t nondirs = 0;
     for (size_t i = start; i < total; ++i) {
       fuse_entry_param p{};
       p.attr = dirent_of(i);
       size_t rem = size - used;
-      size_t n = fuse_add_direntry_plus(req, buf.data() + used, rem, name_of(i), &p, static_cast<off_t>(i + 1));
+      off_t next = static_cast<off_t>(i + 1);
+      size_t n = plus ? fuse_add_direntry_plus(req, buf.data() + used, rem, name_of(i), &p, next)
+                      : fuse_add_direntry(req, buf.data() + used, rem, name_of(i), &p.attr, next);
       if (n > rem) break;
       used += n;
       if (!S_ISDIR(p.attr.st_mode)) ++nondirs;
     }
-    ctx_of(req).plus.sent_names(tid, nondirs);
+    if (plus) ctx_of(req).plus.sent_names(tid, nondirs);
   } else {
     // The entries that fit first (a NULL buffer gives an entry's size), then
     // their lookups in one batch, so each reply opens the directory once per

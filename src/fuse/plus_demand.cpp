@@ -29,13 +29,6 @@ PlusDemand::Caller& PlusDemand::slot(pid_t tid) {
   return *old;
 }
 
-void PlusDemand::set_attrs(Caller& c, bool attrs) {
-  if (c.attrs == attrs) return;
-  c.attrs = attrs;
-  if (attrs) probing_.fetch_sub(1, std::memory_order_relaxed);
-  else probing_.fetch_add(1, std::memory_order_relaxed);
-}
-
 bool PlusDemand::wants_attrs(pid_t tid) {
   bool attrs = true;
   if (mode_ == PlusMode::Auto && tid != 0) {
@@ -62,7 +55,8 @@ void PlusDemand::note_lookup(pid_t tid) {
   c->used = ++tick_;
   c->looked++;
   if (c->looked >= std::min(kSwitchAfter, std::max<uint32_t>(1, c->sent))) {
-    set_attrs(*c, true);
+    c->attrs = true;  // for good: attributes are never taken back
+    probing_.fetch_sub(1, std::memory_order_relaxed);
     switched_.fetch_add(1, std::memory_order_relaxed);
   }
 }

@@ -54,7 +54,6 @@ class PlusDemand {
   Caller* find(pid_t tid);
   Caller& slot(pid_t tid);  // found, or the least recently used one taken over
   void note_lookup(pid_t tid);
-  void set_attrs(Caller& c, bool attrs);
 
   PlusMode mode_ = PlusMode::Auto;
   mutable std::mutex mu_;
