@@ -29,6 +29,24 @@ void raise_fd_limit() {
   }
 }
 
+// Grows the descriptor table now, while the daemon has one thread. A
+// process with several threads that outgrows its table (at 256, 512, ...
+// descriptors) waits for an RCU grace period: 10-20 ms measured here, on
+// every mount with 127 branches under udba=notify (two descriptors each)
+// and at each doubling during the first cold walk. The table never
+// shrinks; 8192 slots are 64 KiB of kernel memory.
+void presize_fd_table(size_t branches) {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t want = 8192 + 4 * static_cast<rlim_t>(branches);
+  if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur) want = rl.rlim_cur;
+  int fd = ::open("/", O_PATH | O_CLOEXEC);
+  if (fd < 0) return;
+  int high = ::fcntl(fd, F_DUPFD_CLOEXEC, static_cast<int>(want - 1));
+  if (high >= 0) ::close(high);
+  ::close(fd);
+}
+
 int fail(const std::string& msg) {
   std::fprintf(stderr, "aufs-fuse: %s\n", msg.c_str());
   return 1;
@@ -63,6 +81,7 @@ int main(int argc, char** argv) {
 
   ::umask(0);  // the kernel applied the caller's umask already
   raise_fd_limit();
+  presize_fd_table(opts.branches.size());
   std::string why;
   // Nothing is written to the branches before FUSE mounts (serve()).
   auto u = aufs::Union::mount(opts, &why, false);
