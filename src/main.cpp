@@ -31,9 +31,9 @@ void raise_fd_limit() {
 
 // Grows the descriptor table now, while the daemon has one thread. A
 // process with several threads that outgrows its table (at 256, 512, ...
-// descriptors) waits for an RCU grace period: 10-20 ms measured here, on
-// every mount with 127 branches under udba=notify (two descriptors each)
-// and at each doubling during the first cold walk. The table never
+// descriptors) waits for an RCU grace period: 10-20 ms measured here, in
+// about half of the mounts with 127 branches under udba=notify (two
+// descriptors each), and again at each doubling during a first cold walk. The table never
 // shrinks; 8192 slots are 64 KiB of kernel memory.
 void presize_fd_table(size_t branches) {
   struct rlimit rl;
