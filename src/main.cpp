@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -16,6 +18,7 @@
 #include "aufs_fuse/options.hpp"
 #include "aufs_fuse/union_fs.hpp"
 #include "aufs_fuse/version.hpp"
+#include "core/util.hpp"
 #include "fuse/adapter.hpp"
 #include "fuse/session.hpp"
 
@@ -33,13 +36,11 @@ void raise_fd_limit() {
 // process with several threads that outgrows its table (at 256, 512, ...
 // descriptors) waits for an RCU grace period: 10-20 ms measured here, in
 // about half of the mounts with 127 branches under udba=notify (two
-// descriptors each), and again at each doubling during a first cold walk. The table never
-// shrinks; 8192 slots are 64 KiB of kernel memory.
+// descriptors each), and again at each doubling during a first cold walk.
+// The table never shrinks; 8192 slots are 64 KiB of kernel memory.
 void presize_fd_table(size_t branches) {
-  struct rlimit rl;
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-  rlim_t want = 8192 + 4 * static_cast<rlim_t>(branches);
-  if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur) want = rl.rlim_cur;
+  long want = std::min(8192 + 4 * static_cast<long>(branches), aufs::core::fd_limit(LONG_MAX));
+  if (want < 1) return;
   int fd = ::open("/", O_PATH | O_CLOEXEC);
   if (fd < 0) return;
   int high = ::fcntl(fd, F_DUPFD_CLOEXEC, static_cast<int>(want - 1));
